@@ -1,0 +1,106 @@
+"""Input conversion, validation and CSR grouping shared by every op wrapper.
+
+Every public op accepts torch tensors, numpy arrays or any object with
+``__dlpack__`` (JAX, CuPy, ...). Conversion goes through DLPack, so no copy is
+made where the producer's device allows it. Results are always torch tensors.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+import torch
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def as_tensor(x: Any, name: str) -> torch.Tensor:
+    """Returns ``x`` as a torch tensor without copying where possible."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x) if not x.flags.writeable else x)
+    if hasattr(x, "__dlpack__"):
+        return torch.from_dlpack(x)
+    if isinstance(x, (list, tuple)):
+        return torch.as_tensor(x)
+    raise TypeError(
+        f"{name}: expected a torch tensor, a numpy array or an object with __dlpack__, "
+        f"got {type(x).__name__}"
+    )
+
+
+def check_float_matrix(x: torch.Tensor, name: str, rows: Optional[int] = None) -> None:
+    if x.dim() != 2:
+        raise ValueError(f"{name}: expected a 2-D (N, D) array, got shape {tuple(x.shape)}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a floating dtype (float16/bfloat16/float32/float64), got {x.dtype}")
+    if rows is not None and x.shape[0] != rows:
+        raise ValueError(f"{name}: expected {rows} rows, got shape {tuple(x.shape)}")
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raises naming the first non-finite entry of ``x`` (NaN or inf)."""
+    if x.is_floating_point() and x.numel():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0])
+            value = x[where].item()
+            raise ValueError(f"{name} contains a non-finite value ({value}) at index {where}")
+
+
+def check_same_device(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    if a.device != b.device:
+        raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}; put them on one device")
+
+
+def check_labels(labels: torch.Tensor, n: int, name: str = "labels", num_classes: Optional[int] = None) -> int:
+    """Validates integer group labels of length ``n``; returns the number of groups."""
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n},), got {tuple(labels.shape)}")
+    if labels.dtype not in _INT_DTYPES:
+        raise TypeError(f"{name}: expected an integer dtype, got {labels.dtype}")
+    if n == 0:
+        return int(num_classes or 0)
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0:
+        raise ValueError(f"{name}: values must be >= 0, found {lo}")
+    if num_classes is None:
+        return hi + 1
+    if hi >= num_classes:
+        raise ValueError(f"{name}: value {hi} out of range for num_classes={num_classes}")
+    return int(num_classes)
+
+
+class Segments(NamedTuple):
+    """Rows sorted by group, CSR style: group ``g`` owns ``order[indptr[g]:indptr[g+1]]``.
+
+    The sort is stable, so inside a group rows keep their original order and "the
+    smaller position" means "the smaller original index" for every tie rule.
+    """
+
+    order: torch.Tensor   # (N,) int64: sorted position -> original index
+    indptr: torch.Tensor  # (G+1,) int64, on the CPU
+    sizes: torch.Tensor   # (G,) int64, on the CPU
+
+    @property
+    def num_groups(self) -> int:
+        return self.sizes.numel()
+
+
+def segments_from_groups(groups: Optional[Any], n: int, device: torch.device,
+                         num_groups: Optional[int] = None) -> Segments:
+    """Sorts rows by group once; kernels only ever see ``indptr``."""
+    if groups is None:
+        order = torch.arange(n, device=device)
+        sizes = torch.tensor([n], dtype=torch.int64)
+    else:
+        labels = as_tensor(groups, "groups")
+        num_groups = check_labels(labels, n, "groups", num_groups)
+        labels = labels.to(device=device, dtype=torch.int64)
+        order = torch.sort(labels, stable=True).indices
+        sizes = torch.bincount(labels, minlength=num_groups).cpu()
+    indptr = torch.zeros(sizes.numel() + 1, dtype=torch.int64)
+    torch.cumsum(sizes, 0, out=indptr[1:])
+    return Segments(order, indptr, sizes)

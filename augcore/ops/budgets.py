@@ -1,0 +1,108 @@
+"""Splitting a selection budget over groups (classes).
+
+Three rules:
+
+* ``"proportional"`` (default): budget_g = B * n_g / N, rounded by largest
+  remainder so the total is exactly B. Ties in the remainder go to the smaller
+  group id.
+* ``"equal"``: the same share for every non-empty group, exact total B; a group
+  smaller than its share gives all of itself and the surplus is shared among the
+  others (water filling). Leftover units go to the largest groups (ties: smaller id).
+* ``"equal_ceil"``: the released reference code's ``equal_num`` rule, ceil(B / G)
+  per group capped at the group's size. Its total can exceed B; use it only to
+  reproduce published numbers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import torch
+
+SPLITS = ("proportional", "equal", "equal_ceil")
+
+
+def _check_total(budget: int, total: int) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, (int,)) and not (
+        isinstance(budget, torch.Tensor) and budget.numel() == 1 and not budget.is_floating_point()
+    ):
+        raise TypeError(f"budget must be an integer number of examples, got {budget!r}")
+    budget = int(budget)
+    if budget < 0 or budget > total:
+        raise ValueError(f"budget {budget} out of range [0, {total}] (the number of examples)")
+    return budget
+
+
+def split_budget(sizes: Union[torch.Tensor, Sequence[int]], budget: Union[int, torch.Tensor, Sequence[int]],
+                 split: str = "proportional") -> torch.Tensor:
+    """Per-group budgets (int64, CPU) for groups of the given sizes.
+
+    ``budget`` is either a total (int) split by ``split``, or per-group budgets,
+    which are validated (0 <= b_g <= n_g) and returned as given.
+    """
+    sizes_list = [int(s) for s in (sizes.tolist() if isinstance(sizes, torch.Tensor) else sizes)]
+    if any(s < 0 for s in sizes_list):
+        raise ValueError("group sizes must be non-negative")
+    total = sum(sizes_list)
+    if isinstance(budget, (list, tuple)) or (isinstance(budget, torch.Tensor) and budget.dim() == 1):
+        per_group = [int(b) for b in (budget.tolist() if isinstance(budget, torch.Tensor) else budget)]
+        if len(per_group) != len(sizes_list):
+            raise ValueError(f"per-group budget has {len(per_group)} entries for {len(sizes_list)} groups")
+        for g, (b, n) in enumerate(zip(per_group, sizes_list)):
+            if b < 0 or b > n:
+                raise ValueError(f"budget {b} of group {g} out of range [0, {n}] (the group's size)")
+        return torch.tensor(per_group, dtype=torch.int64)
+    budget = _check_total(budget, total)
+    if split not in SPLITS:
+        raise ValueError(f"budget_split must be one of {SPLITS}, got {split!r}")
+    G = len(sizes_list)
+    if split == "proportional":
+        # integer arithmetic: floors and remainders of B * n_g / N are exact
+        out = [budget * n // total if total else 0 for n in sizes_list]
+        remainder = [budget * n - f * total for n, f in zip(sizes_list, out)]
+        for g in sorted(range(G), key=lambda g: (-remainder[g], g))[: budget - sum(out)]:
+            out[g] += 1
+    elif split == "equal":
+        out = [0] * G
+        active = [g for g in range(G) if sizes_list[g] > 0]
+        remaining = budget
+        while active:
+            small = [g for g in active if sizes_list[g] * len(active) <= remaining]
+            if not small:
+                break
+            for g in small:
+                out[g] = sizes_list[g]
+                remaining -= sizes_list[g]
+            active = [g for g in active if g not in small]
+        if active:
+            share = remaining // len(active)
+            for g in active:
+                out[g] = share
+            extra = remaining - share * len(active)
+            for g in sorted(active, key=lambda g: (-sizes_list[g], g))[:extra]:
+                out[g] += 1
+    else:  # equal_ceil
+        share = math.ceil(budget / G) if G else 0
+        out = [min(n, share) for n in sizes_list]
+    return torch.tensor(out, dtype=torch.int64)
+
+
+def normalize_weights(gamma: torch.Tensor, how: str = "normalized") -> torch.Tensor:
+    """Turns medoid counts gamma into training weights.
+
+    * ``"raw"``: gamma itself (float32).
+    * ``"normalized"`` (the reference code): zero counts set to 1, then scaled over
+      the whole selection to mean 1: w = gamma / sum(gamma) * |S|.
+    * ``"unit"``: all ones.
+    """
+    gamma = gamma.to(torch.float32)
+    if how == "raw":
+        return gamma
+    if how == "unit":
+        return torch.ones_like(gamma)
+    if how == "normalized":
+        if gamma.numel() == 0:
+            return gamma
+        g = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
+        return g / g.sum() * g.numel()
+    raise ValueError(f"weights must be 'raw', 'normalized' or 'unit', got {how!r}")

@@ -1,0 +1,49 @@
+"""Per-example gradient proxies: the gradient of the loss w.r.t. the logits."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import torch
+
+from augcore._build import check_device_supported, compiled_ops
+from augcore.ops._common import as_tensor, check_finite, check_float_matrix, check_labels, check_same_device
+
+LOSSES = {"ce": 0, "mse": 1}
+
+
+class Proxies(NamedTuple):
+    errors: torch.Tensor                      # (N, C) float32: softmax(z) - onehot(y) ("ce") or z - onehot(y) ("mse")
+    loss: torch.Tensor                        # (N,) float32: cross-entropy, or 0.5 * |z - onehot(y)|^2
+    error_sqnorm: torch.Tensor                # (N,) float32: |e_i|^2
+    embedding_sqnorm: Optional[torch.Tensor]  # (N,) float32: |h_i|^2, when embeddings were given
+
+
+def grad_proxies(logits: Any, labels: Any, embeddings: Any = None, loss: str = "ce") -> Proxies:
+    """One pass over the logits: error vectors, per-example losses and the norms the
+    distance kernels need.
+
+    ``logits`` (N, C) float16/bfloat16/float32/float64, ``labels`` (N,) integers in
+    [0, C), ``embeddings`` (N, H) optional. Arithmetic is float32 (float64 for
+    float64 inputs); outputs are float32. The proxy e_i is the reference code's
+    default gradient proxy; with embeddings, e_i (x) h_i is the exact last-layer
+    weight gradient (see ``pairwise_distances`` / ``facility_location``).
+    """
+    logits = as_tensor(logits, "logits")
+    labels = as_tensor(labels, "labels")
+    check_float_matrix(logits, "logits")
+    check_device_supported(logits, "logits")
+    check_same_device("logits", logits, "labels", labels)
+    n, c = logits.shape
+    check_labels(labels, n, "labels", num_classes=c)
+    check_finite(logits, "logits")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    if embeddings is not None:
+        embeddings = as_tensor(embeddings, "embeddings")
+        check_float_matrix(embeddings, "embeddings", rows=n)
+        check_same_device("logits", logits, "embeddings", embeddings)
+        check_finite(embeddings, "embeddings")
+        embeddings = embeddings.contiguous()
+    errors, per_example, e_sq, h_sq = compiled_ops().grad_proxies(
+        logits.contiguous(), labels.to(torch.int64).contiguous(), embeddings, LOSSES[loss])
+    return Proxies(errors, per_example, e_sq, h_sq if embeddings is not None else None)
