@@ -1,0 +1,22 @@
+"""Selectors: one inference pass over the training set in, a ``Selection`` out.
+
+``collect_stats`` runs the pass; ``CoresetSelector``, ``RandomSelector``,
+``MaxLossSelector``, ``SlowLearnableSelector``, ``MisclassifiedSelector`` and
+``HighLossSelector`` turn its ``InferenceStats`` into a ``Selection``;
+``SelectionHistory`` keeps the bookkeeping across re-selections. See
+docs/selection.md.
+"""
+from augcore.selection._common import budget_from_fraction, derive_seed
+from augcore.selection.base import InferenceStats, Selection, Selector
+from augcore.selection.baselines import HighLossSelector, MaxLossSelector, MisclassifiedSelector, RandomSelector
+from augcore.selection.coreset import CoresetSelector
+from augcore.selection.factory import SELECTORS, build_selector
+from augcore.selection.history import SelectionHistory
+from augcore.selection.inference import base_indices, collect_stats
+from augcore.selection.kmeans import KMeansResult, batched_kmeans
+from augcore.selection.slow_learnable import SlowLearnableSelector
+
+__all__ = ["CoresetSelector", "HighLossSelector", "InferenceStats", "KMeansResult", "MaxLossSelector",
+           "MisclassifiedSelector", "RandomSelector", "SELECTORS", "Selection", "SelectionHistory", "Selector",
+           "SlowLearnableSelector", "base_indices", "batched_kmeans", "budget_from_fraction", "build_selector",
+           "collect_stats", "derive_seed"]

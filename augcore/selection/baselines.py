@@ -1,0 +1,115 @@
+"""The baselines: random, max-loss (coresets paper); misclassified, high-loss (targeted
+synthetic augmentation paper). All give unit weights, as the released code does."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from augcore.ops.budgets import split_budget
+from augcore.selection._common import (budget_from_fraction, check_fraction, cpu_generator, require_nonempty_classes,
+                                       top_per_class, unit_selection, validate_stats)
+from augcore.selection.base import InferenceStats, Selection
+
+
+class RandomSelector:
+    """Uniformly random subset of ``round(fraction * N)`` examples, unit weights.
+
+    The released coresets code draws uniformly over all N (the default);
+    ``stratified=True`` draws the same fraction from every class (proportional
+    split with exact total, see ``augcore.split_budget``). Draws depend on
+    (seed, epoch) and are made on the CPU, so every device gives the same subset.
+    Indices come back in ascending order.
+    """
+
+    method = "random"
+
+    def __init__(self, fraction: float, *, stratified: bool = False):
+        self.fraction = check_fraction(fraction)
+        self.stratified = bool(stratified)
+
+    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+        t0 = time.perf_counter()
+        validate_stats(stats)
+        n = len(stats)
+        budget = budget_from_fraction(self.fraction, n)
+        keys = torch.rand(n, generator=cpu_generator(seed, epoch, self.method), dtype=torch.float64)
+        if self.stratified:
+            sizes = require_nonempty_classes(stats, "RandomSelector(stratified=True)")
+            budgets = split_budget(sizes, budget, "proportional")
+            rows = top_per_class(keys, stats.labels.to(torch.int64).cpu(), budgets)
+        else:
+            rows = torch.sort(keys, descending=True, stable=True).indices[:budget]
+        rows = torch.sort(rows).values
+        return unit_selection(stats, rows.to(stats.labels.device), self.method, epoch=epoch,
+                              timings={"total": time.perf_counter() - t0},
+                              info={"requested_fraction": self.fraction, "budget": budget,
+                                    "stratified": self.stratified})
+
+
+class MaxLossSelector:
+    """Global top-``round(fraction * N)`` by loss (not per class), unit weights.
+
+    The Kuchnik & Smith baseline as released with the coresets code; the trainer
+    re-selects it at every step (its ``select`` is cheap: one sort). Ties go to the
+    smaller row; indices come back in descending order of loss.
+    """
+
+    method = "max_loss"
+
+    def __init__(self, fraction: float):
+        self.fraction = check_fraction(fraction)
+
+    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+        t0 = time.perf_counter()
+        validate_stats(stats)
+        budget = budget_from_fraction(self.fraction, len(stats))
+        rows = torch.sort(stats.losses, descending=True, stable=True).indices[:budget]
+        return unit_selection(stats, rows, self.method, epoch=epoch, timings={"total": time.perf_counter() - t0},
+                              info={"requested_fraction": self.fraction, "budget": budget})
+
+
+class HighLossSelector:
+    """Per class, the ``fraction`` of its examples with the highest loss, unit weights.
+
+    The "high loss" ablation of the targeted synthetic augmentation paper: the
+    same per-class view as the slow-learnable selector, without clustering.
+    Budgets per class are proportional to class size with an exact total of
+    ``round(fraction * N)``. Unlike ``MaxLossSelector`` (global), every class
+    contributes. Ties go to the smaller row; indices grouped by class, loss
+    descending inside each class.
+    """
+
+    method = "high_loss"
+
+    def __init__(self, fraction: float):
+        self.fraction = check_fraction(fraction)
+
+    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+        t0 = time.perf_counter()
+        validate_stats(stats)
+        sizes = require_nonempty_classes(stats, "HighLossSelector")
+        budget = budget_from_fraction(self.fraction, len(stats))
+        budgets = split_budget(sizes, budget, "proportional")
+        rows = top_per_class(stats.losses, stats.labels.to(torch.int64), budgets)
+        return unit_selection(stats, rows, self.method, epoch=epoch, budgets=budgets,
+                              timings={"total": time.perf_counter() - t0},
+                              info={"requested_fraction": self.fraction, "budget": budget})
+
+
+class MisclassifiedSelector:
+    """Every example the model currently misclassifies (argmax of the logits, first
+    maximum on ties, differs from the label), unit weights.
+
+    The "misclassified" ablation of the targeted synthetic augmentation paper; its
+    size is an outcome, reported as ``info["fraction"]``. Indices ascending.
+    """
+
+    method = "misclassified"
+
+    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+        t0 = time.perf_counter()
+        validate_stats(stats)
+        wrong = stats.logits.argmax(1) != stats.labels
+        rows = wrong.nonzero().flatten()
+        return unit_selection(stats, rows, self.method, epoch=epoch, timings={"total": time.perf_counter() - t0})

@@ -1,0 +1,38 @@
+"""Selectors by name, for YAML configs."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, Type
+
+from augcore.selection.baselines import HighLossSelector, MaxLossSelector, MisclassifiedSelector, RandomSelector
+from augcore.selection.base import Selector
+from augcore.selection.coreset import CoresetSelector
+from augcore.selection.slow_learnable import SlowLearnableSelector
+
+SELECTORS: Dict[str, Type] = {
+    "coreset": CoresetSelector,
+    "random": RandomSelector,
+    "max_loss": MaxLossSelector,
+    "slow_learnable": SlowLearnableSelector,
+    "misclassified": MisclassifiedSelector,
+    "high_loss": HighLossSelector,
+}
+
+
+def build_selector(name: str, **kwargs: Any) -> Selector:
+    """``build_selector("coreset", fraction=0.3, method="lazy")``; names are the keys of
+    ``SELECTORS``. "none" (no selection) is the trainer's business, not a selector."""
+    if name not in SELECTORS:
+        hint = " ('none' means no selection and is handled by the trainer)" if name == "none" else ""
+        raise ValueError(f"unknown selector {name!r}{hint}; choose one of {sorted(SELECTORS)}")
+    cls = SELECTORS[name]
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [p for p in params if p != "self"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"selector {name!r} got unknown option(s) {unknown}; it accepts {accepted}")
+    missing = [p for p, spec in params.items()
+               if p != "self" and spec.default is inspect.Parameter.empty and p not in kwargs]
+    if missing:
+        raise TypeError(f"selector {name!r} needs option(s) {missing}")
+    return cls(**kwargs)

@@ -1,0 +1,78 @@
+"""Slow-learnable examples (targeted synthetic augmentation, Nguyen et al.): per class,
+2-means on the model outputs; the cluster with the higher mean loss is selected."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from augcore.selection._common import cpu_generator, require_nonempty_classes, unit_selection, validate_stats
+from augcore.selection.base import InferenceStats, Selection
+from augcore.selection.kmeans import batched_kmeans
+
+FEATURES = ("probs", "logits", "embeddings")
+
+
+class SlowLearnableSelector:
+    """Per class, split the examples in two by 2-means and select the whole cluster
+    with the higher mean loss (the "slow-learnable" part, about 30% of CIFAR-10 at the
+    separating epoch). The selected fraction is an outcome, reported as
+    ``info["fraction"]`` (and per class as ``info["class_fractions"]``).
+
+    ``features``: "probs" (softmax of the logits, default: the paper clusters the
+    model's output probabilities), "logits", or "embeddings" (penultimate layer).
+    All classes are clustered at once (``batched_kmeans``) with k-means++
+    initialisation and ``restarts`` restarts, in float64. A class whose outputs do
+    not split (one cluster empty: all its points coincide) contributes nothing; such
+    classes are listed in ``info["unsplit_classes"]``. Unit weights; indices ascending.
+    """
+
+    method = "slow_learnable"
+
+    def __init__(self, *, features: str = "probs", restarts: int = 10, max_iter: int = 300):
+        if features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+            raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        self.features = features
+        self.restarts = restarts
+        self.max_iter = max_iter
+
+    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+        t0 = time.perf_counter()
+        validate_stats(stats, need_embeddings=self.features == "embeddings")
+        sizes = require_nonempty_classes(stats, "SlowLearnableSelector")
+        labels = stats.labels.to(torch.int64)
+        if self.features == "probs":
+            x = torch.softmax(stats.logits.to(torch.float64), 1)
+        elif self.features == "logits":
+            x = stats.logits
+        else:
+            x = stats.embeddings
+        c = stats.num_classes
+        km = batched_kmeans(x, labels, k=2, num_groups=c, restarts=self.restarts, max_iter=self.max_iter,
+                            generator=cpu_generator(seed, epoch, self.method))
+        t1 = time.perf_counter()
+
+        # mean loss of each (class, cluster), float64; empty clusters never win
+        slot = labels * 2 + km.labels
+        loss_sum = torch.zeros(2 * c, dtype=torch.float64, device=labels.device)
+        loss_sum.index_add_(0, slot, stats.losses.to(torch.float64))
+        counts = km.counts.reshape(-1).to(labels.device)
+        mean_loss = (loss_sum / counts.clamp_min(1)).view(c, 2)
+        slow = mean_loss.argmax(1)
+        split = (km.counts > 0).all(1).to(labels.device)
+        chosen = (km.labels == slow[labels]) & split[labels]
+        rows = chosen.nonzero().flatten()
+        budgets = torch.bincount(labels[rows].cpu(), minlength=c)
+        return unit_selection(
+            stats, rows, self.method, epoch=epoch, budgets=budgets,
+            timings={"kmeans": t1 - t0, "total": time.perf_counter() - t0},
+            info={"features": self.features,
+                  "class_fractions": (budgets.to(torch.float64) / sizes).tolist(),
+                  "cluster_mean_loss": mean_loss.cpu().tolist(),
+                  "inertia": km.inertia.cpu().tolist(),
+                  "iterations": km.iterations.cpu().tolist(),
+                  "unsplit_classes": (~split).nonzero().flatten().cpu().tolist()})
