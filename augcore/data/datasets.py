@@ -407,8 +407,13 @@ def _read_class_names(root: str, folder_names: Sequence[str]) -> List[str]:
                 parts = line.rstrip("\n").split("\t")
                 if len(parts) >= 2:
                     words[parts[0]] = parts[1].split(",")[0].strip()
-    # Caltech-256 folders read "001.ak47"; the readable name follows the numeric prefix
-    return [words.get(f, re.sub(r"^\d+\.", "", f).replace("-101", "").replace("_", " ")) for f in folder_names]
+    return [words.get(f, _readable_folder_name(f)) for f in folder_names]
+
+
+def _readable_folder_name(folder: str) -> str:
+    """Caltech-256's "002.american-flag" / "253.faces-easy-101" read "american flag" / "faces easy"."""
+    name = re.sub(r"-101$", "", re.sub(r"^\d+\.", "", folder))
+    return re.sub(r"[-_]+", " ", name).strip() or folder
 
 
 def _class_folders(folder: str) -> List[str]:
