@@ -1,0 +1,124 @@
+"""Per-epoch logs (CSV and JSON lines, rewritten atomically) and matplotlib plots."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import torch
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
+    columns: List[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    return columns
+
+
+def write_rows(rows: Sequence[Dict[str, Any]], csv_path: Optional[str] = None,
+               jsonl_path: Optional[str] = None) -> None:
+    """Writes all rows to CSV and/or JSON lines. The whole file is rewritten from the
+    rows held in memory (and in the checkpoint), so a resumed run never duplicates
+    or loses an epoch."""
+    if csv_path:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=_columns(rows), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(csv_path, buffer.getvalue())
+    if jsonl_path:
+        atomic_write_text(jsonl_path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+@torch.no_grad()
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Iterable[int]) -> List[int]:
+    """How many rows have their label among the top-k logits, for each k (k capped at C)."""
+    max_k = min(max(ks), logits.shape[1])
+    top = logits.topk(max_k, dim=1).indices
+    hits = top == labels.unsqueeze(1)
+    return [int(hits[:, :min(k, max_k)].any(dim=1).sum()) for k in ks]
+
+
+def summarize_weights(weights: torch.Tensor) -> Dict[str, float]:
+    if weights.numel() == 0:
+        return {"weight_min": math.nan, "weight_mean": math.nan, "weight_max": math.nan}
+    w = weights.double()
+    return {"weight_min": float(w.min()), "weight_mean": float(w.mean()), "weight_max": float(w.max())}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only; works without a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_training_curves(rows: Sequence[Dict[str, Any]], path: str, title: str = "",
+                         refine_start: Optional[int] = None, selection_epochs: Sequence[int] = ()) -> None:
+    """Test top-1 and train accuracy against epoch; dotted lines mark re-selections,
+    a dashed line the start of refinement."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["test_top1"] for r in rows], label="test top-1")
+    ax.plot(epochs, [r["train_acc"] for r in rows], label="train accuracy", alpha=0.7)
+    for e in selection_epochs:
+        ax.axvline(e, color="grey", linestyle=":", linewidth=0.8)
+    if refine_start is not None:
+        ax.axvline(refine_start, color="black", linestyle="--", label="refinement")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_fraction(points: Dict[str, List[tuple]], path: str, title: str = "") -> None:
+    """``points``: method -> [(fraction augmented, mean accuracy, std)]; one errorbar series each."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, series in points.items():
+        series = sorted(series)
+        ax.errorbar([p[0] * 100 for p in series], [p[1] for p in series], yerr=[p[2] for p in series],
+                    marker="o", capsize=3, label=method)
+    ax.set_xlabel("examples augmented per epoch (% of training set)")
+    ax.set_ylabel("test top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _save_figure(fig, path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

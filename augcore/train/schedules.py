@@ -1,0 +1,127 @@
+"""Learning-rate schedules with linear warm-up, and the refinement phase's plan.
+
+The LR is a pure function of (epoch, iteration within the epoch), so a resumed run
+needs only its epoch to continue exactly. Step (multistep) decays apply at epoch
+boundaries (like ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch, as the
+coreset paper's released code and the He et al. setups do); cosine and warm-up are
+updated every iteration.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+SCHEDULES = ("multistep", "cosine", "constant")
+REFINEMENT_MODES = ("extra", "last")
+
+
+class LRSchedule:
+    """``lr(epoch, step, steps_in_epoch)`` for a run whose schedule spans ``epochs``.
+
+    * multistep: ``base_lr * gamma ** (number of milestones <= epoch)``; milestones
+      are epochs (default: 50% and 75% of ``epochs``).
+    * cosine: ``min_lr + (base_lr - min_lr) * (1 + cos(pi * t)) / 2``, t the fraction
+      of post-warm-up training done (per iteration).
+    * constant: ``base_lr``.
+
+    Warm-up ramps linearly over ``warmup_epochs`` (may be fractional), per
+    iteration: the i-th iteration of warm-up uses ``base_lr * (progress after it) /
+    warmup_epochs``, so the first LR is small but not zero. Progress is measured in
+    epochs, so epochs of different lengths (a selection that changes size) are fine.
+    """
+
+    def __init__(self, name: str, base_lr: float, epochs: int, *, warmup_epochs: float = 0.0,
+                 milestones: Optional[Sequence[int]] = None, gamma: float = 0.1, min_lr: float = 0.0):
+        if name not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
+        if epochs < 1:
+            raise ValueError(f"schedule needs epochs >= 1, got {epochs}")
+        if base_lr <= 0:
+            raise ValueError(f"base learning rate must be positive, got {base_lr}")
+        if not 0.0 <= warmup_epochs < epochs:
+            raise ValueError(f"warmup_epochs must lie in [0, epochs={epochs}), got {warmup_epochs}")
+        if milestones is None or len(milestones) == 0:
+            milestones = [m for m in (int(0.5 * epochs), int(0.75 * epochs)) if m > 0]
+        if any(not (0 < m < epochs) for m in milestones) or list(milestones) != sorted(milestones):
+            raise ValueError(f"milestones must be increasing epochs in (0, {epochs}), got {list(milestones)}")
+        self.name, self.base_lr, self.epochs = name, float(base_lr), int(epochs)
+        self.warmup_epochs = float(warmup_epochs)
+        self.milestones = [int(m) for m in milestones]
+        self.gamma, self.min_lr = float(gamma), float(min_lr)
+
+    def lr(self, epoch: int, step: int = 0, steps_in_epoch: int = 1) -> float:
+        if steps_in_epoch < 1 or not 0 <= step < steps_in_epoch:
+            raise ValueError(f"step {step} out of range for an epoch of {steps_in_epoch} steps")
+        epoch = min(int(epoch), self.epochs - 1)
+        start = epoch + step / steps_in_epoch
+        if start < self.warmup_epochs:
+            return self.base_lr * min(1.0, (start + 1.0 / steps_in_epoch) / self.warmup_epochs)
+        if self.name == "constant":
+            return self.base_lr
+        if self.name == "multistep":
+            return self.base_lr * self.gamma ** sum(1 for m in self.milestones if epoch >= m)
+        t = (start - self.warmup_epochs) / (self.epochs - self.warmup_epochs)
+        return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def final_lr(self) -> float:
+        """The LR of the final epoch (its first iteration, for cosine)."""
+        return self.lr(self.epochs - 1)
+
+    def state_dict(self) -> dict:
+        return {"name": self.name, "base_lr": self.base_lr, "epochs": self.epochs,
+                "warmup_epochs": self.warmup_epochs, "milestones": list(self.milestones),
+                "gamma": self.gamma, "min_lr": self.min_lr}
+
+
+@dataclass(frozen=True)
+class RefinementPlan:
+    """Which epochs refine (weak-only data, constant small LR), after He et al.
+
+    ``mode="extra"`` (the paper's main setting): N scheduled epochs of intensive
+    augmentation, then M more; ``"last"`` (the fixed-total ablation): the last M of
+    the N scheduled epochs refine. ``lr`` for refinement: given, else the step
+    schedule's final-epoch LR, else (cosine, whose final LR is ~0) ``cosine_lr``.
+    """
+
+    enabled: bool
+    scheduled_epochs: int  # N: epochs the LR schedule spans
+    refine_epochs: int     # M
+    mode: str = "extra"
+    lr: float = 0.0
+
+    def __post_init__(self):
+        if self.mode not in REFINEMENT_MODES:
+            raise ValueError(f"refinement mode must be one of {REFINEMENT_MODES}, got {self.mode!r}")
+        if self.enabled and self.refine_epochs < 1:
+            raise ValueError(f"refinement needs epochs >= 1, got {self.refine_epochs}")
+        if self.enabled and self.mode == "last" and self.refine_epochs >= self.scheduled_epochs:
+            raise ValueError(f"refinement 'last' mode needs M={self.refine_epochs} < N={self.scheduled_epochs}")
+
+    @classmethod
+    def build(cls, schedule: LRSchedule, enabled: bool, epochs: int, mode: str = "extra",
+              lr: Optional[float] = None, cosine_lr: float = 1e-4) -> "RefinementPlan":
+        if lr is None:
+            lr = cosine_lr if schedule.name == "cosine" else schedule.final_lr()
+        return cls(enabled, schedule.epochs, int(epochs), mode, float(lr))
+
+    @property
+    def total_epochs(self) -> int:
+        return self.scheduled_epochs + (self.refine_epochs if self.enabled and self.mode == "extra" else 0)
+
+    @property
+    def first_refine_epoch(self) -> Optional[int]:
+        if not self.enabled:
+            return None
+        return self.total_epochs - self.refine_epochs
+
+    def is_refining(self, epoch: int) -> bool:
+        first = self.first_refine_epoch
+        return first is not None and epoch >= first
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
