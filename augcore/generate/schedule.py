@@ -1,0 +1,75 @@
+"""How the paper's "copy at s steps of T" maps onto diffusers' img2img ``strength``.
+
+The paper (Nguyen et al., seed 004) noises a real image to level s,
+``x_s = sqrt(abar_s) x + sqrt(1 - abar_s) eps``, and denoises it for s of T = 100
+steps. diffusers' img2img pipelines do exactly that for ``strength`` when
+``num_inference_steps = T``:
+
+* ``scheduler.set_timesteps(T)`` builds T inference timesteps, noisiest first;
+* ``get_timesteps`` keeps ``init_timestep = min(int(T * strength), T)`` of them:
+  ``t_start = T - init_timestep`` and the run uses ``timesteps[t_start * order:]``;
+* the reference latent is noised with ``scheduler.add_noise(x, eps, timesteps[t_start])``
+  (the sqrt(abar) formula above) and the remaining ``init_timestep`` timesteps are
+  denoised, one UNet call each for first-order schedulers (DDIM, DDPM, Euler).
+
+So a copy "at s steps" is img2img with ``strength = s / T``, but ``int()`` truncates and
+``T * (s / T)`` is not always s in floating point (T = 22, s = 15 gives 14), so
+:func:`strength_for_steps` returns the smallest float whose product with T truncates to s.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Sequence
+
+import torch
+
+
+def _validate(steps: int, total_steps: int) -> None:
+    if not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+    if not isinstance(steps, int) or not 1 <= steps <= total_steps:
+        raise ValueError(f"steps must be an int in [1, total_steps={total_steps}], got {steps!r}")
+
+
+def steps_run_for_strength(strength: float, total_steps: int) -> int:
+    """The number of denoising steps diffusers' img2img runs for ``strength`` (its own formula)."""
+    return min(int(total_steps * strength), total_steps)
+
+
+def strength_for_steps(steps: int, total_steps: int) -> float:
+    """The img2img ``strength`` that makes diffusers run exactly ``steps`` of ``total_steps``."""
+    _validate(steps, total_steps)
+    strength = steps / total_steps
+    while steps_run_for_strength(strength, total_steps) < steps:
+        strength = math.nextafter(strength, math.inf)
+    if strength > 1.0 or steps_run_for_strength(strength, total_steps) != steps:
+        raise ArithmeticError(f"no float strength gives {steps} of {total_steps} steps")
+    return strength
+
+
+def partial_timesteps(scheduler, steps: int, total_steps: int) -> torch.Tensor:
+    """The timesteps of a denoise from level ``steps``: the last ``steps`` of ``total_steps``.
+
+    Sets ``total_steps`` on ``scheduler`` (as img2img does) and returns the tail that
+    img2img would use; element 0 is the noise level the reference image is brought to.
+    """
+    _validate(steps, total_steps)
+    scheduler.set_timesteps(total_steps)
+    order = getattr(scheduler, "order", 1)
+    t_start = total_steps - steps
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start * order)
+    return scheduler.timesteps[t_start * order:]
+
+
+def check_steps(steps: Sequence[int], total_steps: int) -> tuple:
+    """Sorted, de-duplicated kept steps; raises on values outside [1, total_steps]."""
+    if len(steps) == 0:
+        raise ValueError("at least one denoising step to keep is required")
+    as_ints = [int(s) if isinstance(s, numbers.Integral) else s for s in steps]
+    for s in as_ints:
+        _validate(s, total_steps)
+    if len(set(as_ints)) != len(as_ints):
+        raise ValueError(f"kept steps must be distinct, got {as_ints}")
+    return tuple(sorted(as_ints))
