@@ -19,7 +19,7 @@ class RandomSelector:
     ``stratified=True`` draws the same fraction from every class (proportional
     split with exact total, see ``augcore.split_budget``). Draws depend on
     (seed, epoch) and are made on the CPU, so every device gives the same subset.
-    Indices come back in ascending order.
+    Indices come back in the order of the stats rows.
     """
 
     method = "random"
@@ -99,10 +99,10 @@ class HighLossSelector:
 
 class MisclassifiedSelector:
     """Every example the model currently misclassifies (argmax of the logits, first
-    maximum on ties, differs from the label), unit weights.
+    maximum on ties, differs from the label), unit weights, in the order of the stats rows.
 
     The "misclassified" ablation of the targeted synthetic augmentation paper; its
-    size is an outcome, reported as ``info["fraction"]``. Indices ascending.
+    size is an outcome, reported as ``info["fraction"]``.
     """
 
     method = "misclassified"

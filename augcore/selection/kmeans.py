@@ -92,7 +92,8 @@ def batched_kmeans(x: torch.Tensor, groups: torch.Tensor, *, k: int = 2, num_gro
         nearest = torch.minimum(nearest, sqdist(new)[..., 0])
 
     # --- Lloyd iterations until no assignment changes --------------------------------
-    assign = sqdist(centers).argmin(-1)  # (G, n_max, R)
+    dist = sqdist(centers)
+    assign = dist.argmin(-1)  # (G, n_max, R)
     iterations = torch.zeros(num_groups, restarts, dtype=torch.int64, device=device)
     for it in range(1, max_iter + 1):
         onehot = torch.nn.functional.one_hot(assign, k).to(dtype) * maskf[:, :, None, None]  # (G, n_max, R, k)
@@ -100,21 +101,22 @@ def batched_kmeans(x: torch.Tensor, groups: torch.Tensor, *, k: int = 2, num_gro
         sums = torch.einsum("gnrk,gnd->grkd", onehot, xp)
         means = sums / counts.clamp_min(1)[..., None]
         centers = torch.where(counts[..., None] > 0, means, centers)
-        new_assign = sqdist(centers).argmin(-1)
+        dist = sqdist(centers)
+        new_assign = dist.argmin(-1)
         changed = ((new_assign != assign) & mask[:, :, None]).any(1)  # (G, R)
         iterations = torch.where(changed, torch.full_like(iterations, it), iterations)
         assign = new_assign
         if not bool(changed.any()):
             break
 
-    # exact inertia by explicit differences (the expanded form above only ranks)
-    inertia = torch.stack([((xp - centers[gather_rows, r, assign[:, :, r]]) ** 2).sum(-1).mul(maskf).sum(1)
-                           for r in range(restarts)], 1).to(torch.float64)  # (G, R)
-    best = inertia.argmin(1)
+    # rank restarts by the expanded-form inertia, then report the kept one's exactly
+    best = (dist.amin(-1) * maskf[:, :, None]).sum(1).argmin(1)  # (G,)
     g_idx = torch.arange(num_groups, device=device)
     best_assign = assign[g_idx, :, best]  # (G, n_max)
+    best_centers = centers[g_idx, best]  # (G, k, D)
+    inertia = ((xp - best_centers[gather_rows, best_assign]) ** 2).sum(-1).mul(maskf).sum(1).to(torch.float64)
     labels = torch.empty(n, dtype=torch.int64, device=device)
     labels[order] = best_assign[sorted_groups, pos]
     counts = torch.nn.functional.one_hot(best_assign, k).mul(mask[:, :, None]).sum(1)
-    return KMeansResult(labels=labels, centers=centers[g_idx, best], inertia=inertia[g_idx, best],
+    return KMeansResult(labels=labels, centers=best_centers, inertia=inertia,
                         counts=counts.to(torch.int64), iterations=iterations[g_idx, best], restart=best)

@@ -24,7 +24,8 @@ class SlowLearnableSelector:
     All classes are clustered at once (``batched_kmeans``) with k-means++
     initialisation and ``restarts`` restarts, in float64. A class whose outputs do
     not split (one cluster empty: all its points coincide) contributes nothing; such
-    classes are listed in ``info["unsplit_classes"]``. Unit weights; indices ascending.
+    classes are listed in ``info["unsplit_classes"]``. Unit weights; indices in the
+    order of the stats rows.
     """
 
     method = "slow_learnable"
