@@ -32,7 +32,7 @@ class StoreMismatchError(ValueError):
     """A store folder holds images made with different settings than the ones asked for."""
 
 
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
     try:
@@ -57,7 +57,7 @@ def write_png(path: str, image: torch.Tensor) -> None:
 
     array = image.permute(1, 2, 0).contiguous().numpy()
     pil = Image.fromarray(array[:, :, 0], mode="L") if array.shape[2] == 1 else Image.fromarray(array, mode="RGB")
-    _atomic_write(path, lambda fh: pil.save(fh, format="PNG"))
+    atomic_write(path, lambda fh: pil.save(fh, format="PNG"))
 
 
 def read_png(path: str) -> torch.Tensor:
@@ -100,7 +100,7 @@ class SyntheticStore:
             raise PermissionError(f"output folder {self.root} is not writable: {exc}") from exc
         existing = self.settings()
         if existing is None:
-            _atomic_write(os.path.join(self.root, STORE_FILE),
+            atomic_write(os.path.join(self.root, STORE_FILE),
                           lambda fh: fh.write(json.dumps(settings, indent=1, sort_keys=True).encode()))
             return
         differ = sorted(k for k in set(existing) | set(settings) if existing.get(k) != settings.get(k))
@@ -114,12 +114,12 @@ class SyntheticStore:
         os.makedirs(os.path.join(self.root, IMAGES_DIR, f"s{step:03d}"), exist_ok=True)
         for image, record in zip(images, records, strict=True):
             write_png(os.path.join(self.root, record["file"]), image)
-        _atomic_write(self._part_path(step, unit), lambda fh: fh.write(_jsonl_bytes(records)))
+        atomic_write(self._part_path(step, unit), lambda fh: fh.write(_jsonl_bytes(records)))
 
     def consolidate(self) -> int:
         """Rewrites manifest.jsonl from all parts; returns the number of records."""
         records = self.records()
-        _atomic_write(os.path.join(self.root, MANIFEST_FILE), lambda fh: fh.write(_jsonl_bytes(records)))
+        atomic_write(os.path.join(self.root, MANIFEST_FILE), lambda fh: fh.write(_jsonl_bytes(records)))
         return len(records)
 
     # -- reading
