@@ -1,0 +1,15 @@
+"""Influence of augmented samples on the validation loss (Lee et al., CVPR 2020).
+
+Hessian operators and solvers (``hessian``, ``solvers``), factored last-layer scores
+(``scores``), a Selector (``selector``), differentiable transforms and the estimator E
+(``transforms``, ``learner``), and the 2-D toy experiment (``toy``).
+"""
+from augcore.influence.hessian import (LastLayerHessian, ParameterHessian, join_last_layer, output_errors,
+                                       split_last_layer)
+from augcore.influence.scores import LastLayerInfluence, last_layer_dot, last_layer_gradient
+from augcore.influence.selector import InfluenceSelector
+from augcore.influence.solvers import SolveResult, conjugate_gradient, largest_eigenvalue, lissa
+
+__all__ = ["InfluenceSelector", "LastLayerHessian", "LastLayerInfluence", "ParameterHessian", "SolveResult",
+           "conjugate_gradient", "join_last_layer", "largest_eigenvalue", "last_layer_dot", "last_layer_gradient",
+           "lissa", "output_errors", "split_last_layer"]
