@@ -1,0 +1,134 @@
+"""collect_stats: one eval-mode pass, outputs checked against a direct float64 forward."""
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+from augcore.selection import base_indices, collect_stats
+
+
+class TinyNet(nn.Module):
+    """Has BatchNorm and Dropout, so train mode would change the outputs."""
+
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.5))
+        self.head = nn.Linear(24, num_classes)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.head(h), h
+
+
+def make_data(n=37, num_classes=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 8, 8, generator=gen)
+    y = torch.randint(0, num_classes, (n,), generator=gen)
+    return TensorDataset(x, y), x, y
+
+
+def trained_net():
+    torch.manual_seed(0)
+    net = TinyNet()
+    net.train()
+    with torch.no_grad():  # move BatchNorm's running statistics away from their defaults
+        for _ in range(3):
+            net(torch.randn(16, 3, 8, 8) * 2 + 1)
+    return net
+
+
+def expected_outputs(net, x, y):
+    """A float64 copy of the network in eval mode: the independent reference."""
+    ref = TinyNet().double()
+    ref.load_state_dict(net.state_dict())
+    ref.eval()
+    with torch.no_grad():
+        logits, emb = ref(x.double())
+    losses = torch.logsumexp(logits, 1) - logits.gather(1, y[:, None]).squeeze(1)
+    return logits, emb, losses
+
+
+@pytest.mark.parametrize("batch_size", [1, 8, 512])
+def test_outputs_match_a_float64_eval_forward(batch_size):
+    ds, x, y = make_data()
+    net = trained_net()
+    stats = collect_stats(net, ds, batch_size=batch_size, progress=batch_size == 8)
+    logits, emb, losses = expected_outputs(net, x, y)
+    torch.testing.assert_close(stats.logits.double(), logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(stats.embeddings.double(), emb, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(stats.losses.double(), losses, rtol=1e-5, atol=1e-5)
+    assert stats.logits.dtype == stats.losses.dtype == torch.float32
+    assert torch.equal(stats.labels, y) and torch.equal(stats.indices, torch.arange(37))
+
+
+def test_train_and_eval_flags_are_restored_per_module():
+    ds, _, _ = make_data()
+    net = trained_net()
+    net.features[1].eval()  # a mixed state: BatchNorm frozen, the rest training
+    before = {name: m.training for name, m in net.named_modules()}
+    collect_stats(net, ds, progress=False)
+    assert {name: m.training for name, m in net.named_modules()} == before
+    net.eval()
+    collect_stats(net, ds, progress=False)
+    assert not any(m.training for m in net.modules())
+
+
+def test_subset_indices_are_base_dataset_indices():
+    ds, x, y = make_data(n=50)
+    outer = Subset(ds, [40, 3, 17, 8, 22, 5])
+    inner = Subset(outer, [5, 0, 2])
+    assert base_indices(outer).tolist() == [40, 3, 17, 8, 22, 5]
+    assert base_indices(inner).tolist() == [5, 40, 17]
+    net = trained_net()
+    stats = collect_stats(net, inner, batch_size=2, progress=False)
+    assert stats.indices.tolist() == [5, 40, 17]
+    logits, _, _ = expected_outputs(net, x[[5, 40, 17]], y[[5, 40, 17]])
+    torch.testing.assert_close(stats.logits.double(), logits, rtol=1e-5, atol=1e-5)
+    loader_stats = collect_stats(net, DataLoader(outer, batch_size=4), progress=False)
+    assert loader_stats.indices.tolist() == [40, 3, 17, 8, 22, 5]
+
+
+def test_without_embeddings_and_models_returning_only_logits():
+    ds, _, _ = make_data()
+    net = trained_net()
+    assert collect_stats(net, ds, embeddings=False, progress=False).embeddings is None
+    logits_only = nn.Sequential(nn.Flatten(), nn.Linear(192, 4))
+    assert collect_stats(logits_only, ds, embeddings=False, progress=False).logits.shape == (37, 4)
+    with pytest.raises(TypeError, match=r"must return \(logits, embedding\)"):
+        collect_stats(logits_only, ds, progress=False)
+
+
+def test_loader_and_argument_errors():
+    ds, _, _ = make_data()
+    net = trained_net()
+    with pytest.raises(ValueError, match="unshuffled DataLoader"):
+        collect_stats(net, DataLoader(ds, batch_size=4, shuffle=True), progress=False)
+    with pytest.raises(ValueError, match="drop_last"):
+        collect_stats(net, DataLoader(ds, batch_size=4, drop_last=True), progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        collect_stats(net, ds, batch_size=0)
+    with pytest.raises(TypeError, match="Dataset or DataLoader"):
+        collect_stats(net, [1, 2, 3])
+    bad = TensorDataset(torch.randn(5, 3, 8, 8), torch.tensor([0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        collect_stats(net, bad, progress=False)
+    with pytest.raises(ValueError, match="the model is on cpu"):
+        collect_stats(net, ds, device="meta", progress=False)
+
+
+def test_with_an_augcore_model():
+    from augcore.models import build_model
+
+    torch.manual_seed(1)
+    model = build_model("resnet20", num_classes=10)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 3, 32, 32, generator=gen), torch.randint(0, 10, (6,), generator=gen)
+    model.train()
+    stats = collect_stats(model, TensorDataset(x, y), batch_size=4, progress=False)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        logits, emb = model(x)
+    torch.testing.assert_close(stats.logits, logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(stats.embeddings, emb.flatten(1), rtol=1e-4, atol=1e-4)
