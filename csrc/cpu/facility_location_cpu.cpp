@@ -1,0 +1,437 @@
+// Segmented facility-location greedy on the CPU.
+//
+// All groups are solved in one call: with at least as many non-empty groups as
+// threads, groups run in parallel (largest first, one thread each); otherwise
+// groups run one after another and each parallelises over candidates or over
+// blocks of points. Marginal gains are reduced block by block (float inside a
+// block of kGainBlock points, double across blocks, always in block order), so
+// a candidate's gain has one value however it is scheduled: naive and lazy
+// return identical picks, and so do dense and on-the-fly storage.
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <stdexcept>
+#include <string>
+
+#include "../common/rng.h"
+#include "../ops.h"
+#include "distances_cpu.h"
+
+namespace augcore {
+namespace cpu {
+namespace {
+
+constexpr int64_t kGainBlock = 1024;
+
+// sum_t max(0, s[t] - m[t]); out of line so that every caller reduces in the same order.
+__attribute__((noinline)) float block_gain(const float* s, const float* m, int64_t len) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t t = 0; t < len; ++t) acc += std::max(0.0f, s[t] - m[t]);
+  return acc;
+}
+
+// Squared distance -> similarity; the one place both storage modes get similarities from.
+struct SimilarityTransform {
+  int64_t kind;
+  float neg_inv_scale;
+  float dmax;
+  float operator()(float d2) const {
+    const float d = std::sqrt(d2);
+    return kind == kExp ? exp_nonpositive(d * neg_inv_scale) : dmax - d;
+  }
+};
+
+// Similarities stored candidate-major: row c holds s_ic for every point i.
+struct DenseRows {
+  const float* S;
+  int64_t n;
+  static constexpr int64_t scratch_floats = 0;
+  const float* block(int64_t c, int64_t b, float* /*scratch*/) const { return S + c * n + b * kGainBlock; }
+};
+
+// Similarities recomputed from the points for each block: O(n) memory per group.
+struct OnTheFlyRows {
+  const GroupGeometry* geo;
+  SimilarityTransform transform;
+  static constexpr int64_t scratch_floats = 2 * kGainBlock;
+  const float* block(int64_t c, int64_t b, float* scratch) const {
+    const int64_t j0 = b * kGainBlock, j1 = std::min(geo->size(), j0 + kGainBlock);
+    geo->sqdist_tile(c, 1, j0, j1, scratch, scratch + kGainBlock);
+    for (int64_t t = 0; t < j1 - j0; ++t) scratch[t] = transform(scratch[t]);
+    return scratch;
+  }
+};
+
+struct GroupResult {
+  std::vector<int64_t> picks;
+  std::vector<double> gains;
+  std::vector<int64_t> assign;  // local position of each point's medoid
+  double objective = 0.0;
+};
+
+template <typename Rows>
+class GreedySolver {
+ public:
+  GreedySolver(const Rows& rows, int64_t n, bool parallel)
+      : rows_(rows), n_(n), num_blocks_((n + kGainBlock - 1) / kGainBlock), parallel_(parallel && max_threads() > 1),
+        m_(n, 0.0f), assign_(n, -1), partial_(num_blocks_), scratch_(std::max<int64_t>(Rows::scratch_floats, 1)) {}
+
+  GroupResult naive(int64_t k) {
+    GroupResult res;
+    std::vector<int64_t> remaining(n_);
+    for (int64_t i = 0; i < n_; ++i) remaining[i] = i;
+    std::vector<double> gains(n_);
+    for (int64_t step = 0; step < k; ++step) {
+      const int64_t r = static_cast<int64_t>(remaining.size());
+      evaluate(remaining.data(), r, gains.data());
+      int64_t best_q = 0;
+      for (int64_t q = 1; q < r; ++q)
+        if (better(gains[q], remaining[q], gains[best_q], remaining[best_q])) best_q = q;
+      take(res, remaining, best_q, gains[best_q]);
+    }
+    return finish(std::move(res));
+  }
+
+  GroupResult lazy(int64_t k) {
+    GroupResult res;
+    struct Entry {
+      double gain;
+      int64_t idx;
+      bool operator<(const Entry& o) const { return gain < o.gain || (gain == o.gain && idx > o.idx); }
+    };
+    std::vector<int64_t> all(n_);
+    std::vector<double> gains(n_);
+    for (int64_t i = 0; i < n_; ++i) all[i] = i;
+    evaluate(all.data(), n_, gains.data());
+    std::vector<Entry> entries(n_);
+    for (int64_t i = 0; i < n_; ++i) entries[i] = {gains[i], i};
+    std::priority_queue<Entry> heap(std::less<Entry>(), std::move(entries));
+    std::vector<int64_t> fresh_at(n_, 0);  // step at which the stored bound was computed exactly
+    for (int64_t step = 0; step < k; ++step) {
+      while (true) {
+        Entry top = heap.top();
+        heap.pop();
+        if (fresh_at[top.idx] == step) {
+          res.picks.push_back(top.idx);
+          res.gains.push_back(top.gain);
+          commit(top.idx);
+          break;
+        }
+        fresh_at[top.idx] = step;
+        heap.push({gain_of(top.idx), top.idx});
+      }
+    }
+    return finish(std::move(res));
+  }
+
+  // Stochastic greedy with lazy bounds inside each sample: the sampled candidates
+  // are evaluated in decreasing order of their (stale) upper bounds and the scan
+  // stops once no unevaluated one can win, which returns exactly the sample's best.
+  GroupResult stochastic(int64_t k, double eps, uint64_t seed, uint64_t group) {
+    GroupResult res;
+    const int64_t sample_size =
+        static_cast<int64_t>(std::ceil(static_cast<double>(n_) / static_cast<double>(k) * std::log(1.0 / eps)));
+    std::vector<int64_t> remaining(n_);
+    for (int64_t i = 0; i < n_; ++i) remaining[i] = i;
+    std::vector<double> bound(n_, std::numeric_limits<double>::infinity());
+    const int64_t chunk = parallel_ ? max_threads() : 1;
+    std::vector<int64_t> order, batch;
+    std::vector<double> batch_gains(chunk);
+    for (int64_t step = 0; step < k; ++step) {
+      const int64_t r = static_cast<int64_t>(remaining.size());
+      const int64_t s = std::min(r, sample_size);
+      for (int64_t j = 0; j < s; ++j) {
+        const int64_t t = j + static_cast<int64_t>(uniform_below(counter_hash(seed, group, step, j), r - j));
+        std::swap(remaining[j], remaining[t]);
+      }
+      order.resize(s);
+      for (int64_t q = 0; q < s; ++q) order[q] = q;
+      std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return better(bound[remaining[a]], remaining[a], bound[remaining[b]], remaining[b]);
+      });
+      int64_t best_q = -1;
+      double best_gain = -1.0;
+      for (int64_t pos = 0; pos < s;) {
+        const int64_t head = remaining[order[pos]];
+        if (best_q >= 0 && !better(bound[head], head, best_gain, remaining[best_q])) break;
+        batch.clear();
+        for (; pos < s && static_cast<int64_t>(batch.size()) < chunk; ++pos) batch.push_back(order[pos]);
+        std::vector<int64_t> cands(batch.size());
+        for (size_t u = 0; u < batch.size(); ++u) cands[u] = remaining[batch[u]];
+        evaluate(cands.data(), static_cast<int64_t>(cands.size()), batch_gains.data());
+        for (size_t u = 0; u < batch.size(); ++u) {
+          bound[cands[u]] = batch_gains[u];
+          if (best_q < 0 || better(batch_gains[u], cands[u], best_gain, remaining[best_q])) {
+            best_q = batch[u];
+            best_gain = batch_gains[u];
+          }
+        }
+      }
+      take(res, remaining, best_q, best_gain);
+    }
+    return finish(std::move(res));
+  }
+
+ private:
+  // Larger gain wins; exact ties go to the smaller index.
+  static bool better(double g, int64_t i, double g_other, int64_t i_other) {
+    return g > g_other || (g == g_other && i < i_other);
+  }
+
+  double gain_of(int64_t c) {
+    if (!parallel_ || num_blocks_ == 1) return gain_serial(c, scratch_.data());
+#pragma omp parallel
+    {
+      std::vector<float> scratch(std::max<int64_t>(Rows::scratch_floats, 1));
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < num_blocks_; ++b) partial_[b] = block_gain_of(c, b, scratch.data());
+    }
+    double total = 0.0;
+    for (int64_t b = 0; b < num_blocks_; ++b) total += partial_[b];
+    return total;
+  }
+
+  double gain_serial(int64_t c, float* scratch) const {
+    double total = 0.0;
+    for (int64_t b = 0; b < num_blocks_; ++b) total += block_gain_of(c, b, scratch);
+    return total;
+  }
+
+  float block_gain_of(int64_t c, int64_t b, float* scratch) const {
+    const int64_t len = std::min(kGainBlock, n_ - b * kGainBlock);
+    return block_gain(rows_.block(c, b, scratch), m_.data() + b * kGainBlock, len);
+  }
+
+  void evaluate(const int64_t* cands, int64_t count, double* out) {
+    if (parallel_ && count >= max_threads()) {
+#pragma omp parallel
+      {
+        std::vector<float> scratch(std::max<int64_t>(Rows::scratch_floats, 1));
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t u = 0; u < count; ++u) out[u] = gain_serial(cands[u], scratch.data());
+      }
+      return;
+    }
+    for (int64_t u = 0; u < count; ++u) out[u] = gain_of(cands[u]);
+  }
+
+  // m_i = max(m_i, s_ic); a point moves to c only if c is strictly more similar
+  // (ties stay with the earlier pick); the first pick takes every point.
+  void commit(int64_t c) {
+#pragma omp parallel if (parallel_ && num_blocks_ > 1)
+    {
+      std::vector<float> scratch(std::max<int64_t>(Rows::scratch_floats, 1));
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < num_blocks_; ++b) {
+        const int64_t i0 = b * kGainBlock, len = std::min(kGainBlock, n_ - i0);
+        const float* s = rows_.block(c, b, scratch.data());
+        for (int64_t t = 0; t < len; ++t) {
+          const int64_t i = i0 + t;
+          if (assign_[i] < 0 || s[t] > m_[i]) {
+            assign_[i] = c;
+            m_[i] = std::max(m_[i], s[t]);
+          }
+        }
+      }
+    }
+  }
+
+  void take(GroupResult& res, std::vector<int64_t>& remaining, int64_t q, double gain) {
+    const int64_t c = remaining[q];
+    res.picks.push_back(c);
+    res.gains.push_back(gain);
+    commit(c);
+    remaining[q] = remaining.back();
+    remaining.pop_back();
+  }
+
+  GroupResult finish(GroupResult res) {
+    for (int64_t i = 0; i < n_; ++i) res.objective += m_[i];
+    res.assign = std::move(assign_);
+    return res;
+  }
+
+  const Rows& rows_;
+  int64_t n_, num_blocks_;
+  bool parallel_;
+  std::vector<float> m_;
+  std::vector<int64_t> assign_;
+  std::vector<double> partial_;
+  std::vector<float> scratch_;
+};
+
+template <typename Rows>
+GroupResult run_greedy(const Rows& rows, int64_t n, int64_t k, int64_t method, double eps, uint64_t seed,
+                       uint64_t group, bool parallel) {
+  GreedySolver<Rows> solver(rows, n, parallel);
+  if (method == kNaive) return solver.naive(k);
+  if (method == kLazy) return solver.lazy(k);
+  return solver.stochastic(k, eps, seed, group);
+}
+
+float max_sqdist_on_the_fly(const GroupGeometry& geo, bool parallel) {
+  const int64_t n = geo.size();
+  float best = 0.0f;
+#pragma omp parallel if (parallel) reduction(max : best)
+  {
+    std::vector<float> tile(static_cast<size_t>(kRowBlock * kGainBlock)), scratch(geo.scratch_size(kRowBlock, kGainBlock));
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t i0 = 0; i0 < n; i0 += kRowBlock)
+      for (int64_t j0 = 0; j0 < n; j0 += kGainBlock) {
+        const int64_t rows = std::min(kRowBlock, n - i0), j1 = std::min(n, j0 + kGainBlock);
+        geo.sqdist_tile(i0, rows, j0, j1, tile.data(), scratch.data());
+        for (int64_t t = 0; t < rows * (j1 - j0); ++t) best = std::max(best, tile[t]);
+      }
+  }
+  return best;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+}  // namespace cpu
+
+FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
+                                          const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
+                                          const at::Tensor& budgets, int64_t similarity_kind, double scale,
+                                          double bias, int64_t method, double eps, int64_t seed, int64_t mode,
+                                          int64_t memory_limit) {
+  using namespace cpu;
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
+              "facility_location: x must be a contiguous float32 (N, D) tensor");
+  TORCH_CHECK(method >= kNaive && method <= kStochastic, "facility_location: unknown method ", method);
+  TORCH_CHECK(similarity_kind >= kExp && similarity_kind <= kPrecomputed, "facility_location: unknown similarity");
+  TORCH_CHECK(eps > 0.0 && eps < 1.0, "facility_location: eps must lie in (0, 1), got ", eps);
+  TORCH_CHECK(scale > 0.0, "facility_location: scale must be positive");
+  const bool precomputed = similarity_kind == kPrecomputed;
+  TORCH_CHECK(precomputed == similarity.has_value(), "facility_location: a similarity tensor goes with kind 2 only");
+  const auto ptr = indptr.to(at::kLong).contiguous();
+  const auto bud = budgets.to(at::kLong).contiguous();
+  const int64_t G = ptr.numel() - 1, N = x.size(0), D = x.size(1);
+  const int64_t* p = ptr.data_ptr<int64_t>();
+  const int64_t* kb = bud.data_ptr<int64_t>();
+  TORCH_CHECK(G >= 0 && bud.numel() == G && p[0] == 0 && p[G] == N, "facility_location: indptr/budgets mismatch");
+  const float* hs = nullptr;
+  int64_t H = 0;
+  if (embeddings.has_value()) {
+    TORCH_CHECK(embeddings->dim() == 2 && embeddings->size(0) == N && embeddings->is_contiguous() &&
+                    embeddings->scalar_type() == at::kFloat,
+                "facility_location: embeddings must be a contiguous float32 (N, H) tensor");
+    hs = embeddings->data_ptr<float>();
+    H = embeddings->size(1);
+  }
+  std::vector<int64_t> sel_ptr(G + 1, 0), sim_ptr(G + 1, 0);
+  int64_t active = 0, largest = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t n = p[g + 1] - p[g];
+    TORCH_CHECK(n >= 0 && kb[g] >= 0 && kb[g] <= n, "facility_location: budget ", kb[g], " of group ", g,
+                " out of range [0, ", n, "]");
+    sel_ptr[g + 1] = sel_ptr[g] + kb[g];
+    sim_ptr[g + 1] = sim_ptr[g] + n * n;
+    active += kb[g] > 0;
+    largest = std::max(largest, n);
+  }
+  const float* sim = nullptr;
+  if (precomputed) {
+    TORCH_CHECK(similarity->scalar_type() == at::kFloat && similarity->is_contiguous() &&
+                    similarity->numel() == sim_ptr[G],
+                "facility_location: precomputed similarity must be float32 blocks of n_g^2 entries");
+    sim = similarity->data_ptr<float>();
+  }
+
+  auto selected = at::empty({sel_ptr[G]}, at::kLong);
+  auto gains = at::empty({sel_ptr[G]}, at::kDouble);
+  auto gamma = at::zeros({sel_ptr[G]}, at::kLong);
+  auto assignment = at::full({N}, -1, at::kLong);
+  auto objective = at::zeros({G}, at::kDouble);
+  int64_t* sel_out = selected.data_ptr<int64_t>();
+  double* gain_out = gains.data_ptr<double>();
+  int64_t* gamma_out = gamma.data_ptr<int64_t>();
+  int64_t* assign_out = assignment.data_ptr<int64_t>();
+  double* obj_out = objective.data_ptr<double>();
+  const float* xs = x.data_ptr<float>();
+
+  const int threads = max_threads();
+  const bool across_groups = active >= threads && threads > 1;
+  const int64_t concurrent = across_groups ? std::min<int64_t>(threads, active) : 1;
+  std::vector<int64_t> schedule;
+  for (int64_t g = 0; g < G; ++g)
+    if (kb[g] > 0) schedule.push_back(g);
+  std::stable_sort(schedule.begin(), schedule.end(),
+                   [&](int64_t a, int64_t b) { return p[a + 1] - p[a] > p[b + 1] - p[b]; });
+  std::vector<double> sim_seconds(G, 0.0), greedy_seconds(G, 0.0);
+  std::mutex error_mutex;
+  std::string error;
+
+#pragma omp parallel for schedule(dynamic, 1) if (across_groups)
+  for (size_t u = 0; u < schedule.size(); ++u) {
+    const int64_t g = schedule[u];
+    const int64_t n = p[g + 1] - p[g], k = kb[g], base = p[g];
+    try {
+      const bool inner_parallel = !across_groups;
+      const auto t0 = std::chrono::steady_clock::now();
+      GroupResult res;
+      if (precomputed) {
+        res = run_greedy(DenseRows{sim + sim_ptr[g], n}, n, k, method, eps, seed, g, inner_parallel);
+      } else {
+        GroupGeometry geo(xs + base * D, n, D, hs ? hs + base * H : nullptr, H, static_cast<float>(bias));
+        SimilarityTransform transform{similarity_kind, static_cast<float>(-1.0 / scale), 0.0f};
+        const double block_bytes = 4.0 * n * n * concurrent;
+        const bool dense = mode == kDense || (mode == kAuto && block_bytes <= static_cast<double>(memory_limit));
+        if (dense) {
+          std::unique_ptr<float[]> S(new float[static_cast<size_t>(n * n)]);
+          if (similarity_kind == kCraig) {
+            fill_symmetric_block(geo, S.get(), [](float d2) { return d2; }, inner_parallel);
+            float max_d2 = 0.0f;
+            for (int64_t t = 0; t < n * n; ++t) max_d2 = std::max(max_d2, S[t]);
+            transform.dmax = std::sqrt(max_d2);
+            for (int64_t t = 0; t < n * n; ++t) S[t] = transform(S[t]);
+          } else {
+            fill_symmetric_block(geo, S.get(), transform, inner_parallel);
+          }
+          sim_seconds[g] = seconds_since(t0);
+          const auto t1 = std::chrono::steady_clock::now();
+          res = run_greedy(DenseRows{S.get(), n}, n, k, method, eps, seed, g, inner_parallel);
+          greedy_seconds[g] = seconds_since(t1);
+        } else {
+          if (similarity_kind == kCraig) transform.dmax = std::sqrt(max_sqdist_on_the_fly(geo, inner_parallel));
+          sim_seconds[g] = seconds_since(t0);
+          const auto t1 = std::chrono::steady_clock::now();
+          res = run_greedy(OnTheFlyRows{&geo, transform}, n, k, method, eps, seed, g, inner_parallel);
+          greedy_seconds[g] = seconds_since(t1);
+        }
+      }
+      if (precomputed) greedy_seconds[g] = seconds_since(t0);
+      std::vector<int64_t> rank_of(n, -1);
+      for (int64_t r = 0; r < k; ++r) {
+        rank_of[res.picks[r]] = r;
+        sel_out[sel_ptr[g] + r] = base + res.picks[r];
+        gain_out[sel_ptr[g] + r] = res.gains[r];
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        assign_out[base + i] = base + res.assign[i];
+        ++gamma_out[sel_ptr[g] + rank_of[res.assign[i]]];
+      }
+      obj_out[g] = res.objective;
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      error = std::string("group ") + std::to_string(g) + " (" + std::to_string(n) + " points): " + e.what();
+    }
+  }
+  TORCH_CHECK(error.empty(), "facility_location failed for ", error);
+
+  double sim_total = 0.0, greedy_total = 0.0;
+  for (int64_t g = 0; g < G; ++g) {
+    sim_total += sim_seconds[g];
+    greedy_total += greedy_seconds[g];
+  }
+  auto timings = at::tensor({sim_total, greedy_total}, at::kDouble);
+  return {selected, gains, gamma, assignment, objective, timings};
+}
+
+}  // namespace augcore

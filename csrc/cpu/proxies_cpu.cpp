@@ -1,0 +1,84 @@
+// Gradient proxies on the CPU: one pass per row, accumulation in float (double
+// for float64 inputs).
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "../ops.h"
+
+namespace augcore {
+
+ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
+                            const std::optional<at::Tensor>& embeddings, int64_t loss) {
+  TORCH_CHECK(logits.dim() == 2 && logits.is_contiguous(), "grad_proxies: logits must be a contiguous (N, C) tensor");
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0) && labels.scalar_type() == at::kLong &&
+                  labels.is_contiguous(),
+              "grad_proxies: labels must be a contiguous int64 (N,) tensor");
+  TORCH_CHECK(loss == kCrossEntropy || loss == kSquared, "grad_proxies: unknown loss ", loss);
+  const int64_t N = logits.size(0), C = logits.size(1);
+  auto fopts = logits.options().dtype(at::kFloat);
+  auto errors = at::empty({N, C}, fopts);
+  auto per_example = at::empty({N}, fopts);
+  auto error_sq = at::empty({N}, fopts);
+  auto emb_sq = at::empty({embeddings ? N : 0}, fopts);
+  const int64_t* y = labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i) TORCH_CHECK(y[i] >= 0 && y[i] < C, "grad_proxies: label ", y[i], " at row ", i,
+                                              " out of range [0, ", C, ")");
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "grad_proxies_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* z = logits.data_ptr<scalar_t>();
+    float* e = errors.data_ptr<float>();
+    float* l = per_example.data_ptr<float>();
+    float* esq = error_sq.data_ptr<float>();
+    at::parallel_for(0, N, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t* zi = z + i * C;
+        float* ei = e + i * C;
+        acc_t sq = 0;
+        if (loss == kCrossEntropy) {
+          acc_t zmax = static_cast<acc_t>(zi[0]);
+          for (int64_t c = 1; c < C; ++c) zmax = std::max(zmax, static_cast<acc_t>(zi[c]));
+          acc_t total = 0;
+          for (int64_t c = 0; c < C; ++c) total += std::exp(static_cast<acc_t>(zi[c]) - zmax);
+          for (int64_t c = 0; c < C; ++c) {
+            const acc_t v = std::exp(static_cast<acc_t>(zi[c]) - zmax) / total - (c == y[i] ? acc_t(1) : acc_t(0));
+            ei[c] = static_cast<float>(v);
+            sq += v * v;
+          }
+          l[i] = static_cast<float>(std::log(total) + zmax - static_cast<acc_t>(zi[y[i]]));
+        } else {
+          for (int64_t c = 0; c < C; ++c) {
+            const acc_t v = static_cast<acc_t>(zi[c]) - (c == y[i] ? acc_t(1) : acc_t(0));
+            ei[c] = static_cast<float>(v);
+            sq += v * v;
+          }
+          l[i] = static_cast<float>(sq / 2);
+        }
+        esq[i] = static_cast<float>(sq);
+      }
+    });
+  });
+  if (embeddings) {
+    TORCH_CHECK(embeddings->dim() == 2 && embeddings->size(0) == N && embeddings->is_contiguous(),
+                "grad_proxies: embeddings must be a contiguous (N, H) tensor");
+    const int64_t H = embeddings->size(1);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, embeddings->scalar_type(), "grad_proxies_emb", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      const scalar_t* h = embeddings->data_ptr<scalar_t>();
+      float* out = emb_sq.data_ptr<float>();
+      at::parallel_for(0, N, 256, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          acc_t s = 0;
+          for (int64_t k = 0; k < H; ++k) s += static_cast<acc_t>(h[i * H + k]) * static_cast<acc_t>(h[i * H + k]);
+          out[i] = static_cast<float>(s);
+        }
+      });
+    });
+  }
+  return {errors, per_example, error_sq, emb_sq};
+}
+
+}  // namespace augcore

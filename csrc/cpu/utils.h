@@ -1,0 +1,143 @@
+// Helpers shared by the CPU kernels: a vectorisable exp, the within-group pair
+// geometry (distances computed by one code path for every caller), and the
+// block-wise marginal-gain reduction.
+//
+// Determinism: these sources build with -ffp-contract=off and without
+// -ffast-math, so the float32 value of a pair's distance does not depend on
+// which kernel, mode or thread computes it. That is what makes dense and
+// on-the-fly modes, and naive and lazy greedy, pick exactly the same elements.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace augcore {
+namespace cpu {
+
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// exp(x) for x <= 0 (Cephes polynomial, ~2 ulp); plain arithmetic so loops vectorise.
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);  // below this expf underflows; keeps 2^n in range
+  float fx = x * 1.44269504088896341f + 0.5f;
+  int n = static_cast<int>(fx);
+  n -= (static_cast<float>(n) > fx);  // floor for negative values
+  const float fn = static_cast<float>(n);
+  x = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * x + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * x * x + x + 1.0f;
+  int32_t bits = (n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+// Points of one group, sorted: proxies x (n x D) and, for the exact last-layer
+// gradient, embeddings h (n x H). Column-major copies feed the j-vectorised loops.
+class GroupGeometry {
+ public:
+  GroupGeometry(const float* x, int64_t n, int64_t D, const float* h, int64_t H, float bias)
+      : x_(x), h_(h), n_(n), D_(D), H_(h ? H : 0), bias_(bias) {
+    xT_ = transpose(x, n, D);
+    if (h_) {
+      hT_ = transpose(h, n, H_);
+      sq_.resize(n);
+      for (int64_t i = 0; i < n; ++i) sq_[i] = self_dot(x_ + i * D_, D_) * (self_dot(h_ + i * H_, H_) + bias_);
+    }
+  }
+
+  int64_t size() const { return n_; }
+
+  // Squared distances of rows [i0, i0 + rows) to columns [j0, j1), into
+  // out[r * (j1 - j0) + t]. Each pair's value is computed the same way whatever
+  // the tile, so d(i, j) == d(j, i) exactly and d(i, i) == 0.
+  void sqdist_tile(int64_t i0, int64_t rows, int64_t j0, int64_t j1, float* out, float* scratch) const {
+    const int64_t w = j1 - j0;
+    if (!h_) {
+      std::fill(out, out + rows * w, 0.0f);
+      for (int64_t k = 0; k < D_; ++k) {
+        const float* col = xT_.data() + k * n_ + j0;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float xi = x_[(i0 + r) * D_ + k];
+          float* o = out + r * w;
+#pragma omp simd
+          for (int64_t t = 0; t < w; ++t) {
+            const float diff = xi - col[t];
+            o[t] += diff * diff;
+          }
+        }
+      }
+      return;
+    }
+    // exact last-layer gradients: |g_i - g_j|^2 = A_i + A_j - 2 <e_i,e_j> (<h_i,h_j> + b)
+    float* dot_e = out;
+    float* dot_h = scratch;
+    dots(x_, xT_, D_, i0, rows, j0, j1, dot_e);
+    dots(h_, hT_, H_, i0, rows, j0, j1, dot_h);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float ai = sq_[i0 + r];
+      float* o = out + r * w;
+      const float* dh = dot_h + r * w;
+      const float* aj = sq_.data() + j0;
+#pragma omp simd
+      for (int64_t t = 0; t < w; ++t) o[t] = std::max((ai + aj[t]) - 2.0f * (o[t] * (dh[t] + bias_)), 0.0f);
+    }
+  }
+
+  // Scratch floats sqdist_tile needs for a rows x w tile.
+  int64_t scratch_size(int64_t rows, int64_t w) const { return h_ ? rows * w : 0; }
+
+ private:
+  static std::vector<float> transpose(const float* a, int64_t n, int64_t d) {
+    std::vector<float> t(static_cast<size_t>(n * d));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < d; ++k) t[k * n + i] = a[i * d + k];
+    return t;
+  }
+  // Sequential in k, like every accumulation in dots(): same value as the i == j entry.
+  static float self_dot(const float* a, int64_t d) {
+    float s = 0.0f;
+    for (int64_t k = 0; k < d; ++k) s += a[k] * a[k];
+    return s;
+  }
+  void dots(const float* a, const std::vector<float>& aT, int64_t d, int64_t i0, int64_t rows, int64_t j0,
+            int64_t j1, float* out) const {
+    const int64_t w = j1 - j0;
+    std::fill(out, out + rows * w, 0.0f);
+    for (int64_t k = 0; k < d; ++k) {
+      const float* col = aT.data() + k * n_ + j0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float ai = a[(i0 + r) * d + k];
+        float* o = out + r * w;
+#pragma omp simd
+        for (int64_t t = 0; t < w; ++t) o[t] += ai * col[t];
+      }
+    }
+  }
+
+  const float* x_;
+  const float* h_;
+  int64_t n_, D_, H_;
+  float bias_;
+  std::vector<float> xT_, hT_, sq_;
+};
+
+}  // namespace cpu
+}  // namespace augcore

@@ -1,0 +1,105 @@
+// Gradient proxies on the GPU: one warp per example, float accumulation (double
+// for float64 inputs), on the current torch stream; no host synchronisation.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "../ops.h"
+#include "utils.cuh"
+
+namespace augcore {
+namespace cuda {
+
+template <typename scalar_t, typename acc_t>
+__global__ void grad_proxies_kernel(const scalar_t* __restrict__ z, const int64_t* __restrict__ y, int64_t N,
+                                    int64_t C, int64_t loss, float* __restrict__ e, float* __restrict__ per_example,
+                                    float* __restrict__ error_sq) {
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= N) return;
+  const scalar_t* zi = z + row * C;
+  const int64_t label = y[row];
+  acc_t zmax = -INFINITY, total = 0, sq = 0;
+  if (loss == kCrossEntropy) {
+    for (int64_t c = lane; c < C; c += kWarp) zmax = max(zmax, static_cast<acc_t>(zi[c]));
+    zmax = warp_max(zmax);
+    for (int64_t c = lane; c < C; c += kWarp) total += exp(static_cast<acc_t>(zi[c]) - zmax);
+    total = warp_sum(total);
+  }
+  for (int64_t c = lane; c < C; c += kWarp) {
+    const acc_t zc = static_cast<acc_t>(zi[c]);
+    const acc_t target = c == label ? acc_t(1) : acc_t(0);
+    const acc_t v = loss == kCrossEntropy ? exp(zc - zmax) / total - target : zc - target;
+    e[row * C + c] = static_cast<float>(v);
+    sq += v * v;
+  }
+  sq = warp_sum(sq);
+  if (lane == 0) {
+    error_sq[row] = static_cast<float>(sq);
+    per_example[row] = loss == kCrossEntropy ? static_cast<float>(log(total) + zmax - static_cast<acc_t>(zi[label]))
+                                             : static_cast<float>(sq / 2);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+__global__ void row_sqnorm_kernel(const scalar_t* __restrict__ h, int64_t N, int64_t H, float* __restrict__ out) {
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= N) return;
+  acc_t s = 0;
+  for (int64_t k = lane; k < H; k += kWarp) {
+    const acc_t v = static_cast<acc_t>(h[row * H + k]);
+    s += v * v;
+  }
+  s = warp_sum(s);
+  if (lane == 0) out[row] = static_cast<float>(s);
+}
+
+}  // namespace cuda
+
+ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
+                             const std::optional<at::Tensor>& embeddings, int64_t loss) {
+  TORCH_CHECK(logits.is_cuda() && labels.is_cuda() && logits.device() == labels.device(),
+              "grad_proxies: logits and labels must be on the same CUDA device");
+  TORCH_CHECK(logits.dim() == 2 && logits.is_contiguous(), "grad_proxies: logits must be a contiguous (N, C) tensor");
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0) && labels.scalar_type() == at::kLong,
+              "grad_proxies: labels must be an int64 (N,) tensor");
+  TORCH_CHECK(loss == kCrossEntropy || loss == kSquared, "grad_proxies: unknown loss ", loss);
+  const c10::cuda::CUDAGuard guard(logits.device());
+  const int64_t N = logits.size(0), C = logits.size(1);
+  auto fopts = logits.options().dtype(at::kFloat);
+  auto errors = at::empty({N, C}, fopts);
+  auto per_example = at::empty({N}, fopts);
+  auto error_sq = at::empty({N}, fopts);
+  auto emb_sq = at::empty({embeddings ? N : 0}, fopts);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  constexpr int kThreads = 256;
+  const auto blocks = [&](int64_t rows) {
+    return static_cast<unsigned>((rows * cuda::kWarp + kThreads - 1) / kThreads);
+  };
+  if (N > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "grad_proxies_cuda", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      cuda::grad_proxies_kernel<scalar_t, acc_t><<<blocks(N), kThreads, 0, stream>>>(
+          logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(), N, C, loss, errors.data_ptr<float>(),
+          per_example.data_ptr<float>(), error_sq.data_ptr<float>());
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (embeddings) {
+      TORCH_CHECK(embeddings->is_cuda() && embeddings->dim() == 2 && embeddings->size(0) == N &&
+                      embeddings->is_contiguous(),
+                  "grad_proxies: embeddings must be a contiguous (N, H) tensor on the logits' device");
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, embeddings->scalar_type(), "row_sqnorm_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        cuda::row_sqnorm_kernel<scalar_t, acc_t><<<blocks(N), kThreads, 0, stream>>>(
+            embeddings->data_ptr<scalar_t>(), N, embeddings->size(1), emb_sq.data_ptr<float>());
+      });
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  }
+  return {errors, per_example, error_sq, emb_sq};
+}
+
+}  // namespace augcore

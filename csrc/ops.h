@@ -1,0 +1,34 @@
+// The kernel surface of augcore: one declaration per op and device.
+// Schemas and per-op documentation live in torch_bindings.cpp.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <tuple>
+
+namespace augcore {
+
+enum LossKind : int64_t { kCrossEntropy = 0, kSquared = 1 };
+enum SimilarityKind : int64_t { kExp = 0, kCraig = 1, kPrecomputed = 2 };
+enum GreedyMethod : int64_t { kNaive = 0, kLazy = 1, kStochastic = 2 };
+enum StorageMode : int64_t { kAuto = 0, kDense = 1, kOnTheFly = 2 };
+
+using ProxiesOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+using FacilityLocationOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
+                            const std::optional<at::Tensor>& embeddings, int64_t loss);
+at::Tensor pairwise_sqdist_cpu(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
+                               const at::Tensor& indptr, double bias);
+FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
+                                          const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
+                                          const at::Tensor& budgets, int64_t similarity_kind, double scale,
+                                          double bias, int64_t method, double eps, int64_t seed, int64_t mode,
+                                          int64_t memory_limit);
+
+#ifdef AUGCORE_WITH_CUDA
+ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
+                             const std::optional<at::Tensor>& embeddings, int64_t loss);
+#endif
+
+}  // namespace augcore
