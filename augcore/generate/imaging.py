@@ -24,7 +24,7 @@ def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if x.shape[1] == channels:
         return x
     if x.shape[1] == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1)
+        return x.repeat(1, 3, 1, 1)
     if x.shape[1] == 3 and channels == 1:
         # ITU-R 601 luma, the weights PIL uses for mode "L".
         weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
@@ -41,17 +41,16 @@ def _resize(x: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
 
 
 def to_model_space(images: Sequence[torch.Tensor], resolution: int, channels: int) -> torch.Tensor:
-    """uint8 (C, H, W) images -> float32 (B, channels, resolution, resolution) in [-1, 1]."""
+    """uint8 (C, H, W) images -> float32 (B, channels, resolution, resolution) in [0, 1]."""
     sizes = {tuple(im.shape) for im in images}
     if len(sizes) != 1:
         raise ValueError(f"images of one batch must share a shape, got {sorted(sizes)}")
     x = torch.stack(list(images)).float().div_(255.0)
-    x = _resize(_convert_channels(x, channels), resolution).clamp_(0.0, 1.0)
-    return x.mul_(2.0).sub_(1.0)
+    return _resize(_convert_channels(x, channels), resolution).clamp_(0.0, 1.0)
 
 
 def from_model_space(x: torch.Tensor, size: Sequence[int], channels: int) -> torch.Tensor:
-    """float (B, C', R, R) in [-1, 1] -> uint8 (B, channels, H, W) at the dataset's size."""
-    x = (x.float().clamp(-1.0, 1.0) + 1.0) / 2.0
+    """float (B, C', R, R) in [0, 1] -> uint8 (B, channels, H, W) at the dataset's size."""
+    x = x.float().clamp(0.0, 1.0)
     x = _resize(_convert_channels(x, channels), size).clamp_(0.0, 1.0)
     return x.mul_(255.0).round_().to(torch.uint8)

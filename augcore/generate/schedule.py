@@ -14,7 +14,7 @@ steps. diffusers' img2img pipelines do exactly that for ``strength`` when
 
 So a copy "at s steps" is img2img with ``strength = s / T``, but ``int()`` truncates and
 ``T * (s / T)`` is not always s in floating point (T = 22, s = 15 gives 14), so
-:func:`strength_for_steps` returns the smallest float whose product with T truncates to s.
+:func:`strength_for_steps` returns s / T, or the first float above it that truncates to s.
 """
 from __future__ import annotations
 
