@@ -26,13 +26,12 @@ def build_selector(name: str, **kwargs: Any) -> Selector:
         hint = " ('none' means no selection and is handled by the trainer)" if name == "none" else ""
         raise ValueError(f"unknown selector {name!r}{hint}; choose one of {sorted(SELECTORS)}")
     cls = SELECTORS[name]
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [p for p in params if p != "self"]
-    unknown = sorted(set(kwargs) - set(accepted))
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = {p: spec for p, spec in inspect.signature(cls).parameters.items() if spec.kind in named}
+    unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise TypeError(f"selector {name!r} got unknown option(s) {unknown}; it accepts {accepted}")
-    missing = [p for p, spec in params.items()
-               if p != "self" and spec.default is inspect.Parameter.empty and p not in kwargs]
+        raise TypeError(f"selector {name!r} got unknown option(s) {unknown}; it accepts {sorted(params)}")
+    missing = [p for p, spec in params.items() if spec.default is inspect.Parameter.empty and p not in kwargs]
     if missing:
         raise TypeError(f"selector {name!r} needs option(s) {missing}")
     return cls(**kwargs)
