@@ -35,7 +35,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
 
 PathLike = Union[str, os.PathLike]
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -100,14 +103,11 @@ class _FileImages:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from PIL import Image
-        from torchvision.transforms.v2 import functional as F
-
         with Image.open(self.paths[i]) as img:
             array = np.asarray(img.convert("RGB"))
         image = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
         if tuple(image.shape[1:]) != (self.size, self.size):
-            image = F.center_crop(F.resize(image, self.size, antialias=True), [self.size, self.size])
+            image = TF.center_crop(TF.resize(image, self.size, antialias=True), [self.size, self.size])
         return image
 
     def subset(self, idx: torch.Tensor) -> "_FileImages":
@@ -426,7 +426,8 @@ def _scan_class_folders(folder: str, what: str) -> Tuple[List[str], List[str], L
         raise DatasetNotFoundError(f"{what}: no class folders in {os.path.abspath(folder)} (expected "
                                    f"<class name>/<image files> sub-folders)")
     paths, labels = [], []
-    for c, name in enumerate(classes):
+    # listing ImageNet's 1000 folders takes a while: show progress for large trees
+    for c, name in enumerate(tqdm(classes, desc=f"scanning {folder}", unit="class", disable=len(classes) < 100)):
         files = _image_files(os.path.join(folder, name))
         if not files:
             raise ValueError(f"{what}: class folder {os.path.join(folder, name)} holds no images "
