@@ -176,11 +176,12 @@ def load_backend(source: str, *, kind: str = "auto", scheduler: Optional[str] = 
         kind = "unconditional" if _unet_class(model_index) in UNCONDITIONAL_UNETS else "img2img"
     if kind not in ("img2img", "unconditional"):
         raise ValueError(f"kind must be 'auto', 'img2img' or 'unconditional', got {kind!r}")
+    dtype_kw = {} if dtype in (None, torch.float32) else {"torch_dtype": dtype}   # float32 is diffusers' default
     try:
         if kind == "img2img":
-            pipe = diffusers.AutoPipelineForImage2Image.from_pretrained(source, torch_dtype=dtype)
+            pipe = diffusers.AutoPipelineForImage2Image.from_pretrained(source, **dtype_kw)
         else:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(source, torch_dtype=dtype)
+            pipe = diffusers.DiffusionPipeline.from_pretrained(source, **dtype_kw)
     except (ValueError, OSError, KeyError) as exc:
         raise NotADiffusersPipelineError(f"{source}: diffusers could not load it as a {kind} pipeline "
                                          f"({model_index.get('_class_name')}): {exc}") from exc
