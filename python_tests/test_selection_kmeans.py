@@ -115,9 +115,9 @@ def test_slow_learnable_matches_the_exhaustive_reference(features):
 
 
 def test_slow_learnable_selects_the_hard_mode_at_scale():
-    stats = random_stats(5000, 10, seed=4)
+    stats = random_stats(3000, 10, seed=4)
     sel = SlowLearnableSelector().select(stats)
-    chosen = torch.zeros(5000, dtype=torch.bool)
+    chosen = torch.zeros(3000, dtype=torch.bool)
     chosen[sel.indices] = True
     # the selected cluster holds the high-loss examples of each class
     for c in range(10):

@@ -79,7 +79,7 @@ def test_coreset_budgets_and_weights(stats, fraction, seed, split, proxy):
     assert counts[-1] == int(sizes[sel.budgets == 0].sum())
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(problems(max_n=160), st.integers(0, 1000), st.sampled_from(["probs", "logits", "embeddings"]))
 def test_slow_learnable_takes_a_proper_part_of_every_split_class(stats, seed, features):
     sel = check_deterministic(SlowLearnableSelector(features=features, restarts=3), stats, seed, 0)
