@@ -128,7 +128,8 @@ def test_bad_stats_are_rejected_with_the_reason():
         MaxLossSelector(0.5).select(short)
     losses = stats.losses.clone()
     losses[7] = float("nan")
-    with pytest.raises(ValueError, match=r"stats.losses contains 1 non-finite value\(s\) \(NaN\), first at index \(7,\)"):
+    nan_message = r"stats.losses contains 1 non-finite value\(s\) \(NaN\), first at index \(7,\)"
+    with pytest.raises(ValueError, match=nan_message):
         RandomSelector(0.5).select(InferenceStats(stats.logits, stats.labels, losses, stats.indices))
     labels = stats.labels.clone()
     labels[0] = 4
@@ -141,5 +142,10 @@ def test_bad_stats_are_rejected_with_the_reason():
     with pytest.raises(ValueError, match=r"classes \[2\] have no examples"):
         RandomSelector(0.5, stratified=True).select(missing_class)
     assert len(RandomSelector(0.5).select(missing_class)) == budget_from_fraction(0.5, len(missing_class))
+    elsewhere = InferenceStats(stats.logits, stats.labels, stats.losses, stats.indices.to("meta"))
+    with pytest.raises(ValueError, match="different devices"):
+        MaxLossSelector(0.5).select(elsewhere)
+    with pytest.raises(TypeError, match="stats.labels: expected an integer dtype"):
+        MaxLossSelector(0.5).select(InferenceStats(stats.logits, stats.labels.float(), stats.losses, stats.indices))
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         RandomSelector(0.5).select(stats, seed=-1)

@@ -97,7 +97,8 @@ def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> N
     if need_embeddings:
         emb = stats.embeddings
         if emb is None:
-            raise ValueError("this selector needs stats.embeddings; collect them with collect_stats(..., embeddings=True)")
+            raise ValueError("this selector needs stats.embeddings; "
+                             "collect them with collect_stats(..., embeddings=True)")
         if emb.dim() != 2 or emb.dtype not in _FLOAT_DTYPES:
             raise ValueError(f"stats.embeddings: expected a floating (N, H) tensor, got {emb.dtype} "
                              f"of shape {tuple(emb.shape)}")
