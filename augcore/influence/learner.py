@@ -1,0 +1,88 @@
+"""Training the augmentation estimator E by back-propagating influence through a fixed classifier.
+
+Per mini-batch: x~ = T(x; E(x)), forward through the frozen model to (logits~, h~), and
+minimise
+
+    mean_i I_aug(z_i, z~_i) + regularisation * mean_i |T params_i|^2,
+
+where I_aug = I_up,loss(z~) - I_up,loss(z) uses the s_val of a fitted
+:class:`~augcore.influence.scores.LastLayerInfluence`, fixed while E learns (as in the
+paper). I_up,loss(z) does not depend on E, so "replace" and "append" objectives have the
+same gradient; the logged value is I_aug. The penalty (and the bounded heads) keep the
+transforms small, our stand-in for the paper's WGAN-GP-trained generator.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+from tqdm.auto import tqdm
+
+from augcore.influence.scores import LastLayerInfluence
+
+Model = Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
+
+
+def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLayerInfluence, inputs: torch.Tensor,
+                    labels: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
+                    regularisation: float = 1.0, seed: int = 0,
+                    log_path: Optional[Union[str, os.PathLike]] = None,
+                    progress: bool = True) -> List[Dict[str, float]]:
+    """Trains ``augmenter`` (E and its heads) in place; returns one record per epoch.
+
+    ``model(x)`` must return ``(logits, embedding)`` with ``logits = influence``'s layer
+    applied to ``embedding`` (augcore models do; the model's parameters are not updated).
+    ``log_path``: optional JSON-lines file, one record per epoch (epoch, influence,
+    penalty, loss). Returns the same records.
+    """
+    if inputs.shape[0] != labels.shape[0] or inputs.shape[0] == 0:
+        raise ValueError(f"inputs ({inputs.shape[0]} rows) and labels ({labels.shape[0]}) must be non-empty and "
+                         "of equal length")
+    if epochs < 1 or batch_size < 1 or not lr > 0 or regularisation < 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0, regularisation >= 0; got {epochs}, "
+                         f"{batch_size}, {lr}, {regularisation}")
+    module = model if isinstance(model, torch.nn.Module) else None
+    frozen = [] if module is None else [p for p in module.parameters() if p.requires_grad]
+    was_training = None if module is None else module.training
+    for p in frozen:
+        p.requires_grad_(False)  # gradients flow to the inputs only
+    if module is not None:
+        module.eval()
+    optimiser = torch.optim.Adam(augmenter.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    records: List[Dict[str, float]] = []
+    try:
+        for epoch in tqdm(range(epochs), desc="train E", disable=not progress):
+            order = torch.randperm(inputs.shape[0], generator=generator)
+            totals = {"influence": 0.0, "penalty": 0.0, "loss": 0.0}
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size].to(inputs.device)
+                x, y = inputs[rows], labels[rows]
+                with torch.no_grad():
+                    logits, embedding = model(x)
+                    base = influence.up_loss(embedding, y, logits)
+                augmented, params = augmenter(x)
+                aug_logits, aug_embedding = model(augmented)
+                influence_term = (influence.up_loss(aug_embedding, y, aug_logits) - base).mean()
+                penalty = augmenter.regulariser(params).mean()
+                loss = influence_term + regularisation * penalty
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                share = len(rows) / len(order)
+                totals["influence"] += share * influence_term.item()
+                totals["penalty"] += share * penalty.item()
+                totals["loss"] += share * loss.item()
+            record = {"epoch": epoch, **totals}
+            records.append(record)
+            if log_path is not None:
+                with open(log_path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        if module is not None and was_training:
+            module.train()
+    return records
