@@ -42,7 +42,16 @@ def _unshuffled_loader(source: Union[Dataset, DataLoader], batch_size: int, devi
     if not isinstance(source, Dataset):
         raise TypeError(f"collect_stats: expected a torch Dataset or DataLoader, got {type(source).__name__}")
     return DataLoader(source, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      pin_memory=device.type == "cuda")
+                      pin_memory=device.type == "cuda" and _items_on_cpu(source))
+
+
+def _items_on_cpu(dataset: Dataset) -> bool:
+    """Pinning applies to CPU tensors only; a data set preloaded on the GPU must not be pinned."""
+    if len(dataset) == 0:
+        return True
+    first = dataset[0]
+    x = first[0] if isinstance(first, (tuple, list)) else first
+    return not (isinstance(x, torch.Tensor) and x.device.type != "cpu")
 
 
 def _split_output(out: Any, embeddings: bool):
