@@ -98,6 +98,13 @@ def test_without_embeddings_and_models_returning_only_logits():
     with pytest.raises(TypeError, match=r"must return \(logits, embedding\)"):
         collect_stats(logits_only, ds, progress=False)
 
+    class NoEmbedding(nn.Module):
+        def forward(self, x):
+            return logits_only(x), None
+
+    with pytest.raises(TypeError, match="returned NoneType as its embedding"):
+        collect_stats(NoEmbedding(), ds, progress=False)
+
 
 def test_loader_and_argument_errors():
     ds, _, _ = make_data()

@@ -56,6 +56,9 @@ def _items_on_cpu(dataset: Dataset) -> bool:
 
 def _split_output(out: Any, embeddings: bool):
     if isinstance(out, (tuple, list)) and len(out) == 2:
+        if embeddings and not isinstance(out[1], torch.Tensor):
+            raise TypeError(f"collect_stats: the model returned {type(out[1]).__name__} as its embedding; "
+                            "pass embeddings=False to collect logits only")
         return out[0], out[1]
     if isinstance(out, torch.Tensor) and not embeddings:
         return out, None
