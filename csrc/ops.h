@@ -29,6 +29,13 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
 #ifdef AUGCORE_WITH_CUDA
 ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
                              const std::optional<at::Tensor>& embeddings, int64_t loss);
+at::Tensor pairwise_sqdist_cuda(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
+                                const at::Tensor& indptr, double bias);
+FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
+                                           const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
+                                           const at::Tensor& budgets, int64_t similarity_kind, double scale,
+                                           double bias, int64_t method, double eps, int64_t seed, int64_t mode,
+                                           int64_t memory_limit);
 #endif
 
 }  // namespace augcore

@@ -63,6 +63,8 @@ TORCH_LIBRARY_IMPL(augcore, CPU, m) {
 #ifdef AUGCORE_WITH_CUDA
 TORCH_LIBRARY_IMPL(augcore, CUDA, m) {
   m.impl("grad_proxies", &augcore::grad_proxies_cuda);
+  m.impl("pairwise_sqdist", &augcore::pairwise_sqdist_cuda);
+  m.impl("facility_location", &augcore::facility_location_cuda);
 }
 #endif
 
