@@ -28,7 +28,7 @@ at::Tensor pairwise_sqdist_cpu(const at::Tensor& x, const std::optional<at::Tens
     const int64_t n = p[g + 1] - p[g];
     if (n == 0) continue;
     cpu::GroupGeometry geo(xs + p[g] * D, n, D, hs ? hs + p[g] * H : nullptr, H, static_cast<float>(bias));
-    cpu::fill_symmetric_block(geo, o + offsets[g], [](float d2) { return d2; }, /*parallel=*/true);
+    cpu::fill_symmetric_block(geo, o + offsets[g], [](float*, int64_t) {}, /*parallel=*/true);
   }
   return out;
 }

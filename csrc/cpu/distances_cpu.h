@@ -7,7 +7,7 @@ namespace cpu {
 
 constexpr int64_t kRowBlock = 16;
 
-// S[i * n + j] = transform(d^2(i, j)). Each row block computes its rows from the
+// S[i * n + j] = transform(d^2(i, j)); transform(values, len) rewrites an array in place. Each row block computes its rows from the
 // diagonal rightwards and mirrors them below the diagonal (one cache line per
 // mirrored row), so every pair is computed once.
 template <typename Transform>
@@ -23,7 +23,7 @@ void fill_symmetric_block(const GroupGeometry& geo, float* S, Transform transfor
       geo.sqdist_tile(i0, rows, i0, n, tile.data(), scratch.data());
       for (int64_t r = 0; r < rows; ++r) {
         float* t = tile.data() + r * w;
-        for (int64_t c = 0; c < w; ++c) t[c] = transform(t[c]);
+        transform(t, w);
         std::memcpy(S + (i0 + r) * n + i0, t, sizeof(float) * w);
       }
       for (int64_t j = i0 + rows; j < n; ++j)

@@ -33,14 +33,21 @@ __attribute__((noinline)) float block_gain(const float* s, const float* m, int64
   return acc;
 }
 
-// Squared distance -> similarity; the one place both storage modes get similarities from.
+// Squared distances -> similarities, in place; the one place both storage modes
+// get similarities from. Element-wise with no reduction, so vector width does not
+// change any value.
 struct SimilarityTransform {
   int64_t kind;
   float neg_inv_scale;
   float dmax;
-  float operator()(float d2) const {
-    const float d = std::sqrt(d2);
-    return kind == kExp ? exp_nonpositive(d * neg_inv_scale) : dmax - d;
+  void operator()(float* v, int64_t len) const {
+    if (kind == kExp) {
+#pragma omp simd
+      for (int64_t t = 0; t < len; ++t) v[t] = exp_nonpositive(std::sqrt(v[t]) * neg_inv_scale);
+    } else {
+#pragma omp simd
+      for (int64_t t = 0; t < len; ++t) v[t] = dmax - std::sqrt(v[t]);
+    }
   }
 };
 
@@ -60,7 +67,7 @@ struct OnTheFlyRows {
   const float* block(int64_t c, int64_t b, float* scratch) const {
     const int64_t j0 = b * kGainBlock, j1 = std::min(geo->size(), j0 + kGainBlock);
     geo->sqdist_tile(c, 1, j0, j1, scratch, scratch + kGainBlock);
-    for (int64_t t = 0; t < j1 - j0; ++t) scratch[t] = transform(scratch[t]);
+    transform(scratch, j1 - j0);
     return scratch;
   }
 };
@@ -386,11 +393,11 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
         if (dense) {
           std::unique_ptr<float[]> S(new float[static_cast<size_t>(n * n)]);
           if (similarity_kind == kCraig) {
-            fill_symmetric_block(geo, S.get(), [](float d2) { return d2; }, inner_parallel);
+            fill_symmetric_block(geo, S.get(), [](float*, int64_t) {}, inner_parallel);
             float max_d2 = 0.0f;
             for (int64_t t = 0; t < n * n; ++t) max_d2 = std::max(max_d2, S[t]);
             transform.dmax = std::sqrt(max_d2);
-            for (int64_t t = 0; t < n * n; ++t) S[t] = transform(S[t]);
+            transform(S.get(), n * n);
           } else {
             fill_symmetric_block(geo, S.get(), transform, inner_parallel);
           }

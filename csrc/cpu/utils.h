@@ -52,6 +52,8 @@ inline float exp_nonpositive(float x) {
 // Points of one group, sorted: proxies x (n x D) and, for the exact last-layer
 // gradient, embeddings h (n x H). Column-major copies feed the j-vectorised loops.
 class GroupGeometry {
+  static constexpr int64_t kChunk = 64;
+
  public:
   GroupGeometry(const float* x, int64_t n, int64_t D, const float* h, int64_t H, float bias)
       : x_(x), h_(h), n_(n), D_(D), H_(h ? H : 0), bias_(bias) {
@@ -66,35 +68,23 @@ class GroupGeometry {
   int64_t size() const { return n_; }
 
   // Squared distances of rows [i0, i0 + rows) to columns [j0, j1), into
-  // out[r * (j1 - j0) + t]. Each pair's value is computed the same way whatever
+  // out[r * (j1 - j0) + t]. Every pair is accumulated over k in order, whatever
   // the tile, so d(i, j) == d(j, i) exactly and d(i, i) == 0.
   void sqdist_tile(int64_t i0, int64_t rows, int64_t j0, int64_t j1, float* out, float* scratch) const {
     const int64_t w = j1 - j0;
     if (!h_) {
-      std::fill(out, out + rows * w, 0.0f);
-      for (int64_t k = 0; k < D_; ++k) {
-        const float* col = xT_.data() + k * n_ + j0;
-        for (int64_t r = 0; r < rows; ++r) {
-          const float xi = x_[(i0 + r) * D_ + k];
-          float* o = out + r * w;
-#pragma omp simd
-          for (int64_t t = 0; t < w; ++t) {
-            const float diff = xi - col[t];
-            o[t] += diff * diff;
-          }
-        }
-      }
+      const auto squared_diff = [](float a, float b, float& acc) { acc += (a - b) * (a - b); };
+      for_chunks(i0, rows, j0, j1, out, squared_diff, x_, xT_, D_);
       return;
     }
     // exact last-layer gradients: |g_i - g_j|^2 = A_i + A_j - 2 <e_i,e_j> (<h_i,h_j> + b)
-    float* dot_e = out;
-    float* dot_h = scratch;
-    dots(x_, xT_, D_, i0, rows, j0, j1, dot_e);
-    dots(h_, hT_, H_, i0, rows, j0, j1, dot_h);
+    const auto dot = [](float a, float b, float& acc) { acc += a * b; };
+    for_chunks(i0, rows, j0, j1, out, dot, x_, xT_, D_);
+    for_chunks(i0, rows, j0, j1, scratch, dot, h_, hT_, H_);
     for (int64_t r = 0; r < rows; ++r) {
       const float ai = sq_[i0 + r];
       float* o = out + r * w;
-      const float* dh = dot_h + r * w;
+      const float* dh = scratch + r * w;
       const float* aj = sq_.data() + j0;
 #pragma omp simd
       for (int64_t t = 0; t < w; ++t) o[t] = std::max((ai + aj[t]) - 2.0f * (o[t] * (dh[t] + bias_)), 0.0f);
@@ -106,7 +96,7 @@ class GroupGeometry {
 
  private:
   static std::vector<float> transpose(const float* a, int64_t n, int64_t d) {
-    std::vector<float> t(static_cast<size_t>(n * d));
+    std::vector<float> t(static_cast<size_t>(n * d + kChunk), 0.0f);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t k = 0; k < d; ++k) t[k * n + i] = a[i * d + k];
     return t;
@@ -117,17 +107,25 @@ class GroupGeometry {
     for (int64_t k = 0; k < d; ++k) s += a[k] * a[k];
     return s;
   }
-  void dots(const float* a, const std::vector<float>& aT, int64_t d, int64_t i0, int64_t rows, int64_t j0,
-            int64_t j1, float* out) const {
+  // out[r][t] = sum over k, in order, of step(a[i0 + r][k], a[j0 + t][k]). Columns go
+  // in chunks of kChunk so the accumulators stay in registers across the k loop; the
+  // transposed copies are padded by kChunk so a short last chunk may read past its end.
+  template <typename Step>
+  void for_chunks(int64_t i0, int64_t rows, int64_t j0, int64_t j1, float* out, Step step, const float* a,
+                  const std::vector<float>& aT, int64_t d) const {
     const int64_t w = j1 - j0;
-    std::fill(out, out + rows * w, 0.0f);
-    for (int64_t k = 0; k < d; ++k) {
-      const float* col = aT.data() + k * n_ + j0;
+    for (int64_t c0 = 0; c0 < w; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, w - c0);
       for (int64_t r = 0; r < rows; ++r) {
-        const float ai = a[(i0 + r) * d + k];
-        float* o = out + r * w;
+        const float* ai = a + (i0 + r) * d;
+        float acc[kChunk] = {};
+        for (int64_t k = 0; k < d; ++k) {
+          const float* col = aT.data() + k * n_ + j0 + c0;
+          const float aik = ai[k];
 #pragma omp simd
-        for (int64_t t = 0; t < w; ++t) o[t] += ai * col[t];
+          for (int64_t t = 0; t < kChunk; ++t) step(aik, col[t], acc[t]);
+        }
+        std::memcpy(out + r * w + c0, acc, sizeof(float) * len);
       }
     }
   }
