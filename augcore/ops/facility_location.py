@@ -40,7 +40,8 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
                       similarity: Union[str, Any] = "exp", scale: Optional[float] = None,
                       method: str = "stochastic", eps: float = 0.01, seed: int = 0,
                       budget_split: str = "proportional", num_groups: Optional[int] = None,
-                      mode: str = "auto", memory_limit: int = 1 << 30) -> FacilityLocationResult:
+                      mode: str = "auto", memory_limit: int = 1 << 30,
+                      backend: str = "auto") -> FacilityLocationResult:
     """Greedy facility location, solved for every group (class) in one parallel call.
 
     Args:
@@ -65,6 +66,12 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         the blocks solved at once fit in ``memory_limit`` bytes. Both give the same
         picks: the similarity of a pair is computed by the same float32 code.
 
+      backend: "auto" and "compiled" run the compiled op of the tensors' device (CPU or
+        CUDA; one launch runs every greedy step on the GPU); "triton" runs
+        ``augcore.ops.triton.facility_location_triton`` (one launch per step for all
+        groups; proxy space, "exp" similarity only; CUDA tensors, or CPU tensors under
+        TRITON_INTERPRET=1). See docs/gpu.md.
+
     Returns a ``FacilityLocationResult``. Weights gamma count, for each pick, the
     points of its group whose most similar pick it is (ties to the earlier pick);
     they sum to each group's size. Turn them into training weights with
@@ -79,6 +86,11 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         raise ValueError(f"eps must lie in (0, 1), got {eps}")
     if budget_split not in SPLITS:
         raise ValueError(f"budget_split must be one of {SPLITS}, got {budget_split!r}")
+    if backend not in ("auto", "compiled", "triton"):
+        raise ValueError(f"backend must be 'auto', 'compiled' or 'triton', got {backend!r}")
+    if backend == "triton" and (not isinstance(similarity, str) or similarity != "exp" or embeddings is not None):
+        raise ValueError("backend='triton' supports proxy space with similarity='exp' only "
+                         "(no embeddings, no craig, no precomputed matrix); use backend='compiled'")
     if bias not in (0, 1):
         raise ValueError(f"bias must be 0 (weights only) or 1 (weights and bias), got {bias}")
 
@@ -109,9 +121,15 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
 
     budgets = split_budget(seg.sizes, budget, budget_split)
     t1 = time.perf_counter()
-    selected, gains, gamma, assign_pos, objective, timings = compiled_ops().facility_location(
-        x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
-        METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit))
+    if backend == "triton":
+        from augcore.ops.triton import facility_location_triton
+        selected, gains, gamma, assign_pos, objective = facility_location_triton(
+            x_sorted, seg.indptr, budgets, float(scale), METHODS[method], float(eps), int(seed))
+        timings = torch.full((2,), float("nan"), dtype=torch.float64)
+    else:
+        selected, gains, gamma, assign_pos, objective, timings = compiled_ops().facility_location(
+            x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
+            METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit))
     t2 = time.perf_counter()
 
     order = seg.order

@@ -189,6 +189,9 @@ def facility_location_triton(x: torch.Tensor, indptr: torch.Tensor, budgets: tor
         raise ValueError(f"facility_location_triton: eps must lie in (0, 1), got {eps}")
     if not scale > 0:
         raise ValueError(f"facility_location_triton: scale must be positive, got {scale}")
+    if x.device.type != "cuda" and not _interpreting():
+        raise ValueError("facility_location_triton: Triton kernels need CUDA tensors "
+                         "(or TRITON_INTERPRET=1 set before importing augcore.ops.triton, for CPU tensors)")
     if indptr.device.type != "cpu" or budgets.device.type != "cpu":
         raise ValueError("facility_location_triton: indptr and budgets must be host tensors")
     dev = x.device
