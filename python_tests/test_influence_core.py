@@ -106,6 +106,14 @@ def test_cg_and_lissa_agree_with_dense_inverse():
     assert cg.converged and cg.iterations <= op.dim
     torch.testing.assert_close(cg.solution, exact, rtol=1e-9, atol=1e-10)
 
+    torch.testing.assert_close(op.diagonal(), torch.diagonal(dense), rtol=1e-12, atol=1e-12)
+    jacobi = conjugate_gradient(op.matvec, rhs, tol=1e-12, preconditioner=op.diagonal())
+    torch.testing.assert_close(jacobi.solution, exact, rtol=1e-9, atol=1e-10)
+
+    float32 = conjugate_gradient(LastLayerHessian(emb.float(), (emb @ weight.T + b).float(), damping=0.2).matvec,
+                                 rhs.float(), tol=1e-8)  # stops at the float32 floor instead of looping
+    assert float32.converged and float((float32.solution.double() - exact).norm() / exact.norm()) < 1e-4
+
     full_batch = lissa(op.matvec, op.stochastic_matvec(torch.Generator(), None), rhs, depth=1000)
     assert float((full_batch.solution - exact).norm() / exact.norm()) < 1e-8
 

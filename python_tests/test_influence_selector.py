@@ -123,6 +123,14 @@ def test_lissa_solver_ranks_like_cg():
     assert float(torch.corrcoef(paired.T)[0, 1]) > 0.98
 
 
+def test_float32_solve_selects_like_float64():
+    weight, bias, train, val, _ = dataset(n=400, seed=4)
+    exact = InfluenceSelector(weight, bias, val, budget=40, damping=DAMPING).select(train)
+    fast = InfluenceSelector(weight, bias, val, budget=40, damping=DAMPING, dtype=torch.float32).select(train)
+    torch.testing.assert_close(fast.info["score"].double(), exact.info["score"], rtol=1e-3, atol=1e-3)
+    assert len(set(fast.indices.tolist()) & set(exact.indices.tolist())) >= 38
+
+
 def test_bias_free_layer():
     weight, _, train, val, _ = dataset()
     for s in (train, val):

@@ -111,6 +111,15 @@ class LastLayerHessian:
         out_bias = u.sum(0) / h.shape[0] if self.bias else None
         return join_last_layer(out_weight, out_bias) + self.damping * v.to(h.dtype)
 
+    def diagonal(self) -> torch.Tensor:
+        """diag(H + damping I), one GEMM: H_(c,a),(c,a) = 1/N sum_i p_ic (1 - p_ic) h_ia^2 (CE)."""
+        h = self.embeddings
+        curvature = (self.probabilities * (1.0 - self.probabilities) if self.probabilities is not None
+                     else torch.ones(self.num_examples, self.num_classes, dtype=h.dtype, device=h.device))
+        weight = curvature.T @ (h * h) / self.num_examples
+        bias = curvature.mean(0) if self.bias else None
+        return join_last_layer(weight, bias) + self.damping
+
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """(H + damping I) v over all training examples."""
         _check_vector(v, self.dim)

@@ -111,15 +111,20 @@ class LastLayerInfluence:
 
     def fit(self, val_embeddings: torch.Tensor, val_labels: torch.Tensor, val_logits: Optional[torch.Tensor] = None,
             *, reduction: str = "sum", solver: str = "cg", seed: int = 0, cg_tol: float = 1e-8,
+            precondition: bool = False,
             lissa_depth: int = 1000, lissa_repeats: int = 1, lissa_batch_size: Optional[int] = 1024,
             lissa_scale: Optional[float] = None) -> "LastLayerInfluence":
         """Solves for s_val (once; then every score is a dot product). ``val_logits`` None:
-        computed from the layer. ``solver``: ``"cg"`` (default, exact) or ``"lissa"``."""
+        computed from the layer. ``solver``: ``"cg"`` (default, exact; ``precondition=True``
+        adds Jacobi preconditioning by the Hessian's diagonal, which helps when embedding
+        coordinates have very different scales and did not on CIFAR-like random stats)
+        or ``"lissa"``."""
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         rhs = self.validation_gradient(val_embeddings, val_labels, val_logits, reduction)
         if solver == "cg":
-            self.solve = conjugate_gradient(self.hessian.matvec, rhs, tol=cg_tol)
+            self.solve = conjugate_gradient(self.hessian.matvec, rhs, tol=cg_tol,
+                                            preconditioner=self.hessian.diagonal() if precondition else None)
         else:
             generator = torch.Generator().manual_seed(seed)
             self.solve = lissa(self.hessian.matvec, self.hessian.stochastic_matvec(generator, lissa_batch_size), rhs,
