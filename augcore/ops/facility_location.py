@@ -146,14 +146,15 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
 
 
 def _gather_blocks(sim: torch.Tensor, seg) -> torch.Tensor:
-    """The diagonal blocks of an (N, N) matrix for the sorted groups, back to back."""
+    """Each sorted group's diagonal block of the (N, N) matrix, transposed to the
+    kernel's candidate-major layout (entry [c, i] = s_ic), back to back."""
     if seg.num_groups == 1:
-        return sim.reshape(-1).contiguous()
+        return sim.t().contiguous().reshape(-1)
     areas = (seg.sizes * seg.sizes).to(sim.device)
     n_of_entry = torch.repeat_interleave(seg.sizes.to(sim.device), areas)
     start_of_entry = torch.repeat_interleave(seg.indptr[:-1].to(sim.device), areas)
     offset_of_entry = torch.repeat_interleave(block_offsets(seg.sizes)[:-1].to(sim.device), areas)
     local = torch.arange(n_of_entry.numel(), device=sim.device) - offset_of_entry
-    rows = seg.order[start_of_entry + local // n_of_entry]
-    cols = seg.order[start_of_entry + local % n_of_entry]
-    return sim[rows, cols].contiguous()
+    candidate = seg.order[start_of_entry + local // n_of_entry]
+    point = seg.order[start_of_entry + local % n_of_entry]
+    return sim[point, candidate].contiguous()

@@ -88,7 +88,7 @@ def reference_similarity(sqdist: torch.Tensor, kind: str, scale: float) -> torch
 
 def reference_greedy(sim: torch.Tensor, k: int, method: str = "naive", eps: float = 0.01, seed: int = 0,
                      group: int = 0) -> Tuple[List[int], List[float], torch.Tensor, float]:
-    """Facility-location greedy on one group's (n, n) similarity matrix.
+    """Facility-location greedy on one group's (n, n) similarity matrix, sim[i, j] = s_ij.
 
     Returns (selected positions in greedy order, marginal gains, assignment of
     each point to a selected position, objective). ``lazy`` has no separate
@@ -109,12 +109,12 @@ def reference_greedy(sim: torch.Tensor, k: int, method: str = "naive", eps: floa
                 t = j + uniform_below(counter_hash(seed, group, step, j), r - j)
                 remaining[j], remaining[t] = remaining[t], remaining[j]
         candidates = remaining[:s]
-        cand_gains = (sim[candidates] - m).clamp_min(0).sum(1)
+        cand_gains = (sim[:, candidates] - m[:, None]).clamp_min(0).sum(0)
         best_q = min(range(s), key=lambda q: (-float(cand_gains[q]), candidates[q]))
         best = candidates[best_q]
         selected.append(best)
         gains.append(float(cand_gains[best_q]))
-        m = torch.maximum(m, sim[best])
+        m = torch.maximum(m, sim[:, best])
         remaining[best_q] = remaining[-1]
         remaining.pop()
     if selected:
