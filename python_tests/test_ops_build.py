@@ -12,7 +12,8 @@ def test_build_info_describes_the_binary():
     assert isinstance(info["cuda"], bool)
     if info["cuda"]:
         assert info["cuda_archs"]  # e.g. "80,90"
-    assert "grad_proxies" in dir(torch.ops.augcore)
+    for op in ("grad_proxies", "pairwise_sqdist", "facility_location"):
+        assert hasattr(torch.ops.augcore, op)
 
 
 def test_unsupported_device_is_named():
@@ -21,7 +22,7 @@ def test_unsupported_device_is_named():
         augcore.facility_location(x, 1)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error a CPU-only machine gives")
-def test_cuda_build_imports_and_runs_cpu_kernels_without_a_gpu():
+def test_cpu_kernels_run_whatever_was_compiled():
+    """A CUDA-enabled build must still import and run its CPU kernels on a machine with no GPU."""
     out = augcore.grad_proxies(torch.randn(3, 2), torch.tensor([0, 1, 1]))
-    assert out.errors.shape == (3, 2)
+    assert out.errors.shape == (3, 2) and out.errors.device.type == "cpu"
