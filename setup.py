@@ -35,14 +35,18 @@ class CMakeBuild(build_ext):
             f"-DAUGCORE_CUDA_ARCHS={os.environ.get('AUGCORE_CUDA_ARCHS', '80;90')}",
             "-DCMAKE_BUILD_TYPE=Release",
         ]
-        if shutil.which("ninja"):
-            args.append("-GNinja")
+        # prefer the cmake/ninja installed next to this interpreter (a fresh venv), else PATH's
+        here = Path(sys.executable).parent
+        cmake = str(here / "cmake") if (here / "cmake").exists() else "cmake"
+        ninja = str(here / "ninja") if (here / "ninja").exists() else shutil.which("ninja")
+        if ninja:
+            args += ["-GNinja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
         cuda_home = os.environ.get("CUDA_HOME") or ("/usr/local/cuda" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
         if cuda_home and Path(cuda_home, "bin", "nvcc").exists():
             args.append(f"-DCMAKE_CUDA_COMPILER={Path(cuda_home, 'bin', 'nvcc')}")
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
-        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
-        subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
+        subprocess.run([cmake, "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
+        subprocess.run([cmake, "--build", str(build_dir), "--parallel", jobs], check=True)
 
 
 setup(
