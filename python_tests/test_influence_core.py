@@ -3,8 +3,8 @@ explicit per-example gradients, dense linear solves and actual retraining."""
 import pytest
 import torch
 
-from augcore.influence import (LastLayerHessian, LastLayerInfluence, ParameterHessian, conjugate_gradient,
-                               last_layer_dot, last_layer_gradient, lissa, output_errors)
+from augcore.influence import (LastLayerHessian, LastLayerInfluence, ParameterHessian, ParameterInfluence,
+                               conjugate_gradient, last_layer_dot, last_layer_gradient, lissa, output_errors)
 from augcore.ops.reference import explicit_last_layer_gradients
 
 
@@ -147,7 +147,8 @@ def test_parameter_hessian_matches_autograd_on_all_parameters():
     net = TinyNet()
     x, y = torch.randn(20, 3), torch.randint(3, (20,))
     batches = [(x[:8], y[:8]), (x[8:], y[8:])]
-    op = ParameterHessian(net, torch.nn.functional.cross_entropy, batches, damping=0.05)
+    damping = 1.0  # the network's Hessian is indefinite: damping makes it positive definite
+    op = ParameterHessian(net, torch.nn.functional.cross_entropy, batches, damping=damping)
     names = [n for n, _ in net.named_parameters()]
     shapes = [p.shape for _, p in net.named_parameters()]
 
@@ -159,14 +160,39 @@ def test_parameter_hessian_matches_autograd_on_all_parameters():
         return torch.nn.functional.cross_entropy(torch.func.functional_call(net, params, (x,))[0], y)
 
     theta = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
-    dense = torch.autograd.functional.hessian(loss_of_flat, theta) + 0.05 * torch.eye(op.dim)
+    dense = torch.autograd.functional.hessian(loss_of_flat, theta) + damping * torch.eye(op.dim)
+    assert float(torch.linalg.eigvalsh(dense).min()) > 0
     v = torch.randn(op.dim, generator=torch.Generator().manual_seed(8))
     torch.testing.assert_close(op.matvec(v), dense @ v, rtol=1e-10, atol=1e-10)
 
+    def explicit_gradient(inputs, targets):
+        g = torch.autograd.grad(torch.nn.functional.cross_entropy(net(inputs)[0], targets), net.parameters())
+        return torch.cat([t.reshape(-1) for t in g])
+
     grads = op.per_example_gradients(x, y)
     for i in (0, 7, 19):
-        g = torch.autograd.grad(torch.nn.functional.cross_entropy(net(x[i:i + 1])[0], y[i:i + 1]), net.parameters())
-        torch.testing.assert_close(grads[i], torch.cat([t.reshape(-1) for t in g]))
+        torch.testing.assert_close(grads[i], explicit_gradient(x[i:i + 1], y[i:i + 1]))
+
+    x_val, y_val = torch.randn(6, 3), torch.randint(3, (6,))
+    influence = ParameterInfluence(op).fit(x_val, y_val, cg_tol=1e-12)
+    direction = torch.linalg.solve(dense, 6 * explicit_gradient(x_val, y_val))  # summed validation loss
+    expected = -torch.stack([explicit_gradient(x[i:i + 1], y[i:i + 1]) for i in range(20)]) @ direction
+    torch.testing.assert_close(influence.up_loss(x, y), expected, rtol=1e-8, atol=1e-10)
+
+
+def test_all_parameter_influence_equals_last_layer_influence_on_a_linear_model():
+    emb, labels, weight, b = random_layer(n=30, c=3, h=4)
+    val_emb, val_labels, _, _ = random_layer(n=10, c=3, h=4, seed=3)
+    linear = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(b)
+    op = ParameterHessian(linear, torch.nn.functional.cross_entropy, [(emb, labels)], damping=0.1)
+    full = ParameterInfluence(op).fit(val_emb, val_labels, cg_tol=1e-12)
+    last = LastLayerInfluence(weight, b, emb, emb @ weight.T + b, damping=0.1).fit(val_emb, val_labels, cg_tol=1e-12)
+    augmented = emb + 0.3
+    torch.testing.assert_close(full.augmentation(emb, augmented, labels), last.augmentation(emb, augmented, labels),
+                               rtol=1e-9, atol=1e-10)
 
 
 # --- actual retraining on a convex model ------------------------------------------------------------

@@ -7,7 +7,7 @@ Hessian operators and solvers (``hessian``, ``solvers``), factored last-layer sc
 from augcore.influence.hessian import (LastLayerHessian, ParameterHessian, join_last_layer, output_errors,
                                        split_last_layer)
 from augcore.influence.learner import train_augmenter
-from augcore.influence.scores import LastLayerInfluence, last_layer_dot, last_layer_gradient
+from augcore.influence.scores import LastLayerInfluence, ParameterInfluence, last_layer_dot, last_layer_gradient
 from augcore.influence.selector import InfluenceSelector
 from augcore.influence.solvers import SolveResult, conjugate_gradient, largest_eigenvalue, lissa
 from augcore.influence.toy import ToyResult, run_toy_experiment
@@ -15,7 +15,7 @@ from augcore.influence.transforms import (ImageAugmenter, TranslationAugmenter, 
                                           flow_warp, identity_grid)
 
 __all__ = ["ImageAugmenter", "InfluenceSelector", "LastLayerHessian", "LastLayerInfluence", "ParameterHessian",
-           "SolveResult", "ToyResult", "TranslationAugmenter", "affine_warp", "colour_transform",
-           "conjugate_gradient", "flow_warp", "identity_grid", "join_last_layer", "largest_eigenvalue",
-           "last_layer_dot", "last_layer_gradient", "lissa", "output_errors", "run_toy_experiment",
-           "split_last_layer", "train_augmenter"]
+           "ParameterInfluence", "SolveResult", "ToyResult", "TranslationAugmenter", "affine_warp",
+           "colour_transform", "conjugate_gradient", "flow_warp", "identity_grid", "join_last_layer",
+           "largest_eigenvalue", "last_layer_dot", "last_layer_gradient", "lissa", "output_errors",
+           "run_toy_experiment", "split_last_layer", "train_augmenter"]

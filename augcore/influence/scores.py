@@ -24,7 +24,8 @@ from typing import Optional
 
 import torch
 
-from augcore.influence.hessian import LOSSES, LastLayerHessian, join_last_layer, output_errors, split_last_layer
+from augcore.influence.hessian import (LOSSES, LastLayerHessian, ParameterHessian, join_last_layer, output_errors,
+                                       split_last_layer)
 from augcore.influence.solvers import SolveResult, conjugate_gradient, lissa
 
 SOLVERS = ("cg", "lissa")
@@ -157,3 +158,51 @@ class LastLayerInfluence:
                      augmented_logits: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(N,) I_aug(z_i, z~_i) = I_up,loss(z~_i) - I_up,loss(z_i) (the label is kept)."""
         return self.up_loss(augmented_embeddings, labels, augmented_logits) - self.up_loss(embeddings, labels, logits)
+
+
+class ParameterInfluence:
+    """s_val = (H + damping I)^-1 grad L_val over all (or the named) parameters of a model.
+
+    The option to the last-layer default: exact HVPs by ``torch.func`` through
+    :class:`~augcore.influence.hessian.ParameterHessian`, per-example gradients by
+    ``vmap``; it costs a full backward (and forward-over-reverse) pass per HVP, so use it
+    on small models or a few candidates. Same conventions as :class:`LastLayerInfluence`.
+    """
+
+    def __init__(self, hessian: ParameterHessian):
+        self.hessian = hessian
+        self.direction: Optional[torch.Tensor] = None
+        self.solve: Optional[SolveResult] = None
+
+    def fit(self, val_inputs: torch.Tensor, val_targets: torch.Tensor, *, reduction: str = "sum",
+            solver: str = "cg", seed: int = 0, cg_tol: float = 1e-8, lissa_depth: int = 1000,
+            lissa_repeats: int = 1, lissa_scale: Optional[float] = None) -> "ParameterInfluence":
+        """``loss_fn`` is a batch mean, so the summed validation gradient is N_val times it."""
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if len(val_inputs) == 0:
+            raise ValueError("validation set is empty")
+        rhs = self.hessian.gradient(val_inputs, val_targets)
+        if reduction == "sum":
+            rhs = rhs * len(val_inputs)
+        if solver == "cg":
+            self.solve = conjugate_gradient(self.hessian.matvec, rhs, tol=cg_tol)
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            self.solve = lissa(self.hessian.matvec, self.hessian.stochastic_matvec(generator), rhs,
+                               depth=lissa_depth, repeats=lissa_repeats, scale=lissa_scale)
+        self.direction = self.solve.solution
+        return self
+
+    def up_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N,) I_up,loss(z_i) = -<s_val, grad l(z_i)>."""
+        if self.direction is None:
+            raise RuntimeError("call fit(validation inputs, targets) before asking for influence scores")
+        return -(self.hessian.per_example_gradients(inputs, targets) @ self.direction)
+
+    def augmentation(self, inputs: torch.Tensor, augmented_inputs: torch.Tensor,
+                     targets: torch.Tensor) -> torch.Tensor:
+        """(N,) I_aug(z_i, z~_i) = I_up,loss(z~_i) - I_up,loss(z_i)."""
+        return self.up_loss(augmented_inputs, targets) - self.up_loss(inputs, targets)
