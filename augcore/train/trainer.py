@@ -82,6 +82,7 @@ class TrainResult:
     last_top5: float
     train_time: float        # seconds of training + selection (no evaluation)
     selection_time: float    # seconds spent in inference passes and selectors
+    selector_time: float     # of which in the selectors themselves
     num_augmented: int       # strong copies trained on, summed over epochs
     rows: List[Dict[str, Any]]
     out_dir: Optional[str]
@@ -186,19 +187,21 @@ class Trainer:
         # coreset/random: chosen at epoch 0 by _maybe_reselect; until then nothing is augmented
         return None if self.config.augment.train_on != "selection" else empty_selection(mode)
 
-    def _reselect(self, epoch: int) -> float:
-        """One inference pass + the selector; returns the seconds it took."""
+    def _reselect(self, epoch: int) -> Tuple[float, float]:
+        """One inference pass + the selector; returns (seconds in all, seconds in the selector)."""
         from augcore.selection import collect_stats
         t0 = time.perf_counter()
         source = self.inference_set if self.subset_indices is None else Subset(self.inference_set,
                                                                              self.subset_indices.tolist())
         stats = collect_stats(self.model, source, batch_size=self.config.run.eval_batch_size, device=self.device,
                               num_workers=self.config.data.num_workers, progress=False)
+        t1 = time.perf_counter()
         self.selection = self.selector.select(stats, epoch=epoch, seed=self.config.run.seed)
+        selector_time = time.perf_counter() - t1
         self.train_view.set_selection(self.selection)
         self.history.update(self.selection)
         self.selection_epochs.append(epoch)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, selector_time
 
     def _selection_due(self, epoch: int) -> bool:
         return (self.selector is not None and not self.plan.is_refining(epoch)
@@ -383,7 +386,7 @@ class Trainer:
             refining = self.plan.is_refining(epoch)
             t0 = time.perf_counter()
             updates_before = self.history.num_updates
-            selection_time = self._reselect(epoch) if self._selection_due(epoch) else 0.0
+            selection_time, selector_time = self._reselect(epoch) if self._selection_due(epoch) else (0.0, 0.0)
             row: Dict[str, Any] = {"epoch": epoch, "phase": "refine" if refining else "augment"}
             row.update(self._train_epoch(epoch, refining))
             epoch_time = time.perf_counter() - t0
@@ -392,7 +395,7 @@ class Trainer:
             if refining or current is None:
                 current = empty_selection("refine" if refining else cfg.augment.mode)
             reselected = self.history.num_updates > updates_before
-            row.update({"selection_time": selection_time, "epoch_time": epoch_time, "selection_size": len(current),
+            row.update({"selection_time": selection_time, "selector_time": selector_time, "epoch_time": epoch_time, "selection_size": len(current),
                         **summarize_weights(current.weights),
                         "never_selected_fraction": self.history.never_selected_fraction(),
                         "overlap_previous": self.history.overlap_with_previous() if reselected else None})
@@ -413,6 +416,7 @@ class Trainer:
                              last_top1=self.rows[-1]["test_top1"], last_top5=self.rows[-1]["test_top5"],
                              train_time=sum(r["epoch_time"] for r in self.rows),
                              selection_time=sum(r["selection_time"] for r in self.rows),
+                             selector_time=sum(r["selector_time"] for r in self.rows),
                              num_augmented=sum(r["num_augmented"] for r in self.rows), rows=self.rows,
                              out_dir=self.out_dir)
         if self.out_dir:

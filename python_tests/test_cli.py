@@ -1,0 +1,88 @@
+"""End to end through the CLI: train on digits with a coreset selector, resume, select, demo."""
+import json
+import os
+
+import pytest
+import torch
+
+from augcore.cli import build_parser, main
+from augcore.data import load_dataset
+from augcore.selection import CoresetSelector, Selection, collect_stats
+from augcore.train import load_checkpoint
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "digits_demo.yaml")
+
+
+def test_train_resume_and_select_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--config", CONFIG, "--out", str(out), "--set", "schedule.epochs=2",
+            "--set", "augment.reselect_every=1", "--set", "run.progress=false",
+            "--set", "augment.selector={method: lazy}"]
+    assert main(argv) == 0
+    assert "best test top-1" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    n = len(load_dataset("digits", train=True))
+    k = round(0.3 * n)
+    assert [r["epoch"] for r in rows] == [0, 1]
+    for r in rows:  # full data plus one strong copy of each of the 30% coreset
+        assert r["selection_size"] == k and r["num_augmented"] == k and r["train_examples"] == n + k
+        assert r["selection_time"] > 0 and r["weight_mean"] == pytest.approx(1.0, rel=1e-5)
+        assert 0.0 <= r["test_top1"] <= r["test_top5"] <= 100.0
+    assert rows[1]["overlap_previous"] is not None
+    assert rows[0]["test_top1"] > 30.0  # far above chance (10%) after one epoch
+
+    selection = Selection.load(out / "selection.pt")
+    assert selection.method == "coreset" and len(selection) == k and selection.epoch == 1
+    assert torch.unique(selection.indices).numel() == k
+
+    # resuming a finished run reports the same result without training again
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    assert main(argv + ["--resume"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["rows"] == checkpoint["rows"]
+
+    # one selection from the checkpoint equals the selector run directly on its model's statistics
+    selection_file = tmp_path / "sel.pt"
+    assert main(["select", "--checkpoint", str(out / "checkpoint.pt"), "--out", str(selection_file),
+                 "--method", "coreset", "--fraction", "0.1"]) == 0
+    saved = Selection.load(selection_file)
+    from augcore.data.transforms import eval_transform
+    from augcore.models import build_model
+    train = load_dataset("digits", train=True)
+    model = build_model("small_cnn", 10, in_channels=1, image_size=8)
+    model.load_state_dict(checkpoint["model"])
+    stats = collect_stats(model, train.with_transform(eval_transform(train)), progress=False)
+    direct = CoresetSelector(0.1, method="lazy").select(stats, epoch=2, seed=0)  # the run's selector options
+    assert torch.equal(saved.indices.cpu(), direct.indices.cpu())
+    torch.testing.assert_close(saved.weights.cpu(), direct.weights.cpu())
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: {learning_rate: 0.1}\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "optim.learning_rate" in capsys.readouterr().err
+    assert main(["select", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_parser_has_the_commands():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"demo", "train", "select"} <= set(commands)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+
+
+def test_demo_writes_table_results_and_plot(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seeds", "1", "--epochs", "1", "--methods", "none", "coreset",
+                 "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "coreset" in table and "overhead" in table
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["none"]["fraction_augmented"] == 0.0
+    assert summary["methods"]["coreset"]["fraction_augmented"] == pytest.approx(0.3, abs=1e-3)
+    assert summary["methods"]["coreset"]["selection_time_mean"] > 0
+    for name in ("results.csv", "results.jsonl", "accuracy_vs_fraction.png"):
+        assert (out / name).is_file()
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
