@@ -284,5 +284,9 @@ def test_clear_errors():
         influence.up_loss(emb, labels)
     with pytest.raises(ValueError, match="solver"):
         influence.fit(emb, labels, solver="newton")
+    with pytest.raises(ValueError, match="NaN"):
+        LastLayerInfluence(weight, b, emb, torch.full((len(emb), 4), float("nan")))
+    with pytest.raises(ValueError, match="meta"):
+        LastLayerInfluence(weight, b, emb.to("meta"), (emb @ weight.T).to("meta"))
     with pytest.raises(ValueError, match="flat vector of length"):
         LastLayerHessian(emb, emb @ weight.T + b).matvec(torch.ones(3))

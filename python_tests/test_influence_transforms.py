@@ -120,6 +120,40 @@ def test_training_e_lowers_the_predicted_validation_loss(tmp_path):
     assert all(p.requires_grad for p in model.parameters()) and model.classifier.weight.grad is None
 
 
+class TinyCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(),
+                                            torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+        self.classifier = torch.nn.Linear(24, 3)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.classifier(h), h
+
+
+@pytest.mark.parametrize("spatial", ["flow", "affine"])
+def test_image_augmenter_learns_to_lower_predicted_validation_loss(spatial):
+    torch.manual_seed(0)
+    model = TinyCNN()
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(48, 3, 8, 8, generator=g), torch.randint(3, (48,), generator=g)
+    val_x, val_y = torch.rand(24, 3, 8, 8, generator=g), torch.randint(3, (24,), generator=g)
+    with torch.no_grad():
+        logits, emb = model(x)
+        val_logits, val_emb = model(val_x)
+    influence = LastLayerInfluence(model.classifier.weight, model.classifier.bias, emb, logits, damping=0.1)
+    influence.fit(val_emb, val_y, val_logits, reduction="mean")
+    augmenter = ImageAugmenter(3, 8, 8, spatial=spatial, max_spatial=0.2, max_colour=0.3)
+    records = train_augmenter(augmenter, model, influence, x, y, epochs=30, batch_size=16, lr=3e-3,
+                              regularisation=0.01, progress=False)
+    with torch.no_grad():
+        augmented, params = augmenter(x)
+        achieved = influence.augmentation(emb, model(augmented)[1], y, logits, model(augmented)[0]).mean()
+    assert float(achieved) < 0 and records[-1]["influence"] < records[0]["influence"]
+    assert max(float(p.abs().max()) for p in params.values()) <= 0.3
+
+
 def test_toy_translations_point_toward_misclassified_validation_points(tmp_path):
     results = [run_toy_experiment(seed, plot_path=tmp_path / f"toy{seed}.png" if seed == 0 else None)
                for seed in range(3)]

@@ -79,6 +79,9 @@ class LastLayerInfluence:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         for name, t in (("train embeddings", train_embeddings), ("train logits", train_logits)):
+            if t.device != weight.device:
+                raise ValueError(f"{name} are on {t.device} but the layer's weight is on {weight.device}; "
+                                 "put them on one device")
             if not bool(torch.isfinite(t).all()):
                 raise ValueError(f"{name} contain NaN or inf")
         self.weight = weight.detach().to(dtype)

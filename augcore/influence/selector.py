@@ -144,18 +144,18 @@ class InfluenceSelector:
         return best_scores, best_variant, influence
 
     def _pick(self, scores: torch.Tensor, labels: torch.Tensor, total: int) -> torch.Tensor:
-        """Rows of the lowest scores, globally or per class, in ascending score order."""
+        """Rows of the lowest scores (CPU tensors in and out), globally or per class, ascending."""
         order = torch.argsort(scores, stable=True)
         if self.split is None:
             picked = order[:total]
         else:
             num_classes = max(int(labels.max()) + 1, self.weight.shape[0]) if len(labels) else self.weight.shape[0]
-            sizes = torch.bincount(labels.cpu(), minlength=num_classes)
+            sizes = torch.bincount(labels, minlength=num_classes)
             budgets = split_budget(sizes, total, self.split)
             # Stable sort by class keeps ascending score inside each class: rank = position - class start.
-            by_class = order[torch.argsort(labels[order].cpu(), stable=True)]
+            by_class = order[torch.argsort(labels[order], stable=True)]
             starts = torch.cumsum(sizes, 0) - sizes
-            cls = labels[by_class].cpu()
+            cls = labels[by_class]
             rank = torch.arange(len(by_class)) - starts[cls]
             picked = by_class[rank < budgets[cls]]
             picked = picked[torch.argsort(scores[picked], stable=True)]
@@ -169,23 +169,24 @@ class InfluenceSelector:
         total = _resolve_budget(self.budget, len(stats))
         start = time.perf_counter()
         scores, best_variant, influence = self.scores(stats, seed, variants)
+        scores = scores.cpu()  # the pick is a sort of N numbers: CPU, whatever the stats' device
         scored = time.perf_counter()
-        picked = self._pick(scores, stats.labels, total)
-        picked_device = picked.to(stats.indices.device)
+        labels = stats.labels.cpu()
+        picked = self._pick(scores, labels, total)
         info = {
-            "score": scores[picked].cpu(),
-            "predicted_val_loss_change": (scores[picked] / len(stats)).cpu(),
+            "score": scores[picked],
+            "predicted_val_loss_change": scores[picked] / len(stats),
             "objective": self.objective if best_variant is not None else "upweight",
             "solver": self.solver,
             "solver_iterations": influence.solve.iterations,
             "solver_relative_residual": influence.solve.relative_residual,
         }
         if best_variant is not None:
-            info["variant"] = best_variant[picked].cpu()
+            info["variant"] = best_variant.cpu()[picked]
         budgets = None
         if self.split is not None:
-            budgets = torch.bincount(stats.labels[picked_device].cpu(), minlength=self.weight.shape[0])
-        return Selection(indices=stats.indices[picked_device].cpu().to(torch.int64),
+            budgets = torch.bincount(labels[picked], minlength=self.weight.shape[0])
+        return Selection(indices=stats.indices.cpu()[picked].to(torch.int64),
                          weights=torch.ones(len(picked), dtype=torch.float32), method=self.method,
                          budgets=budgets, epoch=epoch,
                          timings={"influence": scored - start, "pick": time.perf_counter() - scored},
