@@ -86,3 +86,18 @@ def test_demo_writes_table_results_and_plot(tmp_path, capsys):
     for name in ("results.csv", "results.jsonl", "accuracy_vs_fraction.png"):
         assert (out / name).is_file()
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_plugin_modules_register_their_commands(tmp_path, monkeypatch):
+    package = tmp_path / "fake_plugin_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cli.py").write_text(
+        "def register(subparsers):\n"
+        "    p = subparsers.add_parser('hello', help='a plugin command')\n"
+        "    p.set_defaults(func=lambda args: print('hello from plugin') or 0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import augcore.cli as cli
+    monkeypatch.setattr(cli, "_PLUGINS", ("fake_plugin_pkg.cli", "missing_plugin_pkg.cli"))
+    assert "hello" in cli.build_parser()._subparsers._group_actions[0].choices
+    assert cli.main(["hello"]) == 0
