@@ -27,6 +27,7 @@ def main() -> None:
     result = run_toy_experiment(args.seed, plot_path=args.out, progress=True)
     print(json.dumps({"seed": args.seed, "fraction_toward": result.fraction_toward,
                       "num_considered": result.num_considered,
+                      "fraction_toward_by_class": result.fraction_toward_by_class,
                       "num_misclassified_val": result.num_misclassified_val,
                       "predicted_influence_end": result.predicted_influence_end,
                       "mean_shift": result.mean_shift, "plot": result.plot_path}))

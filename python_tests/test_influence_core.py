@@ -284,6 +284,10 @@ def test_clear_errors():
         influence.up_loss(emb, labels)
     with pytest.raises(ValueError, match="solver"):
         influence.fit(emb, labels, solver="newton")
+    with pytest.raises(ValueError, match="validation labels: expected shape \\(40,\\)"):
+        influence.fit(emb, labels[:5])
+    with pytest.raises(ValueError, match="must lie in \\[0, 4\\)"):
+        influence.fit(emb, labels + 4)
     with pytest.raises(ValueError, match="NaN"):
         LastLayerInfluence(weight, b, emb, torch.full((len(emb), 4), float("nan")))
     with pytest.raises(ValueError, match="meta"):

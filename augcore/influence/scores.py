@@ -90,11 +90,19 @@ class LastLayerInfluence:
         self.loss = loss
         self.dtype = dtype
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
-        self.num_train = train_embeddings.shape[0]
         self.hessian = LastLayerHessian(train_embeddings.detach().to(dtype), train_logits.detach().to(dtype),
                                         bias=self.has_bias, damping=damping, loss=loss)
         self.direction: Optional[torch.Tensor] = None  # s_val, set by fit()
         self.solve: Optional[SolveResult] = None
+
+    def _check_labels(self, labels: torch.Tensor, rows: int, name: str) -> None:
+        if labels.dim() != 1 or labels.shape[0] != rows:
+            raise ValueError(f"{name}: expected shape ({rows},), got {tuple(labels.shape)}")
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise TypeError(f"{name}: expected integer class labels, got {labels.dtype}")
+        if rows and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ValueError(f"{name}: values must lie in [0, {self.num_classes}), found "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The classifier's logits h W^T + b (differentiable in ``embeddings``)."""
@@ -108,6 +116,7 @@ class LastLayerInfluence:
         if val_embeddings.dim() != 2 or val_embeddings.shape[1] != self.embedding_dim or len(val_embeddings) == 0:
             raise ValueError(f"validation embeddings: expected (N_val >= 1, {self.embedding_dim}), got "
                              f"{tuple(val_embeddings.shape)}")
+        self._check_labels(val_labels, len(val_embeddings), "validation labels")
         h = val_embeddings.detach().to(self.dtype)
         z = self.logits(h) if val_logits is None else val_logits.detach().to(self.dtype)
         grad = last_layer_gradient(output_errors(z, val_labels, self.loss), h, self.has_bias)
@@ -150,6 +159,7 @@ class LastLayerInfluence:
         direction = self._require_fit()
         if embeddings.dim() != 2 or embeddings.shape[1] != self.embedding_dim:
             raise ValueError(f"embeddings: expected (N, {self.embedding_dim}), got {tuple(embeddings.shape)}")
+        self._check_labels(labels, len(embeddings), "labels")
         h = embeddings.to(self.dtype)
         z = self.logits(h) if logits is None else logits.to(self.dtype)
         if z.shape != (len(h), self.num_classes):

@@ -64,17 +64,19 @@ def make_toy_data(num_train: int, num_val: int, generator: torch.Generator, spre
 class ToyResult:
     fraction_toward: float           # share of translations pointing toward a same-class misclassified val point
     num_considered: int              # training points with a misclassified same-class val point and |t| > 1e-3
+    fraction_toward_by_class: Dict[int, float]  # the same, per class that has misclassified val points
     num_misclassified_val: int
-    predicted_influence_start: float  # mean I_aug over training points, E at the identity (0)
-    predicted_influence_end: float    # ... after training E (lower: predicted to help more)
+    predicted_influence_end: float   # mean I_aug(z, z + t(z)) after training E (it is 0 at the start)
     mean_shift: float
     history: List[Dict[str, float]] = field(default_factory=list)
     plot_path: Optional[str] = None
 
 
 def _toward_statistic(x: torch.Tensor, y: torch.Tensor, shift: torch.Tensor, val_x: torch.Tensor,
-                      val_y: torch.Tensor, misclassified: torch.Tensor) -> Tuple[float, int]:
-    positive, considered = 0, 0
+                      val_y: torch.Tensor, misclassified: torch.Tensor) -> Tuple[float, int, Dict[int, float]]:
+    """(pooled fraction, points considered, fraction per class) of translations with a positive
+    cosine to the nearest misclassified validation point of their class."""
+    positive, considered, by_class = 0, 0, {}
     for cls in (0, 1):
         targets = val_x[misclassified & (val_y == cls)]
         rows = (y == cls) & (shift.norm(dim=1) > 1e-3)
@@ -82,9 +84,10 @@ def _toward_statistic(x: torch.Tensor, y: torch.Tensor, shift: torch.Tensor, val
             continue
         nearest = targets[torch.cdist(x[rows], targets).argmin(1)]
         cosine = torch.nn.functional.cosine_similarity(shift[rows], nearest - x[rows], dim=1)
+        by_class[cls] = float((cosine > 0).float().mean())
         positive += int((cosine > 0).sum())
         considered += int(rows.sum())
-    return (positive / considered if considered else float("nan")), considered
+    return (positive / considered if considered else float("nan")), considered, by_class
 
 
 def _save_plot(path: str, model: ToyNet, x, y, shift, val_x, val_y, misclassified) -> None:
@@ -123,9 +126,9 @@ def _save_plot(path: str, model: ToyNet, x, y, shift, val_x, val_y, misclassifie
             os.unlink(tmp)
 
 
-def run_toy_experiment(seed: int = 0, *, num_train: int = 200, num_val: int = 200, classifier_steps: int = 100, augmenter_epochs: int = 60,
-                       max_shift: float = 1.0, regularisation: float = 0.1, augmenter_lr: float = 0.01,
-                       damping: float = 0.01,
+def run_toy_experiment(seed: int = 0, *, num_train: int = 200, num_val: int = 200, classifier_steps: int = 100,
+                       augmenter_epochs: int = 60, max_shift: float = 1.0, regularisation: float = 0.1,
+                       augmenter_lr: float = 0.01, damping: float = 0.01,
                        plot_path: Optional[Union[str, os.PathLike]] = None, progress: bool = False) -> ToyResult:
     """Runs the experiment (a few seconds on one CPU core) and optionally saves the plot.
 
@@ -156,18 +159,17 @@ def run_toy_experiment(seed: int = 0, *, num_train: int = 200, num_val: int = 20
     influence.fit(val_embeddings, val_y, val_logits, reduction="mean")
 
     augmenter = TranslationAugmenter(2, max_shift=max_shift)
-    history = train_augmenter(augmenter, model, influence, x, y, epochs=augmenter_epochs, batch_size=64, lr=augmenter_lr,
-                              regularisation=regularisation, seed=seed, progress=progress)
+    history = train_augmenter(augmenter, model, influence, x, y, epochs=augmenter_epochs, batch_size=64,
+                              lr=augmenter_lr, regularisation=regularisation, seed=seed, progress=progress)
     with torch.no_grad():
         shift = augmenter(x)[1]["shift"]
         moved_logits, moved_embeddings = model(x + shift)
         end = influence.augmentation(train_embeddings, moved_embeddings, y, train_logits, moved_logits)
-    fraction, considered = _toward_statistic(x, y, shift, val_x, val_y, misclassified)
+    fraction, considered, by_class = _toward_statistic(x, y, shift, val_x, val_y, misclassified)
     path = None
     if plot_path is not None:
         path = os.fspath(plot_path)
         _save_plot(path, model, x, y, shift, val_x, val_y, misclassified)
-    return ToyResult(fraction_toward=fraction, num_considered=considered,
-                     num_misclassified_val=int(misclassified.sum()), predicted_influence_start=0.0,
-                     predicted_influence_end=float(end.mean()), mean_shift=float(shift.norm(dim=1).mean()),
+    return ToyResult(fraction_toward=fraction, num_considered=considered, fraction_toward_by_class=by_class,
+                     num_misclassified_val=int(misclassified.sum()), predicted_influence_end=float(end.mean()), mean_shift=float(shift.norm(dim=1).mean()),
                      history=history, plot_path=path)
