@@ -3,7 +3,7 @@
 // block-wise marginal-gain reduction.
 //
 // Determinism: these sources build with -ffp-contract=off and without
-// -ffast-math, so the float32 value of a pair's distance does not depend on
+// -ffast-math (-fno-math-errno and -fno-trapping-math change no value), so the float32 value of a pair's distance does not depend on
 // which kernel, mode or thread computes it. That is what makes dense and
 // on-the-fly modes, and naive and lazy greedy, pick exactly the same elements.
 #pragma once
@@ -28,13 +28,11 @@ inline int max_threads() {
 #endif
 }
 
-// exp(x) for x <= 0 (Cephes polynomial, ~2 ulp); plain arithmetic so loops vectorise.
+// exp(x) for x <= 0 (Cephes polynomial, ~2 ulp); plain arithmetic so loops vectorise
+// (with -fno-trapping-math, which lets floor and the clamp become vector ops).
 inline float exp_nonpositive(float x) {
   x = std::max(x, -87.0f);  // below this expf underflows; keeps 2^n in range
-  float fx = x * 1.44269504088896341f + 0.5f;
-  int n = static_cast<int>(fx);
-  n -= (static_cast<float>(n) > fx);  // floor for negative values
-  const float fn = static_cast<float>(n);
+  const float fn = std::floor(x * 1.44269504088896341f + 0.5f);
   x = x - fn * 0.693359375f + fn * 2.12194440e-4f;
   float y = 1.9875691500e-4f;
   y = y * x + 1.3981999507e-3f;
@@ -43,10 +41,7 @@ inline float exp_nonpositive(float x) {
   y = y * x + 1.6666665459e-1f;
   y = y * x + 5.0000001201e-1f;
   y = y * x * x + x + 1.0f;
-  int32_t bits = (n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
+  return y * __builtin_bit_cast(float, (static_cast<int32_t>(fn) + 127) << 23);
 }
 
 // Points of one group, sorted: proxies x (n x D) and, for the exact last-layer
