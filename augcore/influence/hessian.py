@@ -127,7 +127,7 @@ class LastLayerHessian:
 
     def stochastic_matvec(self, generator: torch.Generator, batch_size: Optional[int] = 1024) -> StochasticMatvec:
         """An unbiased mini-batch estimate of ``matvec``: each call draws ``batch_size`` rows
-        without replacement (None or >= N: the exact full product)."""
+        uniformly with replacement, O(batch) per call (None or >= N: the exact full product)."""
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or None for all rows), got {batch_size}")
         batch_size = self.num_examples if batch_size is None else min(int(batch_size), self.num_examples)
@@ -136,7 +136,7 @@ class LastLayerHessian:
             _check_vector(v, self.dim)
             if batch_size == self.num_examples:
                 return self._curvature_product(v, None)
-            rows = torch.randperm(self.num_examples, generator=generator)[:batch_size]
+            rows = torch.randint(self.num_examples, (batch_size,), generator=generator)
             return self._curvature_product(v, rows.to(self.embeddings.device))
 
         return estimate
