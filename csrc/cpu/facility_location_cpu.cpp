@@ -9,11 +9,12 @@
 // return identical picks, and so do dense and on-the-fly storage.
 #include <chrono>
 #include <limits>
-#include <memory>
 #include <mutex>
 #include <queue>
 #include <stdexcept>
 #include <string>
+
+#include <sys/mman.h>
 
 #include "../common/rng.h"
 #include "../ops.h"
@@ -279,6 +280,37 @@ GroupResult run_greedy(const Rows& rows, int64_t n, int64_t k, int64_t method, d
   return solver.stochastic(k, eps, seed, group);
 }
 
+// A worker's dense similarity storage, reused across the groups it solves: first
+// touches of fresh pages (the kernel zeroing them) otherwise cost as much as filling
+// them. Huge pages, where the OS grants them, cut the page faults further.
+class DenseBuffer {
+ public:
+  float* get(int64_t count) {
+    if (count > capacity_) {
+      release();
+      const size_t bytes = static_cast<size_t>(count) * sizeof(float);
+      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+      madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+      data_ = static_cast<float*>(p);
+      capacity_ = count;
+    }
+    return data_;
+  }
+  ~DenseBuffer() { release(); }
+
+ private:
+  void release() {
+    if (data_) munmap(data_, static_cast<size_t>(capacity_) * sizeof(float));
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
 float max_sqdist_on_the_fly(const GroupGeometry& geo, bool parallel) {
   const int64_t n = geo.size();
   float best = 0.0f;
@@ -374,6 +406,7 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
   std::vector<double> sim_seconds(G, 0.0), greedy_seconds(G, 0.0);
   std::mutex error_mutex;
   std::string error;
+  std::vector<DenseBuffer> buffers(across_groups ? threads : 1);
 
 #pragma omp parallel for schedule(dynamic, 1) if (across_groups)
   for (size_t u = 0; u < schedule.size(); ++u) {
@@ -391,19 +424,23 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
         const double block_bytes = 4.0 * n * n * concurrent;
         const bool dense = mode == kDense || (mode == kAuto && block_bytes <= static_cast<double>(memory_limit));
         if (dense) {
-          std::unique_ptr<float[]> S(new float[static_cast<size_t>(n * n)]);
+#ifdef _OPENMP
+          float* S = buffers[across_groups ? omp_get_thread_num() : 0].get(n * n);
+#else
+          float* S = buffers[0].get(n * n);
+#endif
           if (similarity_kind == kCraig) {
-            fill_symmetric_block(geo, S.get(), [](float*, int64_t) {}, inner_parallel);
+            fill_symmetric_block(geo, S, [](float*, int64_t) {}, inner_parallel);
             float max_d2 = 0.0f;
             for (int64_t t = 0; t < n * n; ++t) max_d2 = std::max(max_d2, S[t]);
             transform.dmax = std::sqrt(max_d2);
-            transform(S.get(), n * n);
+            transform(S, n * n);
           } else {
-            fill_symmetric_block(geo, S.get(), transform, inner_parallel);
+            fill_symmetric_block(geo, S, transform, inner_parallel);
           }
           sim_seconds[g] = seconds_since(t0);
           const auto t1 = std::chrono::steady_clock::now();
-          res = run_greedy(DenseRows{S.get(), n}, n, k, method, eps, seed, g, inner_parallel);
+          res = run_greedy(DenseRows{S, n}, n, k, method, eps, seed, g, inner_parallel);
           greedy_seconds[g] = seconds_since(t1);
         } else {
           if (similarity_kind == kCraig) transform.dmax = std::sqrt(max_sqdist_on_the_fly(geo, inner_parallel));
