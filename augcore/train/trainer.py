@@ -189,19 +189,27 @@ class Trainer:
 
     def _reselect(self, epoch: int) -> Tuple[float, float]:
         """One inference pass + the selector; returns (seconds in all, seconds in the selector)."""
-        from augcore.selection import collect_stats
         t0 = time.perf_counter()
         source = self.inference_set if self.subset_indices is None else Subset(self.inference_set,
                                                                              self.subset_indices.tolist())
-        stats = collect_stats(self.model, source, batch_size=self.config.run.eval_batch_size, device=self.device,
-                              num_workers=self.config.data.num_workers, progress=False)
+        stats = self._collect_stats(source)
         t1 = time.perf_counter()
-        self.selection = self.selector.select(stats, epoch=epoch, seed=self.config.run.seed)
+        self.selection = self._select(stats, epoch)
         selector_time = time.perf_counter() - t1
         self.train_view.set_selection(self.selection)
         self.history.update(self.selection)
         self.selection_epochs.append(epoch)
         return time.perf_counter() - t0, selector_time
+
+    def _collect_stats(self, source):
+        """The inference pass of a selection step (the distributed trainer shards it)."""
+        from augcore.selection import collect_stats
+        return collect_stats(self.model, source, batch_size=self.config.run.eval_batch_size, device=self.device,
+                             num_workers=self.config.data.num_workers, progress=False)
+
+    def _select(self, stats, epoch: int) -> Selection:
+        """The selector on the stats (the distributed trainer runs it on rank 0 and broadcasts)."""
+        return self.selector.select(stats, epoch=epoch, seed=self.config.run.seed)
 
     def _selection_due(self, epoch: int) -> bool:
         return (self.selector is not None and not self.plan.is_refining(epoch)
@@ -239,13 +247,16 @@ class Trainer:
     def _optimise(self, x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> Tuple[float, torch.Tensor]:
         """One update (SGD or SAM's two passes); returns the loss and the logits at w."""
         clip = self.config.optim.grad_clip
-        loss, logits = self._loss(x, targets, weights)
-        self.scaler.scale(loss).backward()
-        if isinstance(self.optimizer, SAM):
+        sam = isinstance(self.optimizer, SAM)
+        scale = self._loss_scale()
+        with self._sam_first_pass() if sam else contextlib.nullcontext():
+            loss, logits = self._loss(x, targets, weights)
+            self.scaler.scale(loss * scale).backward()
+        if sam:
             self.optimizer.first_step(grad_scaler=self.scaler)
             with bn_stats_frozen(self.model):  # running statistics see only the first pass
                 second, _ = self._loss(x, targets, weights)
-            self.scaler.scale(second).backward()
+            self.scaler.scale(second * scale).backward()
             base = self.optimizer.base_optimizer
             if clip:
                 self.scaler.unscale_(base)
@@ -259,6 +270,15 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         self.scaler.update()
         return float(loss.detach()), logits
+
+    def _loss_scale(self) -> float:
+        """Factor on the batch loss before backward: 1 here; the distributed trainer
+        turns each rank's mean into its share of the global-batch mean."""
+        return 1.0
+
+    def _sam_first_pass(self):
+        """Context of SAM's first forward/backward: plain here; ``no_sync`` under DDP."""
+        return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ epochs
     def _loader(self, view, epoch: int) -> DataLoader:
