@@ -19,14 +19,14 @@ import copy
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import torch
 
 from .datasets import SyntheticAugmentedDataset, UpsampledDataset
 from .driver import PAPER_PROMPT, PAPER_STEPS, generate_copies
 from .models import load_backend
-from .store import atomic_write
+from augcore.io import atomic_write_text
 
 SECTIONS = ("train", "separate", "select", "generate", "retrain", "out")
 GENERATE_DEFAULTS: Dict[str, Any] = {"model": None, "kind": "auto", "scheduler": None, "total_steps": 100,
@@ -138,5 +138,5 @@ def run_pipeline(raw: Dict[str, Any], *, train_set=None, test_set=None) -> Pipel
              "selected_fraction": summary.selected_fraction, "generated": generated,
              "retrain_method": retrain["method"], "k": retrain["k"], "sam_rho": retrain["sam_rho"],
              "best_top1": result.best_top1, "last_top1": result.last_top1}
-    atomic_write(os.path.join(out, "summary.json"), lambda fh: fh.write(json.dumps(facts, indent=1).encode()))
+    atomic_write_text(os.path.join(out, "summary.json"), json.dumps(facts, indent=1))
     return summary

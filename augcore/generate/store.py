@@ -22,6 +22,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
+from augcore.io import atomic_write
+
 STORE_FILE = "store.json"
 MANIFEST_FILE = "manifest.jsonl"
 PARTS_DIR = "parts"
@@ -30,21 +32,6 @@ IMAGES_DIR = "images"
 
 class StoreMismatchError(ValueError):
     """A store folder holds images made with different settings than the ones asked for."""
-
-
-def atomic_write(path: str, write) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonl_bytes(records: Iterable[Dict[str, Any]]) -> bytes:

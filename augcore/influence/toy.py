@@ -16,7 +16,6 @@ misclassified validation point of their class.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from augcore.influence.learner import train_augmenter
+from augcore.io import atomic_savefig
 from augcore.influence.scores import LastLayerInfluence
 from augcore.influence.transforms import TranslationAugmenter
 
@@ -113,17 +113,10 @@ def _save_plot(path: str, model: ToyNet, x, y, shift, val_x, val_y, misclassifie
     ax.quiver(x[:, 0], x[:, 1], shift[:, 0], shift[:, 1], angles="xy", scale_units="xy", scale=1, width=0.003)
     ax.set_title("learned translations (arrows) vs misclassified validation points (filled triangles)")
     ax.legend(fontsize=7, loc="lower left")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1] or ".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=os.path.splitext(path)[1][1:] or "png")
-        os.replace(tmp, path)
+        atomic_savefig(fig, path, dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def run_toy_experiment(seed: int = 0, *, num_train: int = 200, num_val: int = 200, classifier_steps: int = 100,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Protocol, Union, runtime_checkable
 
 import torch
+
+from augcore.io import atomic_torch_save
 
 
 @dataclass
@@ -63,18 +64,7 @@ class Selection:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes atomically (temp file + rename): a killed run never leaves half a file."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(self.to_state(), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_torch_save(self.to_state(), path)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Selection":

@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import os
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
+
+from augcore.io import atomic_write_text
 
 from augcore.selection.base import Selection
 
@@ -17,21 +18,6 @@ FORMAT_VERSION = 1
 RECORD_FIELDS = ("update", "epoch", "method", "size", "selected_fraction", "never_selected_fraction",
                  "overlap_previous", "jaccard_previous", "overlap_max_loss", "jaccard_max_loss",
                  "weight_min", "weight_max", "time_total")
-
-
-def _atomic_write(path: Union[str, os.PathLike], text: str) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _overlap(current: torch.Tensor, other: torch.Tensor) -> Dict[str, Optional[float]]:
@@ -138,7 +124,7 @@ class SelectionHistory:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """JSON, written atomically (temp file in the same folder + rename)."""
-        _atomic_write(path, self.to_json())
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "SelectionHistory":
@@ -154,4 +140,4 @@ class SelectionHistory:
         writer.writeheader()
         for record in self.records:
             writer.writerow({k: ("" if record.get(k) is None else record.get(k)) for k in RECORD_FIELDS})
-        _atomic_write(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())

@@ -3,32 +3,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from typing import Any, Dict, Union
 
 import numpy as np
 import torch
 
+from augcore.io import atomic_torch_save  # noqa: F401  (re-exported by augcore.train)
+
 CHECKPOINT_FORMAT = 1
-
-
-def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
-    """``torch.save`` to a temp file in the target folder, then ``os.replace``: a run
-    killed mid-write leaves the previous checkpoint intact, never half a file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:

@@ -5,25 +5,11 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
-
-def atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from augcore.io import atomic_savefig, atomic_write_text  # noqa: F401  (atomic_write_text re-exported)
 
 
 def _columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
@@ -89,7 +75,7 @@ def plot_training_curves(rows: Sequence[Dict[str, Any]], path: str, title: str =
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    atomic_savefig(fig, path)
     plt.close(fig)
 
 
@@ -106,19 +92,7 @@ def plot_accuracy_vs_fraction(points: Dict[str, List[tuple]], path: str, title: 
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    atomic_savefig(fig, path)
     plt.close(fig)
 
 
-def _save_figure(fig, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
