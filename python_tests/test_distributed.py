@@ -92,9 +92,20 @@ def test_shard_bounds_cover_every_item_once():
 
 def test_sharded_batches_reassemble_the_single_process_order():
     n, batch, seed = 37, 8, 5
-    loader = torch.utils.data.DataLoader(list(range(n)), batch_size=batch, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed))
-    expected = [b.tolist() for b in loader]
+    from augcore.data import load_dataset
+    from augcore.train import Trainer, config_from_dict
+    train = load_dataset("digits", train=True).subset(torch.arange(n))
+    cfg = config_from_dict({"augment": {"mode": "none"}, "optim": {"batch_size": batch},
+                            "run": {"progress": False, "device": "cpu", "seed": 0}})
+    trainer = Trainer(cfg, train_set=train, test_set=train)
+    seen = []
+    trainer._optimise = lambda x, y, w: seen.append(y) or (0.0, torch.zeros(y.numel(), 10))
+    trainer._loader = lambda view, epoch: Trainer._loader(trainer, view, 0)
+    trainer._train_epoch(0, False)  # the order the single-process loop really sees (its labels)
+    labels = train.targets
+    expected = [b.tolist() for b in global_batches(n, batch, 1)]  # _epoch_seed(0, 0, 1) == 1
+    assert [labels[b].tolist() for b in expected] == [y.tolist() for y in seen]
+    seed = 1
     assert [b.tolist() for b in global_batches(n, batch, seed)] == expected
     shards = [list(ShardedBatchSampler(n, batch, r, 2, seed)) for r in range(2)]
     assert [a + b for a, b in zip(*shards)] == expected

@@ -5,15 +5,19 @@ from typing import Iterator, List
 
 import torch
 from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
 
 
 def global_batches(n: int, batch_size: int, seed: int) -> List[torch.Tensor]:
-    """The index batches a single-process ``DataLoader(view, batch_size, shuffle=True,
-    generator=torch.Generator().manual_seed(seed))`` yields over a data set of n items
-    (drawn through an identical DataLoader over ``range(n)``, so the order is the
-    trainer's, whatever the DataLoader's internal draws are)."""
+    """The index batches the single-process trainer's epoch loop sees from
+    ``DataLoader(view, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))``
+    over n items. They are drawn through an identical DataLoader over ``range(n)``
+    iterated the way ``Trainer._train_epoch`` iterates it, inside ``tqdm.auto.tqdm``:
+    that wrapper creates one extra DataLoader iterator (which draws a base seed from
+    the generator) before iterating, so the order depends on it."""
     generator = torch.Generator().manual_seed(seed)
-    return [b.to(torch.int64) for b in DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator)]
+    loader = DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator)
+    return [b.to(torch.int64) for b in tqdm(loader, disable=True)]
 
 
 class ShardedBatchSampler(Sampler[List[int]]):

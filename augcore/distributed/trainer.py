@@ -100,6 +100,7 @@ class DistributedTrainer(Trainer):
         if resume:
             if not self.shared_out_dir:
                 raise ValueError("resume needs the shared output folder holding rank 0's checkpoint (out_dir)")
+            dist.barrier()  # rank 0 has finished writing before anyone reads
             self.load_state_dict(load_checkpoint(f"{self.shared_out_dir}/checkpoint.pt"))
         result = super().fit(resume=False)
         dist.barrier()  # rank 0's files are complete when any rank returns
