@@ -129,10 +129,9 @@ def _digits_and_model():
 
 
 def _select_worker(rank, world):
-    from augcore.distributed import select_distributed
+    from augcore.distributed import collect_stats_distributed, select_distributed
     data, model = _digits_and_model()
     selection = select_distributed(CoresetSelector(fraction=0.1), model, data, epoch=0, seed=1, batch_size=64)
-    from augcore.distributed import collect_stats_distributed
     stats = collect_stats_distributed(model, data, batch_size=64)
     return {"selection": selection.to_state(), "logits": stats.logits, "indices": stats.indices,
             "embeddings": stats.embeddings}

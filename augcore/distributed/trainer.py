@@ -22,6 +22,7 @@ What changes against ``augcore.train.Trainer``:
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Optional
 
 import torch
@@ -33,7 +34,7 @@ from augcore.distributed.env import init_distributed
 from augcore.distributed.sampler import ShardedBatchSampler
 from augcore.distributed.selection import broadcast_selection, check_same_selection, collect_stats_distributed
 from augcore.train.checkpoint import load_checkpoint
-from augcore.train.trainer import Trainer, TrainResult, _epoch_seed, _seed_worker
+from augcore.train.trainer import CHECKPOINT_NAME, Trainer, TrainResult, _epoch_seed, _seed_worker
 
 
 class DistributedTrainer(Trainer):
@@ -51,6 +52,7 @@ class DistributedTrainer(Trainer):
         self.forward_model = torch.compile(self.ddp) if self.config.run.compile else self.ddp
         self._sampler: Optional[ShardedBatchSampler] = None
         self._step = 0
+        self._current_scale = 1.0
 
     # ---------------------------------------------------------------- selection
     def _collect_stats(self, source):
@@ -101,7 +103,7 @@ class DistributedTrainer(Trainer):
             if not self.shared_out_dir:
                 raise ValueError("resume needs the shared output folder holding rank 0's checkpoint (out_dir)")
             dist.barrier()  # rank 0 has finished writing before anyone reads
-            self.load_state_dict(load_checkpoint(f"{self.shared_out_dir}/checkpoint.pt"))
+            self.load_state_dict(load_checkpoint(os.path.join(self.shared_out_dir, CHECKPOINT_NAME)))
         result = super().fit(resume=False)
         dist.barrier()  # rank 0's files are complete when any rank returns
         return result
