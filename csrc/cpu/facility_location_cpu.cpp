@@ -285,6 +285,9 @@ GroupResult run_greedy(const Rows& rows, int64_t n, int64_t k, int64_t method, d
 // them. Huge pages, where the OS grants them, cut the page faults further.
 class DenseBuffer {
  public:
+  DenseBuffer() = default;
+  DenseBuffer(const DenseBuffer&) = delete;
+  DenseBuffer& operator=(const DenseBuffer&) = delete;
   float* get(int64_t count) {
     if (count > capacity_) {
       release();
