@@ -37,9 +37,13 @@ fi
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda
 fi
-echo "[augcore] building the extension (incremental)"
-"$py" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . \
-  || { echo "[augcore] build failed; see the output above" >&2; exit 1; }
+echo "[augcore] building the extension (incremental; log in build/last-build.log)"
+mkdir -p build
+if ! "$py" -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . > build/last-build.log 2>&1; then
+  tail -n 60 build/last-build.log >&2
+  echo "[augcore] build failed; full log: build/last-build.log" >&2
+  exit 1
+fi
 
 job=${1:-demo}
 shift || true
