@@ -21,11 +21,12 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from common import sync, time_training_epoch
 
 from augcore.influence import InfluenceSelector
 from augcore.selection import random_stats
@@ -37,9 +38,6 @@ NUM_CLASSES, EMBEDDING_DIM = 10, 64
 EPOCH_SCALE = 50_000
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 @pytest.fixture(scope="module", params=DEVICES)
@@ -64,7 +62,7 @@ def _step(problem, solver, num_variants, dtype=torch.float64):
 
     def step():
         selection = selector.select(train, epoch=0, seed=0)
-        _sync(train.logits.device)
+        sync(train.logits.device)
         return selection
 
     return step
@@ -101,27 +99,13 @@ def test_selection_step_vs_training_epoch(benchmark, problem):
     data = TensorDataset(torch.randn(n, 3, 32, 32, generator=gen), torch.randint(0, NUM_CLASSES, (n,), generator=gen))
     torch.manual_seed(0)
     model = build_model(model_name, NUM_CLASSES).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    loader = DataLoader(data, batch_size=128, shuffle=True, generator=torch.Generator().manual_seed(0),
-                        pin_memory=device.type == "cuda")
-    model.train()
-    epoch_times = []
-    for _ in range(2):  # the first epoch warms up kernels and allocator; keep the second
-        t0 = time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            logits, _ = model(x)
-            torch.nn.functional.cross_entropy(logits, y).backward()
-            optimizer.step()
-        _sync(device)
-        epoch_times.append(time.perf_counter() - t0)
-    epoch_s = epoch_times[-1] * EPOCH_SCALE / n
+    epoch_timed = time_training_epoch(model, data, device)
+    epoch_s = epoch_timed * EPOCH_SCALE / n
     ratio = selection_s / epoch_s
     benchmark.extra_info.update({"device": str(device), "model": model_name, "epoch_images_timed": n,
-                                 "epoch_s_timed": epoch_times[-1], "epoch_s_50k": epoch_s,
+                                 "epoch_s_timed": epoch_timed, "epoch_s_50k": epoch_s,
                                  "selection_s": selection_s, "selection_over_epoch": ratio,
                                  "cg_iterations": selection.info["solver_iterations"]})
     print(f"\n[{device}] influence step ({NUM_EXAMPLES} examples, CG {selection.info['solver_iterations']} its) "
-          f"{selection_s:.3f} s; {model_name} epoch {epoch_times[-1]:.2f} s on {n} images -> {epoch_s:.1f} s "
+          f"{selection_s:.3f} s; {model_name} epoch {epoch_timed:.2f} s on {n} images -> {epoch_s:.1f} s "
           f"for {EPOCH_SCALE}; ratio {ratio:.4f}")

@@ -18,11 +18,12 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from common import sync, time_training_epoch
 
 from augcore.selection import (CoresetSelector, HighLossSelector, MaxLossSelector, MisclassifiedSelector,
                                RandomSelector, SlowLearnableSelector, collect_stats, random_stats)
@@ -50,9 +51,6 @@ def stats(request):
     return random_stats(NUM_EXAMPLES, 10, embedding_dim=64, seed=0, device=request.param)
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 @pytest.mark.parametrize("name", list(SELECTORS))
@@ -62,7 +60,7 @@ def test_selection_step(benchmark, stats, name):
 
     def step():
         selection = selector.select(stats, epoch=0, seed=0)
-        _sync(device)
+        sync(device)
         return selection
 
     selection = benchmark.pedantic(step, rounds=3, warmup_rounds=1)
@@ -87,30 +85,16 @@ def test_inference_pass_vs_training_epoch(benchmark, device):
 
     def inference():
         stats = collect_stats(model, data, batch_size=512, device=device, progress=False)
-        _sync(device)
+        sync(device)
         return stats
 
     benchmark.pedantic(inference, rounds=3, warmup_rounds=1)
     inference_s = benchmark.stats.stats.mean
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     # both sides read the same CPU tensors through a DataLoader (pinned on a GPU), as in training
-    loader = DataLoader(data, batch_size=128, shuffle=True, generator=torch.Generator().manual_seed(0),
-                        pin_memory=device == "cuda")
-    model.train()
-    epoch_times = []
-    for _ in range(2):  # the first epoch warms up kernels and allocator; keep the second
-        t0 = time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            logits, _ = model(x)
-            torch.nn.functional.cross_entropy(logits, y).backward()
-            optimizer.step()
-        _sync(device)
-        epoch_times.append(time.perf_counter() - t0)
-    ratio = inference_s / epoch_times[-1]
-    benchmark.extra_info.update({"device": device, "images": n, "epoch_s": epoch_times[-1],
+    epoch_s = time_training_epoch(model, data, device)
+    ratio = inference_s / epoch_s
+    benchmark.extra_info.update({"device": device, "images": n, "epoch_s": epoch_s,
                                  "inference_s": inference_s, "inference_over_epoch": ratio})
-    print(f"\n[{device}] {n} images: inference pass {inference_s:.3f} s, training epoch {epoch_times[-1]:.3f} s, "
+    print(f"\n[{device}] {n} images: inference pass {inference_s:.3f} s, training epoch {epoch_s:.3f} s, "
           f"ratio {ratio:.3f}")
