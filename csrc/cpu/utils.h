@@ -96,7 +96,7 @@ class GroupGeometry {
       for (int64_t k = 0; k < d; ++k) t[k * n + i] = a[i * d + k];
     return t;
   }
-  // Sequential in k, like every accumulation in dots(): same value as the i == j entry.
+  // Sequential in k, like every accumulation in for_chunks(): the same value as the i == j entry.
   static float self_dot(const float* a, int64_t d) {
     float s = 0.0f;
     for (int64_t k = 0; k < d; ++k) s += a[k] * a[k];
