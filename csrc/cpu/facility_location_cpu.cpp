@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 
 #include "../common/rng.h"
+#include "../facility_location_plan.h"
 #include "../ops.h"
 #include "distances_cpu.h"
 
@@ -140,8 +141,7 @@ class GreedySolver {
   // stops once no unevaluated one can win, which returns exactly the sample's best.
   GroupResult stochastic(int64_t k, double eps, uint64_t seed, uint64_t group) {
     GroupResult res;
-    const int64_t sample_size =
-        static_cast<int64_t>(std::ceil(static_cast<double>(n_) / static_cast<double>(k) * std::log(1.0 / eps)));
+    const int64_t sample_size = stochastic_sample_size(n_, k, eps);
     std::vector<int64_t> remaining(n_);
     for (int64_t i = 0; i < n_; ++i) remaining[i] = i;
     std::vector<double> bound(n_, std::numeric_limits<double>::infinity());
@@ -344,47 +344,16 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
                                           double bias, int64_t method, double eps, int64_t seed, int64_t mode,
                                           int64_t memory_limit) {
   using namespace cpu;
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
-              "facility_location: x must be a contiguous float32 (N, D) tensor");
-  TORCH_CHECK(method >= kNaive && method <= kStochastic, "facility_location: unknown method ", method);
-  TORCH_CHECK(similarity_kind >= kExp && similarity_kind <= kPrecomputed, "facility_location: unknown similarity");
-  TORCH_CHECK(eps > 0.0 && eps < 1.0, "facility_location: eps must lie in (0, 1), got ", eps);
-  TORCH_CHECK(scale > 0.0, "facility_location: scale must be positive");
+  const FacilityLocationPlan plan =
+      plan_facility_location(x, embeddings, similarity, indptr, budgets, similarity_kind, scale, method, eps, mode);
+  const int64_t G = plan.G, N = plan.N, D = plan.D, H = plan.H, active = plan.active;
+  const int64_t* p = plan.p;
+  const int64_t* kb = plan.k;
+  const std::vector<int64_t>& sel_ptr = plan.sel_ptr;
+  const std::vector<int64_t>& sim_ptr = plan.sim_ptr;
   const bool precomputed = similarity_kind == kPrecomputed;
-  TORCH_CHECK(precomputed == similarity.has_value(), "facility_location: a similarity tensor goes with kind 2 only");
-  const auto ptr = indptr.to(at::kLong).contiguous();
-  const auto bud = budgets.to(at::kLong).contiguous();
-  const int64_t G = ptr.numel() - 1, N = x.size(0), D = x.size(1);
-  const int64_t* p = ptr.data_ptr<int64_t>();
-  const int64_t* kb = bud.data_ptr<int64_t>();
-  TORCH_CHECK(G >= 0 && bud.numel() == G && p[0] == 0 && p[G] == N, "facility_location: indptr/budgets mismatch");
-  const float* hs = nullptr;
-  int64_t H = 0;
-  if (embeddings.has_value()) {
-    TORCH_CHECK(embeddings->dim() == 2 && embeddings->size(0) == N && embeddings->is_contiguous() &&
-                    embeddings->scalar_type() == at::kFloat,
-                "facility_location: embeddings must be a contiguous float32 (N, H) tensor");
-    hs = embeddings->data_ptr<float>();
-    H = embeddings->size(1);
-  }
-  std::vector<int64_t> sel_ptr(G + 1, 0), sim_ptr(G + 1, 0);
-  int64_t active = 0, largest = 0;
-  for (int64_t g = 0; g < G; ++g) {
-    const int64_t n = p[g + 1] - p[g];
-    TORCH_CHECK(n >= 0 && kb[g] >= 0 && kb[g] <= n, "facility_location: budget ", kb[g], " of group ", g,
-                " out of range [0, ", n, "]");
-    sel_ptr[g + 1] = sel_ptr[g] + kb[g];
-    sim_ptr[g + 1] = sim_ptr[g] + n * n;
-    active += kb[g] > 0;
-    largest = std::max(largest, n);
-  }
-  const float* sim = nullptr;
-  if (precomputed) {
-    TORCH_CHECK(similarity->scalar_type() == at::kFloat && similarity->is_contiguous() &&
-                    similarity->numel() == sim_ptr[G],
-                "facility_location: precomputed similarity must be float32 blocks of n_g^2 entries");
-    sim = similarity->data_ptr<float>();
-  }
+  const float* hs = embeddings ? embeddings->data_ptr<float>() : nullptr;
+  const float* sim = precomputed ? similarity->data_ptr<float>() : nullptr;
 
   auto selected = at::empty({sel_ptr[G]}, at::kLong);
   auto gains = at::empty({sel_ptr[G]}, at::kDouble);

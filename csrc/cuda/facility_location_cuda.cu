@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "../common/rng.h"
+#include "../facility_location_plan.h"
 #include "../ops.h"
 #include "geometry.cuh"
 
@@ -298,52 +299,23 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
                                            double bias, int64_t method, double eps, int64_t seed, int64_t mode,
                                            int64_t memory_limit) {
   using namespace cuda;
-  TORCH_CHECK(x.is_cuda() && x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
-              "facility_location: x must be a contiguous float32 (N, D) CUDA tensor");
-  TORCH_CHECK(method >= kNaive && method <= kStochastic, "facility_location: unknown method ", method);
-  TORCH_CHECK(similarity_kind >= kExp && similarity_kind <= kPrecomputed, "facility_location: unknown similarity");
-  TORCH_CHECK(eps > 0.0 && eps < 1.0, "facility_location: eps must lie in (0, 1), got ", eps);
-  TORCH_CHECK(scale > 0.0, "facility_location: scale must be positive");
-  TORCH_CHECK(mode >= kAuto && mode <= kOnTheFly, "facility_location: unknown mode ", mode);
-  const bool precomputed = similarity_kind == kPrecomputed;
-  TORCH_CHECK(precomputed == similarity.has_value(), "facility_location: a similarity tensor goes with kind 2 only");
-  TORCH_CHECK(indptr.device().is_cpu() && budgets.device().is_cpu(),
-              "facility_location: indptr and budgets must be host int64 tensors");
+  TORCH_CHECK(x.is_cuda(), "facility_location: x must be a CUDA tensor here");
+  const FacilityLocationPlan plan =
+      plan_facility_location(x, embeddings, similarity, indptr, budgets, similarity_kind, scale, method, eps, mode);
   const c10::cuda::CUDAGuard guard(x.device());
-  const auto ptr = indptr.to(at::kLong).contiguous();
-  const auto bud = budgets.to(at::kLong).contiguous();
-  const int64_t G = ptr.numel() - 1, N = x.size(0), D = x.size(1);
-  const int64_t* p = ptr.data_ptr<int64_t>();
-  const int64_t* kb = bud.data_ptr<int64_t>();
-  TORCH_CHECK(G >= 0 && bud.numel() == G && p[0] == 0 && p[G] == N, "facility_location: indptr/budgets mismatch");
+  const int64_t G = plan.G, N = plan.N, D = plan.D, H = plan.H;
+  const int64_t* p = plan.p;
+  const int64_t* kb = plan.k;
+  const std::vector<int64_t>& sel_ptr = plan.sel_ptr;
+  const std::vector<int64_t>& sim_ptr = plan.sim_ptr;
   TORCH_CHECK(N < INT_MAX, "facility_location: at most 2^31 - 1 points on the GPU");
-  const float* hs = nullptr;
-  int64_t H = 0;
-  if (embeddings.has_value()) {
-    TORCH_CHECK(embeddings->device() == x.device() && embeddings->dim() == 2 && embeddings->size(0) == N &&
-                    embeddings->is_contiguous() && embeddings->scalar_type() == at::kFloat,
-                "facility_location: embeddings must be a contiguous float32 (N, H) tensor on x's device");
-    hs = embeddings->data_ptr<float>();
-    H = embeddings->size(1);
-  }
-  std::vector<int64_t> sel_ptr(G + 1, 0), sim_ptr(G + 1, 0), sample(G, 0);
-  for (int64_t g = 0; g < G; ++g) {
-    const int64_t n = p[g + 1] - p[g];
-    TORCH_CHECK(n >= 0 && kb[g] >= 0 && kb[g] <= n, "facility_location: budget ", kb[g], " of group ", g,
-                " out of range [0, ", n, "]");
-    sel_ptr[g + 1] = sel_ptr[g] + kb[g];
-    sim_ptr[g + 1] = sim_ptr[g] + n * n;
-    if (kb[g] > 0)  // the CPU's expression, evaluated on the host so that both devices agree exactly
-      sample[g] = static_cast<int64_t>(
-          std::ceil(static_cast<double>(n) / static_cast<double>(kb[g]) * std::log(1.0 / eps)));
-  }
-  const float* sim = nullptr;
-  if (precomputed) {
-    TORCH_CHECK(similarity->device() == x.device() && similarity->scalar_type() == at::kFloat &&
-                    similarity->is_contiguous() && similarity->numel() == sim_ptr[G],
-                "facility_location: precomputed similarity must be float32 blocks of n_g^2 entries on x's device");
-    sim = similarity->data_ptr<float>();
-  }
+  const bool precomputed = similarity_kind == kPrecomputed;
+  const float* hs = embeddings ? embeddings->data_ptr<float>() : nullptr;
+  const float* sim = precomputed ? similarity->data_ptr<float>() : nullptr;
+  // the CPU's sample size, evaluated on the host so that both devices agree exactly
+  std::vector<int64_t> sample(G, 0);
+  for (int64_t g = 0; g < G; ++g)
+    if (kb[g] > 0) sample[g] = stochastic_sample_size(p[g + 1] - p[g], kb[g], eps);
 
   const int64_t K = sel_ptr[G];
   const auto lopts = x.options().dtype(at::kLong), dopts = x.options().dtype(at::kDouble);
