@@ -54,6 +54,7 @@ setup(
     version="0.1.0",
     description="Data-efficient augmentation: coresets, targeted synthetic data, SAM and refinement",
     packages=find_packages(include=["augcore", "augcore.*"]),
+    package_data={"augcore.configs": ["*.yaml"]},
     ext_modules=[CMakeExtension("augcore._C")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.10",

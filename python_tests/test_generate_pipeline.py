@@ -9,6 +9,7 @@ import yaml
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
+from augcore.configs import resolve_config
 from augcore.generate import SyntheticStore
 from augcore.generate.cli import register
 from augcore.generate.tiny import build_tiny_img2img
@@ -48,7 +49,7 @@ def test_cli_generates_a_selection_and_resumes(sd_path, tmp_path, capsys):
 def test_end_to_end_pipeline_on_digits(sd_path, tmp_path):
     from augcore.generate.pipeline import run_pipeline
 
-    with open("configs/targeted_synthetic_digits.yaml") as fh:
+    with open(resolve_config("targeted_synthetic_digits")) as fh:
         raw = yaml.safe_load(fh)
     raw["generate"]["model"] = sd_path
     raw["train"]["schedule"]["epochs"] = 2

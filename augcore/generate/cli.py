@@ -19,8 +19,8 @@ import yaml
 def _load_raw(path) -> Dict[str, Any]:
     if path is None:
         return {}
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no config file at {path}")
+    from augcore.configs import resolve_config
+    path = resolve_config(path)
     with open(path) as fh:
         raw = yaml.safe_load(fh) or {}
     if not isinstance(raw, dict):

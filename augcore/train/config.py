@@ -246,8 +246,8 @@ def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Seque
     """Reads a YAML config (or the defaults when ``path`` is None) and applies overrides."""
     raw: Dict[str, Any] = {}
     if path is not None:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no config file at {path}")
+        from augcore.configs import resolve_config
+        path = resolve_config(path)
         with open(path) as fh:
             try:
                 raw = yaml.safe_load(fh) or {}
