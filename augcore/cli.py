@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional
 
 # other commands register themselves here when their module exists: module -> hook
-_PLUGINS = ("augcore.generate.cli", "augcore.bench_cli")
+_PLUGINS = ("augcore.generate.cli", "augcore.bench_cli", "augcore.configs_cli")
 
 
 def _add_train(subparsers) -> None:
