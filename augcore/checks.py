@@ -94,3 +94,56 @@ def check_path_exists(name: str, path: Any, *, kind: str = "file") -> str:
     if not exists:
         raise FileNotFoundError(f"{name}: no {'folder' if kind == 'dir' else 'file'} at {path}")
     return path
+
+
+class IndexOutOfRangeError(IndexError, ValueError):
+    """An index outside its range: an ``IndexError`` (Python's protocol) that is also a
+    ``ValueError`` (a bad argument value), so either ``except`` catches it."""
+
+
+def check_indices(name: str, value: Any, *, size: Optional[int] = None, unique: bool = False):
+    """1-D integer indices (tensor on any device, numpy array, list/tuple/range of ints) as a CPU
+    int64 tensor, each in ``[0, size)`` when ``size`` is given. Floats, bools, scalars and
+    nested lists are rejected (a float 1.9 is never silently taken for 1)."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, (str, bytes)) or value is None or _is_real(value) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a 1-D list/tensor of integer indices, got {value!r} ({type(value).__name__})")
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer indices, got a numpy array of {value.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(value).astype(np.int64, copy=False))
+    else:
+        items = list(value) if isinstance(value, (Sequence, range)) else None
+        if items is None:
+            raise TypeError(f"{name} must be a 1-D list/tensor of integer indices, got {type(value).__name__}")
+        bad = next((v for v in items if not _is_integer(v)), None) if items else None
+        if bad is not None:
+            raise TypeError(f"{name} must hold integer indices, found {bad!r} ({type(bad).__name__})")
+        tensor = torch.tensor([int(v) for v in items], dtype=torch.int64)
+    if tensor.dtype.is_floating_point or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer indices, got {tensor.dtype} (a mask? use mask.nonzero())")
+    if tensor.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")
+    tensor = tensor.to(device="cpu", dtype=torch.int64)
+    if tensor.numel():
+        lo, hi = int(tensor.min()), int(tensor.max())
+        if lo < 0:
+            raise IndexOutOfRangeError(f"{name} must be >= 0 (dataset indices), found {lo}")
+        if size is not None and hi >= size:
+            raise IndexOutOfRangeError(f"{name} must lie in [0, {size}), found {hi}")
+    if unique and torch.unique(tensor).numel() != tensor.numel():
+        raise ValueError(f"{name} contains repeated indices")
+    return tensor
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``True``/``False`` (or a numpy bool); a string such as "false" is rejected, not taken as truthy."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
