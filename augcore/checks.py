@@ -147,3 +147,6 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
+
+
+__all__ += ["IndexOutOfRangeError", "check_bool", "check_indices"]
