@@ -18,16 +18,19 @@ def list_configs() -> List[str]:
 
 
 def describe_configs() -> Dict[str, str]:
-    """Name -> the first comment line of each shipped config (its one-line summary)."""
+    """Name -> the first sentence of each shipped config's leading comment (its one-line summary)."""
     out = {}
     for name in list_configs():
-        first = ""
+        words = []
         with open(CONFIG_DIR / f"{name}.yaml", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith("#"):
-                    first = line.lstrip("#").strip()
+                # the leading comment block, up to an indented example command or the first key
+                if not line.startswith("#") or line.startswith("#  "):
                     break
-        out[name] = first
+                words += line.lstrip("#").split()
+        text = " ".join(words)
+        end = text.find(". ")
+        out[name] = text if end < 0 else text[:end + 1]
     return out
 
 

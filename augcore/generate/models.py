@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import torch
 
 from .schedule import partial_timesteps, strength_for_steps
+from .tiny import TINY_MODEL, UNTRAINED_NOTICE, UntrainedModelWarning, cached_tiny_pipeline
 
 SCHEDULERS = ("ddim", "ddpm")
 UNCONDITIONAL_UNETS = ("UNet2DModel",)
@@ -168,9 +170,15 @@ def load_backend(source: str, *, kind: str = "auto", scheduler: Optional[str] = 
     ``kind``: "img2img" (text-conditioned, the paper's), "unconditional" (UNet2DModel +
     scheduler), or "auto" (unconditional when the pipeline's unet is a UNet2DModel).
     ``scheduler``: None keeps the pipeline's; "ddim" or "ddpm" swaps it, same config.
+    ``source`` "tiny" is a tiny untrained pipeline, built and cached on first use
+    (:func:`augcore.generate.tiny.cached_tiny_pipeline`); it warns that its images are noise.
+    A local folder named ``tiny`` is then written ``./tiny``.
     """
     diffusers = _require_diffusers()
-    source = os.fspath(source)
+    source = model_id = os.fspath(source)
+    if source == TINY_MODEL:
+        warnings.warn(UNTRAINED_NOTICE, UntrainedModelWarning, stacklevel=2)
+        source = cached_tiny_pipeline("unconditional" if kind == "unconditional" else "img2img")
     model_index = _read_model_index(source)
     if kind == "auto":
         kind = "unconditional" if _unet_class(model_index) in UNCONDITIONAL_UNETS else "img2img"
@@ -187,9 +195,9 @@ def load_backend(source: str, *, kind: str = "auto", scheduler: Optional[str] = 
                                          f"({model_index.get('_class_name')}): {exc}") from exc
     pipe = pipe.to(device)
     if kind == "img2img":
-        return Img2ImgBackend(pipe, model_id=source, total_steps=total_steps, guidance_scale=guidance_scale,
+        return Img2ImgBackend(pipe, model_id=model_id, total_steps=total_steps, guidance_scale=guidance_scale,
                               scheduler=scheduler)
     if getattr(pipe, "unet", None) is None or getattr(pipe, "scheduler", None) is None:
         raise NotADiffusersPipelineError(f"{source}: an unconditional pipeline needs a unet and a scheduler")
-    return UnconditionalBackend(pipe.unet, pipe.scheduler, model_id=source, total_steps=total_steps,
+    return UnconditionalBackend(pipe.unet, pipe.scheduler, model_id=model_id, total_steps=total_steps,
                                 scheduler_name=scheduler)

@@ -3,14 +3,30 @@
 For offline tests, benchmarks and demos: no weights are downloaded. Shapes follow the
 small configs diffusers uses in its own tests. Their images are noise-like; what they
 exercise is the full generation path (tokenizer, text encoder, VAE, UNet, scheduler).
+
+``generate.model: tiny`` (or ``--model tiny``) names such a pipeline: it is built once into
+the cache folder (``$AUGCORE_CACHE``, else ``$XDG_CACHE_HOME/augcore``, else
+``~/.cache/augcore``) and loaded from there (:func:`cached_tiny_pipeline`).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Sequence
 
 import torch
+
+TINY_MODEL = "tiny"
+UNTRAINED_NOTICE = ("generate.model 'tiny' is a tiny randomly initialised diffusion pipeline (untrained): the "
+                    "images it makes are noise. It exercises the whole pipeline offline; for real copies set "
+                    "generate.model (or --model) to a local diffusers pipeline folder.")
+
+
+class UntrainedModelWarning(UserWarning):
+    """Generation runs with the untrained ``tiny`` pipeline: the images are noise."""
 
 # Plain words of a few class names plus the characters of any other word, so that any
 # prompt tokenizes (character-level byte-pair encoding without merges beyond these).
@@ -95,3 +111,37 @@ def tiny_image_batch(n: int, channels: int, size: Sequence[int], seed: int = 0) 
     """Random uint8 (n, C, H, W) images for tests and benchmarks."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (n, channels, *size), generator=g, dtype=torch.uint8)
+
+
+def cache_dir() -> Path:
+    """augcore's cache folder: ``$AUGCORE_CACHE``, else ``$XDG_CACHE_HOME/augcore``, else ``~/.cache/augcore``."""
+    if os.environ.get("AUGCORE_CACHE"):
+        return Path(os.environ["AUGCORE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "augcore"
+
+
+def cached_tiny_pipeline(kind: str = "img2img") -> str:
+    """Folder of the cached tiny pipeline of ``kind`` ("img2img" or "unconditional"), built on first use.
+
+    The folder name carries the diffusers version, so an upgrade builds a fresh one. It is
+    built in a temporary folder and renamed into place, so concurrent first uses are safe.
+    """
+    import diffusers
+
+    builders = {"img2img": build_tiny_img2img, "unconditional": build_tiny_unconditional}
+    if kind not in builders:
+        raise ValueError(f"kind must be one of {tuple(builders)} for the tiny model, got {kind!r}")
+    folder = cache_dir() / f"tiny-{kind}-seed0-diffusers{diffusers.__version__}"
+    if (folder / "model_index.json").is_file():
+        return str(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent)
+    try:
+        builders[kind](staging)
+        os.replace(staging, folder)
+    except OSError:
+        if not (folder / "model_index.json").is_file():   # not a concurrent build that won the rename
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
