@@ -1,4 +1,4 @@
-"""Budget splits: exact totals, capacity, and the reference's rounding."""
+"""Budget splits: exact totals, capacity, and equal_ceil (the released rules: test_reference_preset.py)."""
 import math
 
 import pytest
@@ -43,9 +43,11 @@ def test_equal_is_water_filling(sizes, data):
         assert all(bi <= min(open_groups) + 1 or bi == n for bi, n in zip(b, sizes))
 
 
-def test_reference_equal_ceil_rule():
+def test_equal_ceil_rule():
     b = split_budget([10, 10, 10, 2], 10, "equal_ceil")  # ceil(10 / 4) = 3, capped at the size
     assert b.tolist() == [3, 3, 3, 2]
+    # the released equal_num would hand class 3's shortfall of 1 to the others: [4, 4, 4, 2]
+    assert split_budget([10, 10, 10, 2], 10, "reference_equal").tolist() == [4, 4, 4, 2]
 
 
 def test_per_group_budgets_and_errors():

@@ -1,6 +1,6 @@
 """Splitting a selection budget over groups (classes).
 
-Three rules:
+Our rules (exact totals except ``equal_ceil``):
 
 * ``"proportional"`` (default): budget_g = B * n_g / N, rounded by largest
   remainder so the total is exactly B. Ties in the remainder go to the smaller
@@ -8,18 +8,36 @@ Three rules:
 * ``"equal"``: the same share for every non-empty group, exact total B; a group
   smaller than its share gives all of itself and the surplus is shared among the
   others (water filling). Leftover units go to the largest groups (ties: smaller id).
-* ``"equal_ceil"``: the released reference code's ``equal_num`` rule, ceil(B / G)
-  per group capped at the group's size. Its total can exceed B; use it only to
-  reproduce published numbers.
+* ``"equal_ceil"``: ceil(B / G) per group, capped at the group's size; the total can
+  exceed B. This is the released coreset code's ``equal_num`` share *without* its
+  surplus hand-off (see ``"reference_equal"``).
+
+The released coreset code's rules (tianyu139/data-efficient-augmentation,
+``utils/craig.py``), for reproducing it (``CoresetSelector(preset="reference")``):
+
+* ``"reference_equal"`` (its default, ``equal_num=True``): every group gets
+  s = ceil(B / G); when some groups hold fewer than s examples, each of the other
+  groups gets ceil(extra / m) more, where extra is the minority groups' total
+  shortfall and m the number of minority groups (the released formula divides by m,
+  not by the number of receiving groups). The released code then asks submodlib for
+  more picks than a small group holds, which raises; here every budget is capped at
+  its group's size instead. The total can exceed B.
+* ``"reference_proportional"`` (``--no_equal_num``): ceil(n_g / N * B) per group
+  (float64, as numpy computes it), then the excess over B is removed one pick at a
+  time from distinct groups drawn uniformly among those with a positive budget.
+  The draw uses the ``generator`` passed in (the released code uses numpy's global
+  random state).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 
 SPLITS = ("proportional", "equal", "equal_ceil")
+# the released code's rules; not offered by facility_location, whose totals stay at most B
+REFERENCE_SPLITS = ("reference_equal", "reference_proportional")
 
 
 def _check_total(budget: int, total: int) -> int:
@@ -34,11 +52,13 @@ def _check_total(budget: int, total: int) -> int:
 
 
 def split_budget(sizes: Union[torch.Tensor, Sequence[int]], budget: Union[int, torch.Tensor, Sequence[int]],
-                 split: str = "proportional") -> torch.Tensor:
+                 split: str = "proportional", generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Per-group budgets (int64, CPU) for groups of the given sizes.
 
-    ``budget`` is either a total (int) split by ``split``, or per-group budgets,
-    which are validated (0 <= b_g <= n_g) and returned as given.
+    ``budget`` is either a total (int) split by ``split`` (one of ``SPLITS`` or
+    ``REFERENCE_SPLITS``), or per-group budgets, which are validated (0 <= b_g <= n_g)
+    and returned as given. ``generator`` (a CPU ``torch.Generator``) is required by
+    ``"reference_proportional"``, the only rule that draws at random.
     """
     sizes_list = [int(s) for s in (sizes.tolist() if isinstance(sizes, torch.Tensor) else sizes)]
     if any(s < 0 for s in sizes_list):
@@ -53,8 +73,15 @@ def split_budget(sizes: Union[torch.Tensor, Sequence[int]], budget: Union[int, t
                 raise ValueError(f"budget {b} of group {g} out of range [0, {n}] (the group's size)")
         return torch.tensor(per_group, dtype=torch.int64)
     budget = _check_total(budget, total)
-    if split not in SPLITS:
-        raise ValueError(f"budget_split must be one of {SPLITS}, got {split!r}")
+    if split not in SPLITS + REFERENCE_SPLITS:
+        raise ValueError(f"budget_split must be one of {SPLITS + REFERENCE_SPLITS}, got {split!r}")
+    if split == "reference_equal":
+        return torch.tensor(_reference_equal(sizes_list, budget), dtype=torch.int64)
+    if split == "reference_proportional":
+        if generator is None:
+            raise ValueError("budget_split='reference_proportional' removes picks at random: pass generator= "
+                             "(a seeded CPU torch.Generator, e.g. augcore.selection._common.cpu_generator)")
+        return torch.tensor(_reference_proportional(sizes_list, budget, generator), dtype=torch.int64)
     G = len(sizes_list)
     if split == "proportional":
         # integer arithmetic: floors and remainders of B * n_g / N are exact
@@ -85,6 +112,37 @@ def split_budget(sizes: Union[torch.Tensor, Sequence[int]], budget: Union[int, t
         share = math.ceil(budget / G) if G else 0
         out = [min(n, share) for n in sizes_list]
     return torch.tensor(out, dtype=torch.int64)
+
+
+def _reference_equal(sizes: list, budget: int) -> list:
+    """``equal_num`` of the released ``get_orders_and_weights``, each budget capped at its group's size."""
+    groups = len(sizes)
+    if groups == 0:
+        return []
+    share = math.ceil(budget / groups)
+    out = [share] * groups
+    minority = [n < share for n in sizes]
+    if any(minority):
+        extra = sum(max(0, share - n) for n in sizes)
+        bonus = math.ceil(extra / sum(minority))
+        out = [b if small else b + bonus for b, small in zip(out, minority)]
+    return [min(b, n) for b, n in zip(out, sizes)]
+
+
+def _reference_proportional(sizes: list, budget: int, generator: torch.Generator) -> list:
+    """``--no_equal_num`` of the released ``get_orders_and_weights``: round every share up, then
+    take one pick each from ``excess`` distinct groups with a positive budget, drawn uniformly
+    (the released loop redraws until it hits an unchosen positive group: the same distribution)."""
+    total = sum(sizes)
+    if total == 0:
+        return [0] * len(sizes)
+    out = [math.ceil(n / total * budget) for n in sizes]  # float64, in numpy's order of operations
+    excess = sum(out) - budget
+    if excess > 0:
+        eligible = [g for g, b in enumerate(out) if b > 0]
+        for pos in torch.randperm(len(eligible), generator=generator)[:excess].tolist():
+            out[eligible[pos]] -= 1
+    return out
 
 
 def normalize_weights(gamma: torch.Tensor, how: str = "normalized") -> torch.Tensor:

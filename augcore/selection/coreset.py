@@ -1,72 +1,133 @@
 """Coresets for augmentation (Liu & Mirzasoleiman, NeurIPS 2022): per-class
-facility-location medoids of the gradient proxies, weighted by what they represent."""
+facility-location medoids of the gradient proxies, weighted by what they represent.
+
+Two presets. ``"augcore"`` (default) is this library's choice for users; see
+docs/selection.md for why each default differs from the released code.
+``"reference"`` reproduces the selection of the paper's released code
+(tianyu139/data-efficient-augmentation, ``utils/subset.py`` and ``utils/craig.py``):
+B = int(N * fraction), the released per-class budget rules, submodlib's dense
+euclidean kernel exp(-d / p) computed as submodlib computes it, submodlib's LazyGreedy
+(its tie rule included), counts with zeros set to 1, normalised over the selection.
+"""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import time
+from typing import Callable, List, Optional
 
 import torch
 
 from augcore.ops import facility_location, grad_proxies, normalize_weights
-from augcore.ops.budgets import SPLITS
+from augcore.ops.budgets import REFERENCE_SPLITS, SPLITS, split_budget
 from augcore.ops.facility_location import METHODS, SIMILARITIES
-from augcore.selection._common import (budget_from_fraction, check_fraction, derive_seed, require_nonempty_classes,
-                                       validate_stats)
+from augcore.selection._common import (budget_from_fraction, check_fraction, cpu_generator, derive_seed,
+                                       require_nonempty_classes, validate_stats)
 from augcore.selection.base import InferenceStats, Selection
 
 PROXIES = ("logits", "last_layer")
 WEIGHTINGS = ("normalized", "raw", "unit")
+PRESETS = ("augcore", "reference")
+# what each preset uses for the options left unset (None)
+_AUGCORE_DEFAULTS = {"similarity": "exp", "method": "stochastic", "eps": 0.01, "budget_split": "proportional",
+                     "weights": "normalized", "keep_zero_weight": True}
+_REFERENCE_SETTINGS = {"proxy": "logits", "similarity": "exp", "method": "lazy", "weights": "normalized",
+                       "keep_zero_weight": True}
+_KERNEL_ROW_BLOCK = 2048  # rows of the similarity matrix built at once (bounds the temporaries)
 
 
 class CoresetSelector:
-    """Facility-location coreset of ``round(fraction * N)`` examples (halves up), all
-    classes solved in one ``augcore.facility_location`` call.
+    """Facility-location coreset of about ``fraction * N`` examples, per class.
 
     Args:
       fraction: budget as a fraction of the training set, in (0, 1].
-      proxy: "logits" (default, the reference code's): points are the proxies
+      preset: "augcore" (default) or "reference" (the released code's selection,
+        exactly; see the module docstring and docs/selection.md). The reference preset
+        fixes every option below except ``budget_split``, which is "reference_equal"
+        (the released default, ``equal_num``) or "reference_proportional" (the
+        released ``--no_equal_num``); setting a fixed option to another value raises.
+      proxy: "logits" (default, the released code's default): points are the proxies
         e_i = softmax(z_i) - onehot(y_i); "last_layer": distances between the exact
-        last-layer gradients e_i (x) [h_i, 1] (the reference's ``--use_linear`` is
+        last-layer gradients e_i (x) [h_i, 1] (the released ``--use_linear`` is
         ``bias=0``), computed in factored form; needs ``stats.embeddings``.
       bias: 1 (weights and bias of the last layer) or 0 (weights only); used with
         ``proxy="last_layer"``.
-      similarity: "exp" (default; the reference's submodlib kernel exp(-d / p)) or
-        "craig" (d_max - d, the paper's C - d form).
-      method: greedy variant, "stochastic" (default, as the reference), "lazy" or "naive".
-      eps: stochastic greedy's accuracy parameter.
+      similarity: "exp" (default; submodlib's dense euclidean kernel exp(-d / p), p the
+        proxy's dimension, which the released code uses) or "craig" (d_max - d, the
+        paper's C - d form).
+      method: greedy variant, "stochastic" (default: (1 - 1/e - eps) in expectation at
+        a fraction of the cost), "lazy" or "naive" (both exact greedy). The released
+        code runs submodlib's LazyGreedy (``preset="reference"``).
+      eps: stochastic greedy's accuracy parameter (default 0.01).
       budget_split: "proportional" (default, exact total), "equal" (same per class,
-        exact total) or "equal_ceil" (the reference's ``equal_num``: ceil(B/C) per
-        class, the total can exceed B).
-      weights: "normalized" (default, the reference: zero counts set to 1, then
+        exact total) or "equal_ceil" (ceil(B/C) per class capped at the class size,
+        total can exceed B); with the reference preset, "reference_equal" or
+        "reference_proportional" (see ``augcore.ops.budgets``).
+      weights: "normalized" (default, as the released code: zero counts set to 1, then
         gamma / sum(gamma) * |S| over the whole selection), "raw" (gamma) or "unit".
         The released code trains the augmented copies appended to the full data
         with unit weight; the trainer decides which weights it uses.
       keep_zero_weight: keep medoids that represent no point (possible only with
-        duplicate points); ``False`` drops them before the weights are normalised.
+        duplicate points; default True, as the released code); ``False`` drops them
+        before the weights are normalised.
 
-    The seed passed to the greedy is derived from (seed, epoch), so each
-    re-selection draws fresh stochastic-greedy samples, reproducibly.
+    Budget: the augcore preset takes round(fraction * N), halves up (monotone in N);
+    the reference preset takes int(fraction * N), as the released ``main.py``.
+    The seed passed to the stochastic greedy is derived from (seed, epoch), so each
+    re-selection draws fresh samples, reproducibly; the reference preset's only
+    random draw (``reference_proportional``'s decrements) comes from the same seeds.
     """
 
     method = "coreset"
 
-    def __init__(self, fraction: float, *, proxy: str = "logits", bias: int = 1, similarity: str = "exp",
-                 method: str = "stochastic", eps: float = 0.01, budget_split: str = "proportional",
-                 weights: str = "normalized", keep_zero_weight: bool = True):
+    def __init__(self, fraction: float, *, preset: str = "augcore", proxy: str = "logits", bias: int = 1,
+                 similarity: Optional[str] = None, method: Optional[str] = None, eps: Optional[float] = None,
+                 budget_split: Optional[str] = None, weights: Optional[str] = None,
+                 keep_zero_weight: Optional[bool] = None):
         self.fraction = check_fraction(fraction)
-        for name, value, allowed in (("proxy", proxy, PROXIES), ("similarity", similarity, tuple(SIMILARITIES)),
-                                     ("method", method, tuple(METHODS)), ("budget_split", budget_split, SPLITS),
-                                     ("weights", weights, WEIGHTINGS)):
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+        self.preset = preset
+        given = {"proxy": proxy, "similarity": similarity, "method": method, "weights": weights,
+                 "keep_zero_weight": keep_zero_weight}
+        if preset == "reference":
+            for name, fixed in _REFERENCE_SETTINGS.items():
+                if given[name] is not None and given[name] != fixed:
+                    raise ValueError(f"{name}={given[name]!r} conflicts with preset='reference', which runs the "
+                                     f"released selection ({name}={fixed!r}); leave {name} unset or use "
+                                     "preset='augcore'")
+            if eps is not None:
+                raise ValueError("eps is stochastic greedy's parameter; preset='reference' runs submodlib's "
+                                 "LazyGreedy (no eps): leave eps unset or use preset='augcore'")
+            budget_split = "reference_equal" if budget_split is None else budget_split
+            allowed_splits = REFERENCE_SPLITS
+            settings = dict(_REFERENCE_SETTINGS, eps=_AUGCORE_DEFAULTS["eps"])
+        else:
+            settings = {k: (v if v is not None else _AUGCORE_DEFAULTS[k]) for k, v in given.items() if k != "proxy"}
+            settings["proxy"] = proxy
+            settings["eps"] = _AUGCORE_DEFAULTS["eps"] if eps is None else eps
+            budget_split = _AUGCORE_DEFAULTS["budget_split"] if budget_split is None else budget_split
+            allowed_splits = SPLITS
+        for name, value, allowed in (("proxy", settings["proxy"], PROXIES),
+                                     ("similarity", settings["similarity"], tuple(SIMILARITIES)),
+                                     ("method", settings["method"], tuple(METHODS)),
+                                     ("budget_split", budget_split, allowed_splits),
+                                     ("weights", settings["weights"], WEIGHTINGS)):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+                hint = " (the released rules need preset='reference')" if value in REFERENCE_SPLITS else ""
+                raise ValueError(f"{name} must be one of {allowed} with preset={preset!r}, got {value!r}{hint}")
         if bias not in (0, 1):
             raise ValueError(f"bias must be 0 (weights only) or 1 (weights and bias), got {bias!r}")
-        if not (0.0 < float(eps) < 1.0):
-            raise ValueError(f"eps must lie in (0, 1), got {eps}")
-        self.proxy, self.bias, self.similarity = proxy, int(bias), similarity
-        self.greedy, self.eps, self.budget_split = method, float(eps), budget_split
-        self.weights, self.keep_zero_weight = weights, bool(keep_zero_weight)
+        if not (0.0 < float(settings["eps"]) < 1.0):
+            raise ValueError(f"eps must lie in (0, 1), got {settings['eps']}")
+        self.proxy, self.bias, self.similarity = settings["proxy"], int(bias), settings["similarity"]
+        self.greedy, self.eps, self.budget_split = settings["method"], float(settings["eps"]), budget_split
+        self.weights, self.keep_zero_weight = settings["weights"], bool(settings["keep_zero_weight"])
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+        if self.preset == "reference":
+            return self._select_reference(stats, epoch, seed)
         t0 = time.perf_counter()
         validate_stats(stats, need_embeddings=self.proxy == "last_layer")
         require_nonempty_classes(stats, "CoresetSelector")
@@ -102,4 +163,116 @@ class CoresetSelector:
                   "requested_budgets": result.budgets.tolist(), "dropped_zero_weight": dropped,
                   "gamma": gamma.cpu(), "objective": result.objective.cpu().tolist(),
                   "proxy": self.proxy, "similarity": self.similarity, "greedy": self.greedy,
-                  "budget_split": self.budget_split})
+                  "budget_split": self.budget_split, "preset": self.preset})
+
+    def _select_reference(self, stats: InferenceStats, epoch: int, seed: int) -> Selection:
+        """The released ``get_coreset``: per class, submodlib's dense kernel and LazyGreedy."""
+        t0 = time.perf_counter()
+        validate_stats(stats)
+        sizes = require_nonempty_classes(stats, "CoresetSelector")
+        n, c = len(stats), stats.num_classes
+        budget = int(n * self.fraction)  # main.py: B = int(N * subset_size)
+        budgets = split_budget(sizes, budget, self.budget_split,
+                               generator=cpu_generator(seed, epoch, "coreset_reference"))
+        # submodlib refuses a budget >= the class size, and craig.py's per-class loop fails on a
+        # budget of 0; the released run then crashes or falls back to a random subset. Here such
+        # a class gives all of its examples or none (the budgets are already capped).
+        failing = [g for g in range(c) if budgets[g] == 0 or budgets[g] >= sizes[g]]
+        labels = stats.labels.to(torch.int64).cpu()
+        # grad_predictions: softmax in float32, minus the one-hot label
+        proxies = (torch.softmax(stats.logits.float(), dim=1).cpu()
+                   - torch.nn.functional.one_hot(labels, c).to(torch.float32))
+        t1 = time.perf_counter()
+        rows: List[torch.Tensor] = []
+        gammas: List[torch.Tensor] = []
+        objective: List[float] = []
+        assignment = torch.full((n,), -1, dtype=torch.int64)
+        kernel_time = greedy_time = 0.0
+        for g in range(c):
+            members = (labels == g).nonzero().flatten()
+            k = int(budgets[g])
+            if k == 0:
+                objective.append(0.0)
+                continue
+            tk = time.perf_counter()
+            sim = released_kernel(proxies[members])
+            tg = time.perf_counter()
+            result = facility_location(None, [k], similarity=sim, method="lazy", tie_break="high")
+            kernel_time, greedy_time = kernel_time + tg - tk, greedy_time + time.perf_counter() - tg
+            rows.append(members[result.indices])
+            gammas.append(result.weights)
+            medoid = result.assignment
+            assignment[members] = torch.where(medoid >= 0, members[medoid.clamp_min(0)], medoid)
+            objective.append(float(result.objective[0]))
+        rows_all = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
+        gamma = torch.cat(gammas) if gammas else torch.zeros(0, dtype=torch.int64)
+        device = stats.indices.device
+        assignment = assignment.to(device)
+        assignment = torch.where(assignment >= 0, stats.indices[assignment.clamp_min(0)],
+                                 torch.full_like(assignment, -1))
+        rows_all = rows_all.to(device)
+        return Selection(
+            indices=stats.indices[rows_all].to(torch.int64), weights=normalize_weights(gamma, "normalized").to(device),
+            method=self.method, assignment=assignment, budgets=budgets.clone(), epoch=epoch,
+            timings={"proxies": t1 - t0, "similarity": kernel_time, "greedy": greedy_time,
+                     "total": time.perf_counter() - t0},
+            info={"fraction": rows_all.numel() / n if n else 0.0, "requested_fraction": self.fraction,
+                  "budget": budget, "requested_budgets": budgets.tolist(), "dropped_zero_weight": 0,
+                  "gamma": gamma.cpu(), "objective": objective, "proxy": "logits", "similarity": "exp",
+                  "greedy": "lazy", "budget_split": self.budget_split, "preset": "reference",
+                  "released_code_fails_on_classes": failing})
+
+
+def released_kernel(points: torch.Tensor) -> torch.Tensor:
+    """submodlib's dense "euclidean" similarity, value for value: s_ij = exp(-d_ij * (1/p)) with
+    d_ij = sqrt of the float32 sum of squared differences accumulated feature by feature,
+    1/p the float32 reciprocal of the dimension, and s_ii = 1 (``create_square_kernel_dense``).
+
+    ``points`` (n, p); returns (n, n) float32 on the CPU."""
+    x = points.detach().to(device="cpu", dtype=torch.float32)
+    n, dim = x.shape
+    inv_dim = torch.tensor(1.0 / max(dim, 1), dtype=torch.float32)
+    sim = torch.empty(n, n, dtype=torch.float32)
+    for r0 in range(0, n, _KERNEL_ROW_BLOCK):
+        block = x[r0:r0 + _KERNEL_ROW_BLOCK]
+        acc = torch.zeros(block.shape[0], n, dtype=torch.float32)
+        for f in range(dim):  # one feature at a time: the C++ loop's rounding order
+            diff = block[:, f, None] - x[None, :, f]
+            acc.add_(diff.mul_(diff))
+        # sqrt in float64 rounded once is correctly rounded, as C's sqrtf (torch's float32
+        # sqrt is not, on every CPU)
+        dist = acc.double().sqrt_().float()
+        sim[r0:r0 + block.shape[0]] = _expf(dist.mul_(inv_dim).neg_())
+    sim.fill_diagonal_(1.0)
+    return sim
+
+
+@functools.lru_cache(maxsize=1)
+def _libm_expf() -> Optional[Callable[[float], float]]:
+    """The C library's expf, which submodlib's kernel calls; None where it cannot be loaded."""
+    name = ctypes.util.find_library("m")
+    try:
+        fn = ctypes.CDLL(name).expf if name else None
+    except (OSError, AttributeError):
+        return None
+    if fn is not None:
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    return fn
+
+
+def _expf(x: torch.Tensor) -> torch.Tensor:
+    """expf of a float32 tensor as the C library computes it. exp in float64 rounded to float32
+    is correctly rounded; glibc's expf errs by up to 0.502 ulp, so it can round the other way
+    when the exact value lies within 0.002 ulp of a midpoint between two floats. Those few
+    values (about 0.2%) are recomputed by the C library's expf itself."""
+    exact = x.double().exp()
+    out = exact.float()
+    below = out.double()
+    toward = torch.where(exact > below, torch.tensor(float("inf")), torch.tensor(float("-inf")))
+    neighbour = torch.nextafter(out, toward.to(torch.float32)).double()
+    near_midpoint = (exact - (below + neighbour) / 2).abs() < 0.01 * (neighbour - below).abs()
+    expf = _libm_expf()
+    if expf is not None and bool(near_midpoint.any()):
+        where = near_midpoint.nonzero(as_tuple=True)
+        out[where] = torch.tensor([expf(v) for v in x[where].tolist()], dtype=torch.float32)
+    return out
