@@ -120,9 +120,9 @@ def check_indices(name: str, value: Any, *, size: Optional[int] = None, unique: 
         items = list(value) if isinstance(value, (Sequence, range)) else None
         if items is None:
             raise TypeError(f"{name} must be a 1-D list/tensor of integer indices, got {type(value).__name__}")
-        bad = next((v for v in items if not _is_integer(v)), None) if items else None
-        if bad is not None:
-            raise TypeError(f"{name} must hold integer indices, found {bad!r} ({type(bad).__name__})")
+        bad = [v for v in items if not _is_integer(v)]
+        if bad:
+            raise TypeError(f"{name} must hold integer indices, found {bad[0]!r} ({type(bad[0]).__name__})")
         tensor = torch.tensor([int(v) for v in items], dtype=torch.int64)
     if tensor.dtype.is_floating_point or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer indices, got {tensor.dtype} (a mask? use mask.nonzero())")
