@@ -48,7 +48,7 @@ class GreeDiResult:
 
 
 def exp_similarity(points: torch.Tensor, candidates: torch.Tensor, scale: float) -> torch.Tensor:
-    """exp(-||x_i - c_j|| / scale) in float64, (n, |B|)."""
+    """exp(-||x_i - c_j|| / scale) in float64, ``(n, |B|)``."""
     return torch.exp(-torch.cdist(points.double(), candidates.double()) / scale)
 
 

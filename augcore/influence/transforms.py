@@ -119,8 +119,8 @@ class ImageAugmenter(_Augmenter):
 
     ``spatial``: ``"flow"`` (the paper's per-pixel model; maps predicted at
     ``flow_resolution``^2 and upsampled bilinearly), ``"affine"`` or None; ``appearance``:
-    the colour model. Bounds: |flow/affine entries| <= ``max_spatial`` (normalised units;
-    0.1 is 5% of the image side), |cw|, |cb| entries <= ``max_colour``.
+    the colour model. Bounds: ``|flow/affine entries| <= max_spatial`` (normalised units;
+    0.1 is 5% of the image side), ``|cw|, |cb|`` entries ``<= max_colour``.
     """
 
     def __init__(self, channels: int, height: int, width: int, *, spatial: Optional[str] = "flow",
@@ -184,7 +184,7 @@ class ImageAugmenter(_Augmenter):
 
 
 class TranslationAugmenter(_Augmenter):
-    """E(x) for feature vectors (B, D): a bounded translation x~ = x + t(x), |t| < ``max_shift``.
+    """E(x) for feature vectors (B, D): a bounded translation ``x~ = x + t(x)``, ``|t| < max_shift``.
 
     The transform of the paper's 2-D toy experiment (Fig. 3).
     """

@@ -150,7 +150,7 @@ def normalize_weights(gamma: torch.Tensor, how: str = "normalized") -> torch.Ten
 
     * ``"raw"``: gamma itself (float32).
     * ``"normalized"`` (the reference code): zero counts set to 1, then scaled over
-      the whole selection to mean 1: w = gamma / sum(gamma) * |S|.
+      the whole selection to mean 1: ``w = gamma / sum(gamma) * |S|``.
     * ``"unit"``: all ones.
     """
     gamma = gamma.to(torch.float32)

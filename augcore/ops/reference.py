@@ -42,7 +42,7 @@ def stochastic_sample_size(n: int, k: int, eps: float) -> int:
 # --- kernels -------------------------------------------------------------------------
 def reference_grad_proxies(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce",
                            embeddings: Optional[torch.Tensor] = None):
-    """(errors, per-example loss, |e|^2, |h|^2 or None), all float64."""
+    """(errors, per-example loss, ``|e|^2``, ``|h|^2`` or None), all float64."""
     z = logits.to(torch.float64)
     onehot = torch.nn.functional.one_hot(labels.long(), z.shape[1]).to(torch.float64)
     if loss == "ce":

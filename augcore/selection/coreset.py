@@ -65,7 +65,7 @@ class CoresetSelector:
         total can exceed B); with the reference preset, "reference_equal" or
         "reference_proportional" (see ``augcore.ops.budgets``).
       weights: "normalized" (default, as the released code: zero counts set to 1, then
-        gamma / sum(gamma) * |S| over the whole selection), "raw" (gamma) or "unit".
+        ``gamma / sum(gamma) * |S|`` over the whole selection), "raw" (gamma) or "unit".
         The released code trains the augmented copies appended to the full data
         with unit weight; the trainer decides which weights it uses.
       keep_zero_weight: keep medoids that represent no point (possible only with

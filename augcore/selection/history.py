@@ -34,7 +34,7 @@ class SelectionHistory:
     ``update`` after each selection; ``save`` writes JSON atomically (counts,
     records and the last selection, so that overlaps continue after a resume);
     ``save_csv`` writes the per-update records as CSV. Overlaps are fractions of
-    the current selection: |S_t & S_(t-1)| / |S_t| and |S_t & M_t| / |S_t| for the
+    the current selection: ``|S_t & S_(t-1)| / |S_t|`` and ``|S_t & M_t| / |S_t|`` for the
     max-loss set M_t; Jaccard indices are recorded too.
     """
 
@@ -89,11 +89,11 @@ class SelectionHistory:
         return float((self.counts == 0).sum()) / self.num_examples
 
     def overlap_with_previous(self) -> Optional[float]:
-        """|S_t & S_(t-1)| / |S_t| for the latest update; None before the second."""
+        """``|S_t & S_(t-1)| / |S_t|`` for the latest update; None before the second."""
         return self.records[-1]["overlap_previous"] if self.records else None
 
     def overlap_with_max_loss(self) -> Optional[float]:
-        """|S_t & M_t| / |S_t| for the latest update; None when no max-loss set was given."""
+        """``|S_t & M_t| / |S_t|`` for the latest update; None when no max-loss set was given."""
         return self.records[-1]["overlap_max_loss"] if self.records else None
 
     def selection_frequency(self) -> torch.Tensor:
