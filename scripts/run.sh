@@ -56,7 +56,7 @@ case "$job" in
   demo) exec "$venv/bin/augcore" demo "$@" ;;
   test) exec "$py" -m pytest python_tests -q -p no:cacheprovider "$@" ;;
   bench) exec "$venv/bin/augcore" bench "$@" ;;
-  docs) exec "$py" -m sphinx -W --keep-going -q -b html docs/api build/docs "$@" ;;
+  docs) exec "$py" -m sphinx -E -W --keep-going -q -b html docs/api build/docs "$@" ;;
   shell) exec bash ;;
   *) echo "unknown job '$job' (demo | test | bench | docs | shell)" >&2; exit 2 ;;
 esac
