@@ -16,19 +16,6 @@ def test_shipped_configs_load(name):
     assert isinstance(cfg, TrainConfig)
 
 
-def test_shipped_configs_carry_the_papers_settings():
-    coreset = load_config(os.path.join(CONFIGS, "cifar10_resnet20_coreset.yaml"))
-    assert (coreset.model.name, coreset.augment.reselect_every, coreset.augment.fraction) == ("resnet20", 20, 0.1)
-    assert (coreset.optim.lr, coreset.optim.batch_size, coreset.optim.weight_decay) == (0.1, 128, 5e-4)
-    assert load_config(os.path.join(CONFIGS, "caltech256_resnet18.yaml")).augment.reselect_every == 5
-    assert load_config(os.path.join(CONFIGS, "tinyimagenet_resnet50.yaml")).augment.reselect_every == 15
-    sam = load_config(os.path.join(CONFIGS, "cifar10_preact18_sam.yaml"))
-    assert sam.optim.sam_rho == 0.1 and sam.schedule.milestones == [100, 150] and sam.schedule.epochs == 200
-    refine = load_config(os.path.join(CONFIGS, "cifar10_preact18_mixup_refine.yaml"))
-    assert (refine.schedule.epochs, refine.refinement.epochs, refine.refinement.mode) == (400, 50, "extra")
-    assert refine.augment.batch_aug == "mixup" and refine.refinement.enabled
-
-
 def test_defaults_are_valid():
     assert config_from_dict({}).augment.mode == "coreset"
 
