@@ -36,7 +36,11 @@ def _is_real(value: Any) -> bool:
 def check_choice(name: str, value: Any, options: Iterable[Any]) -> Any:
     """``value`` must be one of ``options``."""
     options = tuple(options)
-    if value not in options:
+    try:
+        known = value in options
+    except (TypeError, ValueError):  # arrays and other values without a plain truth value
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
 
