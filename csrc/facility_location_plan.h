@@ -5,9 +5,11 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <vector>
 
+#include "checks.h"
 #include "ops.h"
 
 namespace augcore {
@@ -29,50 +31,59 @@ struct FacilityLocationPlan {
 inline FacilityLocationPlan plan_facility_location(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
                                                    const std::optional<at::Tensor>& similarity,
                                                    const at::Tensor& indptr, const at::Tensor& budgets,
-                                                   int64_t similarity_kind, double scale, int64_t method, double eps,
-                                                   int64_t mode) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
-              "facility_location: x must be a contiguous float32 (N, D) tensor");
-  TORCH_CHECK(method >= kNaive && method <= kStochastic, "facility_location: unknown method ", method);
-  TORCH_CHECK(similarity_kind >= kExp && similarity_kind <= kPrecomputed, "facility_location: unknown similarity");
-  TORCH_CHECK(mode >= kAuto && mode <= kOnTheFly, "facility_location: unknown mode ", mode);
-  TORCH_CHECK(eps > 0.0 && eps < 1.0, "facility_location: eps must lie in (0, 1), got ", eps);
-  TORCH_CHECK(scale > 0.0, "facility_location: scale must be positive");
-  TORCH_CHECK((similarity_kind == kPrecomputed) == similarity.has_value(),
-              "facility_location: a similarity tensor goes with kind 2 only");
-  TORCH_CHECK(indptr.device().is_cpu() && budgets.device().is_cpu(),
-              "facility_location: indptr and budgets must be host int64 tensors");
+                                                   int64_t similarity_kind, double scale, double bias, int64_t method,
+                                                   double eps, int64_t mode, int64_t memory_limit, int64_t tie_break) {
+  constexpr const char* op = "facility_location";
+  check_float_matrix(x, "x", op);
+  TORCH_CHECK_VALUE(method >= kNaive && method <= kStochastic, op, ": method must be 0 (naive), 1 (lazy) or 2 (stochastic), got ",
+                    method);
+  TORCH_CHECK_VALUE(similarity_kind >= kExp && similarity_kind <= kPrecomputed, op,
+                    ": similarity_kind must be 0 (exp), 1 (craig) or 2 (precomputed), got ", similarity_kind);
+  TORCH_CHECK_VALUE(mode >= kAuto && mode <= kOnTheFly, op, ": mode must be 0 (auto), 1 (dense) or 2 (on_the_fly), got ",
+                    mode);
+  TORCH_CHECK_VALUE(tie_break == kTiesLow || tie_break == kTiesHigh, op, ": tie_break must be 0 (low) or 1 (high), got ",
+                    tie_break);
+  TORCH_CHECK_VALUE(eps > 0.0 && eps < 1.0, op, ": eps must lie in (0, 1), got ", eps);
+  // the similarity uses -1/scale as a float: it must be a finite negative number
+  const float neg_inv_scale = static_cast<float>(-1.0 / scale);
+  TORCH_CHECK_VALUE(scale > 0.0 && std::isfinite(neg_inv_scale), op, ": scale must be a positive number whose inverse is a "
+                    "finite float32, got ", scale);
+  TORCH_CHECK_VALUE(std::isfinite(bias) && bias >= 0.0, op, ": bias must be finite and >= 0, got ", bias);
+  TORCH_CHECK_VALUE(memory_limit >= 0, op, ": memory_limit must be >= 0 bytes, got ", memory_limit);
+  TORCH_CHECK_VALUE((similarity_kind == kPrecomputed) == similarity.has_value(), op,
+                    ": a similarity tensor goes with similarity_kind 2 (precomputed) only");
   FacilityLocationPlan plan;
-  plan.indptr = indptr.to(at::kLong).contiguous();
-  plan.budgets = budgets.to(at::kLong).contiguous();
-  plan.G = plan.indptr.numel() - 1;
   plan.N = x.size(0);
   plan.D = x.size(1);
+  plan.indptr = checked_indptr(indptr, plan.N, op);
+  plan.budgets = checked_budgets(budgets, plan.indptr, op);
+  plan.G = plan.indptr.numel() - 1;
   plan.p = plan.indptr.data_ptr<int64_t>();
   plan.k = plan.budgets.data_ptr<int64_t>();
   const int64_t G = plan.G;
-  TORCH_CHECK(G >= 0 && plan.budgets.numel() == G && plan.p[0] == 0 && plan.p[G] == plan.N,
-              "facility_location: indptr/budgets mismatch");
   if (embeddings.has_value()) {
-    TORCH_CHECK(embeddings->device() == x.device() && embeddings->dim() == 2 && embeddings->size(0) == plan.N &&
-                    embeddings->is_contiguous() && embeddings->scalar_type() == at::kFloat,
-                "facility_location: embeddings must be a contiguous float32 (N, H) tensor on x's device");
+    check_float_matrix(*embeddings, "embeddings", op);
+    TORCH_CHECK_VALUE(embeddings->device() == x.device() && embeddings->size(0) == plan.N, op,
+                      ": embeddings must have N = ", plan.N, " rows on x's device, got shape ", embeddings->sizes(),
+                      " on ", embeddings->device());
     plan.H = embeddings->size(1);
   }
   plan.sel_ptr.assign(G + 1, 0);
   plan.sim_ptr.assign(G + 1, 0);
   for (int64_t g = 0; g < G; ++g) {
     const int64_t n = plan.p[g + 1] - plan.p[g];
-    TORCH_CHECK(n >= 0 && plan.k[g] >= 0 && plan.k[g] <= n, "facility_location: budget ", plan.k[g], " of group ", g,
-                " out of range [0, ", n, "]");
     plan.sel_ptr[g + 1] = plan.sel_ptr[g] + plan.k[g];
     plan.sim_ptr[g + 1] = plan.sim_ptr[g] + n * n;
     plan.active += plan.k[g] > 0;
   }
-  if (similarity.has_value())
-    TORCH_CHECK(similarity->device() == x.device() && similarity->scalar_type() == at::kFloat &&
-                    similarity->is_contiguous() && similarity->numel() == plan.sim_ptr[G],
-                "facility_location: precomputed similarity must be float32 blocks of n_g^2 entries on x's device");
+  if (similarity.has_value()) {
+    TORCH_CHECK_TYPE(similarity->scalar_type() == at::kFloat, op, ": similarity must be float32, got ",
+                     similarity->scalar_type());
+    TORCH_CHECK_VALUE(similarity->device() == x.device() && similarity->is_contiguous() &&
+                          similarity->numel() == plan.sim_ptr[G],
+                      op, ": similarity must be contiguous float32 blocks of n_g^2 entries (", plan.sim_ptr[G],
+                      " in all) on x's device, got ", similarity->numel(), " entries on ", similarity->device());
+  }
   return plan;
 }
 

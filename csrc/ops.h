@@ -12,6 +12,8 @@ enum LossKind : int64_t { kCrossEntropy = 0, kSquared = 1 };
 enum SimilarityKind : int64_t { kExp = 0, kCraig = 1, kPrecomputed = 2 };
 enum GreedyMethod : int64_t { kNaive = 0, kLazy = 1, kStochastic = 2 };
 enum StorageMode : int64_t { kAuto = 0, kDense = 1, kOnTheFly = 2 };
+// Which index wins an exact tie in gains: the smaller (default) or, as submodlib, the larger.
+enum TieBreak : int64_t { kTiesLow = 0, kTiesHigh = 1 };
 
 using ProxiesOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using FacilityLocationOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
@@ -24,7 +26,7 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
                                           const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
                                           const at::Tensor& budgets, int64_t similarity_kind, double scale,
                                           double bias, int64_t method, double eps, int64_t seed, int64_t mode,
-                                          int64_t memory_limit);
+                                          int64_t memory_limit, int64_t tie_break);
 
 #ifdef AUGCORE_WITH_CUDA
 ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
@@ -35,7 +37,7 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
                                            const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
                                            const at::Tensor& budgets, int64_t similarity_kind, double scale,
                                            double bias, int64_t method, double eps, int64_t seed, int64_t mode,
-                                           int64_t memory_limit);
+                                           int64_t memory_limit, int64_t tie_break);
 #endif
 
 }  // namespace augcore

@@ -3,8 +3,11 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <sstream>
 
+#include "checks.h"
+#include "cuda_launch_plan.h"
 #include "ops.h"
 
 #ifdef _OPENMP
@@ -35,10 +38,41 @@ std::string build_info() {
   return out.str();
 }
 
+// The CUDA greedy's launch plan for the given groups and device limits, as tensors:
+// (groups (L,) ids launch after launch, launches (W, 7) rows of [rows kind 0 shared / 1 global /
+// 2 on-the-fly, first, count, max_n, dynamic shared bytes, state in shared 0/1, workspace floats]).
+// static_shared_bytes < 0 means this build's sizeof(GreedyShared).
+std::tuple<at::Tensor, at::Tensor> cuda_launch_plan(const at::Tensor& indptr, const at::Tensor& budgets,
+                                                    bool precomputed, int64_t mode, int64_t memory_limit,
+                                                    int64_t shared_optin_bytes, int64_t static_shared_bytes) {
+  constexpr const char* op = "cuda_launch_plan";
+  TORCH_CHECK_VALUE(mode >= kAuto && mode <= kOnTheFly, op, ": mode must be 0, 1 or 2, got ", mode);
+  TORCH_CHECK_VALUE(memory_limit >= 0 && shared_optin_bytes >= 0, op,
+                    ": memory_limit and shared_optin_bytes must be >= 0");
+  const at::Tensor ptr = checked_indptr(indptr, -1, op);
+  const at::Tensor bud = checked_budgets(budgets, ptr, op);
+  if (static_shared_bytes < 0) static_shared_bytes = static_cast<int64_t>(sizeof(GreedyShared));
+  const CudaLaunchPlan plan = plan_cuda_launches(ptr.data_ptr<int64_t>(), bud.data_ptr<int64_t>(), ptr.numel() - 1,
+                                                 precomputed, mode, memory_limit, shared_optin_bytes,
+                                                 static_shared_bytes);
+  auto groups = at::tensor(plan.groups, at::TensorOptions().dtype(at::kLong));
+  auto launches = at::empty({static_cast<int64_t>(plan.launches.size()), 7}, at::kLong);
+  int64_t* out = launches.data_ptr<int64_t>();
+  for (const GreedyLaunch& l : plan.launches) {
+    const int64_t row[7] = {l.rows, l.first, l.count, l.max_n, l.dynamic_shared_bytes, l.state_in_shared,
+                            l.workspace_floats};
+    out = std::copy(row, row + 7, out);
+  }
+  return {groups, launches};
+}
+
 }  // namespace augcore
 
 TORCH_LIBRARY(augcore, m) {
   m.def("build_info() -> str", &augcore::build_info);
+  m.def("cuda_launch_plan(Tensor indptr, Tensor budgets, bool precomputed, int mode, int memory_limit, "
+        "int shared_optin_bytes, int static_shared_bytes=-1) -> (Tensor, Tensor)",
+        &augcore::cuda_launch_plan);
   // (errors e (N,C) f32, loss (N,) f32, |e|^2 (N,) f32, |h|^2 (N,) f32 or empty). loss: 0 = CE, 1 = squared.
   m.def("grad_proxies(Tensor logits, Tensor labels, Tensor? embeddings, int loss) -> (Tensor, Tensor, Tensor, Tensor)");
   // Squared distances inside each CSR group (x sorted by group), blocks of n_g^2 back to back.
@@ -47,10 +81,13 @@ TORCH_LIBRARY(augcore, m) {
   // Segmented facility-location greedy. indptr/budgets are host int64 tensors. similarity (kind 2 only):
   // candidate-major blocks, block[c * n + i] = s_ic. Returns positions in sorted order:
   // (picks (K,) i64 greedy order per group, gains (K,) f64, gamma (K,) i64, assignment (N,) i64 or -1,
-  //  objective (G,) f64, seconds (2,) f64 [similarity, greedy] summed over groups).
+  //  objective (G,) f64, seconds (2,) f64 [similarity, greedy] wall-clock on the CPU, device time on CUDA).
+  // tie_break: 0 = the smaller index wins an exact tie in gains; 1 = the larger, and lazy (method 1)
+  // runs submodlib's LazyGreedy step for step.
   m.def(
       "facility_location(Tensor x, Tensor? embeddings, Tensor? similarity, Tensor indptr, Tensor budgets, "
-      "int similarity_kind, float scale, float bias, int method, float eps, int seed, int mode, int memory_limit) "
+      "int similarity_kind, float scale, float bias, int method, float eps, int seed, int mode, int memory_limit, "
+      "int tie_break=0) "
       "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 

@@ -15,6 +15,7 @@ from augcore.ops.distances import block_offsets, prepare_points
 METHODS = {"naive": 0, "lazy": 1, "stochastic": 2}
 SIMILARITIES = {"exp": 0, "craig": 1}
 MODES = {"auto": 0, "dense": 1, "on_the_fly": 2}
+TIE_BREAKS = {"low": 0, "high": 1}
 _PRECOMPUTED = 2
 
 
@@ -41,14 +42,14 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
                       method: str = "stochastic", eps: float = 0.01, seed: int = 0,
                       budget_split: str = "proportional", num_groups: Optional[int] = None,
                       mode: str = "auto", memory_limit: int = 1 << 30,
-                      backend: str = "auto") -> FacilityLocationResult:
+                      backend: str = "auto", tie_break: str = "low") -> FacilityLocationResult:
     """Greedy facility location, solved for every group (class) in one parallel call.
 
     Args:
       proxies: (N, D) points: gradient proxies e_i (see ``grad_proxies``), or any
         features. ``None`` when ``similarity`` is a precomputed matrix.
       budget: total number of picks, split over groups by ``budget_split``
-        ("proportional", "equal", or the reference's "equal_ceil"); or a sequence
+        ("proportional", "equal" or "equal_ceil", see ``split_budget``); or a sequence
         of per-group budgets.
       groups: (N,) integer group ids (class labels); ``None`` is one group.
       embeddings: (N, H) penultimate embeddings: distances are then between exact
@@ -60,7 +61,15 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
       method: "naive", "lazy" (Minoux; returns exactly naive's picks) or
         "stochastic" (each step evaluates ceil(n/k ln(1/eps)) remaining candidates
         drawn by a counter-based generator from ``seed``; (1-1/e-eps) in expectation).
-        Ties go to the smaller index everywhere.
+        Exact ties in gain are settled by ``tie_break``.
+      tie_break: "low" (default): the smaller index wins an exact tie in gain, and
+        "lazy" returns exactly naive's picks. "high": submodlib's rules: the larger
+        index wins ("naive" is submodlib's NaiveGreedy on libstdc++, whose ground set
+        iterates from the largest index down), and "lazy" is submodlib's LazyGreedy
+        step for step (its priority queue takes the popped element when its fresh gain
+        is >= the next stale bound, whatever that element's index, so on exact ties it
+        can differ from "naive"). Indices are positions inside the group, which keeps
+        the original order. CPU tensors only for "lazy" with "high".
       mode: "dense" stores each group's n x n similarities; "on_the_fly" recomputes
         them from the points and needs O(n) memory per group; "auto" picks dense when
         the blocks solved at once fit in ``memory_limit`` bytes. Both give the same
@@ -91,6 +100,10 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
     if backend == "triton" and (not isinstance(similarity, str) or similarity != "exp" or embeddings is not None):
         raise ValueError("backend='triton' supports proxy space with similarity='exp' only "
                          "(no embeddings, no craig, no precomputed matrix); use backend='compiled'")
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"tie_break must be one of {tuple(TIE_BREAKS)}, got {tie_break!r}")
+    if backend == "triton" and tie_break != "low":
+        raise ValueError("backend='triton' implements tie_break='low' only; use backend='compiled'")
     if bias not in (0, 1):
         raise ValueError(f"bias must be 0 (weights only) or 1 (weights and bias), got {bias}")
 
@@ -129,7 +142,7 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
     else:
         selected, gains, gamma, assign_pos, objective, timings = compiled_ops().facility_location(
             x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
-            METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit))
+            METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit), TIE_BREAKS[tie_break])
     t2 = time.perf_counter()
 
     order = seg.order

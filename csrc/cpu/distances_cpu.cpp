@@ -1,4 +1,5 @@
 // Pairwise squared distances inside groups (proxy space or exact last-layer gradients).
+#include "../checks.h"
 #include "../ops.h"
 #include "distances_cpu.h"
 
@@ -6,17 +7,18 @@ namespace augcore {
 
 at::Tensor pairwise_sqdist_cpu(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
                                const at::Tensor& indptr, double bias) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
-              "pairwise_sqdist: x must be a contiguous float32 (N, D) tensor");
+  constexpr const char* op = "pairwise_sqdist";
+  check_float_matrix(x, "x", op);
   const bool exact = embeddings.has_value();
-  if (exact)
-    TORCH_CHECK(embeddings->dim() == 2 && embeddings->size(0) == x.size(0) && embeddings->is_contiguous() &&
-                    embeddings->scalar_type() == at::kFloat,
-                "pairwise_sqdist: embeddings must be a contiguous float32 (N, H) tensor");
-  const auto ptr = indptr.to(at::kLong).contiguous();
+  if (exact) {
+    check_float_matrix(*embeddings, "embeddings", op);
+    TORCH_CHECK_VALUE(embeddings->device() == x.device() && embeddings->size(0) == x.size(0), op,
+                      ": embeddings must have N = ", x.size(0), " rows on x's device, got shape ", embeddings->sizes());
+  }
+  TORCH_CHECK_VALUE(std::isfinite(bias) && bias >= 0.0, op, ": bias must be finite and >= 0, got ", bias);
+  const auto ptr = checked_indptr(indptr, x.size(0), op);
   const int64_t G = ptr.numel() - 1;
   const int64_t* p = ptr.data_ptr<int64_t>();
-  TORCH_CHECK(G >= 0 && p[G] == x.size(0), "pairwise_sqdist: indptr must end at N");
   std::vector<int64_t> offsets(G + 1, 0);
   for (int64_t g = 0; g < G; ++g) offsets[g + 1] = offsets[g] + (p[g + 1] - p[g]) * (p[g + 1] - p[g]);
   auto out = at::empty({offsets[G]}, x.options());

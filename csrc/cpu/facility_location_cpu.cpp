@@ -3,10 +3,10 @@
 // All groups are solved in one call: with at least as many non-empty groups as
 // threads, groups run in parallel (largest first, one thread each); otherwise
 // groups run one after another and each parallelises over candidates or over
-// blocks of points. Marginal gains are reduced block by block (float inside a
-// block of kGainBlock points, double across blocks, always in block order), so
-// a candidate's gain has one value however it is scheduled: naive and lazy
-// return identical picks, and so do dense and on-the-fly storage.
+// blocks of points. Marginal gains are integer sums of fixed-point terms
+// (common/fixed_point.h): a candidate's gain has one value however it is
+// scheduled or vectorised, and it is the GPU kernel's value too. Naive and lazy
+// (tie_break low) return identical picks, and so do dense and on-the-fly storage.
 #include <chrono>
 #include <limits>
 #include <mutex>
@@ -16,6 +16,7 @@
 
 #include <sys/mman.h>
 
+#include "../common/fixed_point.h"
 #include "../common/rng.h"
 #include "../facility_location_plan.h"
 #include "../ops.h"
@@ -27,11 +28,14 @@ namespace {
 
 constexpr int64_t kGainBlock = 1024;
 
-// sum_t max(0, s[t] - m[t]); out of line so that every caller reduces in the same order.
-__attribute__((noinline)) float block_gain(const float* s, const float* m, int64_t len) {
-  float acc = 0.0f;
+// sum_t max(0, s[t] - m[t]) in fixed point: exact, so lanes may add in any order.
+int64_t block_gain(const float* s, const float* m, int64_t len, const FixedPoint& fp) {
+  int64_t acc = 0;
 #pragma omp simd reduction(+ : acc)
-  for (int64_t t = 0; t < len; ++t) acc += std::max(0.0f, s[t] - m[t]);
+  for (int64_t t = 0; t < len; ++t) {
+    const float d = s[t] - m[t];
+    acc += to_fixed(d > 0.0f ? d : 0.0f, fp);
+  }
   return acc;
 }
 
@@ -45,10 +49,10 @@ struct SimilarityTransform {
   void operator()(float* v, int64_t len) const {
     if (kind == kExp) {
 #pragma omp simd
-      for (int64_t t = 0; t < len; ++t) v[t] = exp_nonpositive(std::sqrt(v[t]) * neg_inv_scale);
+      for (int64_t t = 0; t < len; ++t) v[t] = exp_nonpositive(std::sqrt(finite_sqdist(v[t])) * neg_inv_scale);
     } else {
 #pragma omp simd
-      for (int64_t t = 0; t < len; ++t) v[t] = dmax - std::sqrt(v[t]);
+      for (int64_t t = 0; t < len; ++t) v[t] = dmax - std::sqrt(finite_sqdist(v[t]));
     }
   }
 };
@@ -76,23 +80,25 @@ struct OnTheFlyRows {
 
 struct GroupResult {
   std::vector<int64_t> picks;
-  std::vector<double> gains;
+  std::vector<int64_t> gains;  // fixed point
   std::vector<int64_t> assign;  // local position of each point's medoid
   double objective = 0.0;
+  FixedPoint fp{};              // the unit of `gains`
 };
 
 template <typename Rows>
 class GreedySolver {
  public:
-  GreedySolver(const Rows& rows, int64_t n, bool parallel)
+  GreedySolver(const Rows& rows, int64_t n, bool parallel, bool ties_high, const FixedPoint& fp)
       : rows_(rows), n_(n), num_blocks_((n + kGainBlock - 1) / kGainBlock), parallel_(parallel && max_threads() > 1),
-        m_(n, 0.0f), assign_(n, -1), partial_(num_blocks_), scratch_(std::max<int64_t>(Rows::scratch_floats, 1)) {}
+        ties_high_(ties_high), fp_(fp),
+        m_(n, 0.0f), assign_(n, -1), scratch_(std::max<int64_t>(Rows::scratch_floats, 1)) {}
 
   GroupResult naive(int64_t k) {
     GroupResult res;
     std::vector<int64_t> remaining(n_);
     for (int64_t i = 0; i < n_; ++i) remaining[i] = i;
-    std::vector<double> gains(n_);
+    std::vector<int64_t> gains(n_);
     for (int64_t step = 0; step < k; ++step) {
       const int64_t r = static_cast<int64_t>(remaining.size());
       evaluate(remaining.data(), r, gains.data());
@@ -104,15 +110,20 @@ class GreedySolver {
     return finish(std::move(res));
   }
 
-  GroupResult lazy(int64_t k) {
+  GroupResult lazy(int64_t k) { return ties_high_ ? lazy_submodlib(k) : lazy_minoux(k); }
+
+  // Minoux's lazy greedy with freshness stamps: a bound recomputed at this step that
+  // tops the heap is the step's maximum, ties to the smaller index, so the picks are
+  // exactly naive's.
+  GroupResult lazy_minoux(int64_t k) {
     GroupResult res;
     struct Entry {
-      double gain;
+      int64_t gain;
       int64_t idx;
       bool operator<(const Entry& o) const { return gain < o.gain || (gain == o.gain && idx > o.idx); }
     };
     std::vector<int64_t> all(n_);
-    std::vector<double> gains(n_);
+    std::vector<int64_t> gains(n_);
     for (int64_t i = 0; i < n_; ++i) all[i] = i;
     evaluate(all.data(), n_, gains.data());
     std::vector<Entry> entries(n_);
@@ -136,6 +147,40 @@ class GreedySolver {
     return finish(std::move(res));
   }
 
+  // submodlib's LazyGreedyOptimizer, step for step: a max-heap of (bound, index) pairs
+  // (equal bounds: the larger index on top); the top is popped and re-evaluated, and
+  // taken when its fresh gain is >= the next top's bound (the bound alone, whatever
+  // that element's index), else pushed back with its fresh gain. Re-evaluating an
+  // element already re-evaluated at this step returns the same value, so it is reused.
+  GroupResult lazy_submodlib(int64_t k) {
+    GroupResult res;
+    std::vector<int64_t> all(n_);
+    std::vector<int64_t> gains(n_);
+    for (int64_t i = 0; i < n_; ++i) all[i] = i;
+    evaluate(all.data(), n_, gains.data());
+    using Entry = std::pair<int64_t, int64_t>;  // (bound, index): std::less puts equal bounds' larger index on top
+    std::vector<Entry> entries(n_);
+    for (int64_t i = 0; i < n_; ++i) entries[i] = {gains[i], i};
+    std::priority_queue<Entry> heap(std::less<Entry>(), std::move(entries));
+    std::vector<int64_t> fresh_at(n_, 0);  // the initial gains are fresh at step 0
+    for (int64_t step = 0; step < k; ++step) {
+      while (true) {
+        const auto [bound, c] = heap.top();
+        heap.pop();
+        const int64_t gain = fresh_at[c] == step ? bound : gain_of(c);
+        fresh_at[c] = step;
+        if (heap.empty() || gain >= heap.top().first) {
+          res.picks.push_back(c);
+          res.gains.push_back(gain);
+          commit(c);
+          break;
+        }
+        heap.push({gain, c});
+      }
+    }
+    return finish(std::move(res));
+  }
+
   // Stochastic greedy with lazy bounds inside each sample: the sampled candidates
   // are evaluated in decreasing order of their (stale) upper bounds and the scan
   // stops once no unevaluated one can win, which returns exactly the sample's best.
@@ -144,10 +189,10 @@ class GreedySolver {
     const int64_t sample_size = stochastic_sample_size(n_, k, eps);
     std::vector<int64_t> remaining(n_);
     for (int64_t i = 0; i < n_; ++i) remaining[i] = i;
-    std::vector<double> bound(n_, std::numeric_limits<double>::infinity());
+    std::vector<int64_t> bound(n_, std::numeric_limits<int64_t>::max());  // not evaluated yet
     const int64_t chunk = parallel_ ? max_threads() : 1;
     std::vector<int64_t> order, batch;
-    std::vector<double> batch_gains(chunk);
+    std::vector<int64_t> batch_gains(chunk);
     for (int64_t step = 0; step < k; ++step) {
       const int64_t r = static_cast<int64_t>(remaining.size());
       const int64_t s = std::min(r, sample_size);
@@ -161,7 +206,7 @@ class GreedySolver {
         return better(bound[remaining[a]], remaining[a], bound[remaining[b]], remaining[b]);
       });
       int64_t best_q = -1;
-      double best_gain = -1.0;
+      int64_t best_gain = -1;
       for (int64_t pos = 0; pos < s;) {
         const int64_t head = remaining[order[pos]];
         if (best_q >= 0 && !better(bound[head], head, best_gain, remaining[best_q])) break;
@@ -184,36 +229,35 @@ class GreedySolver {
   }
 
  private:
-  // Larger gain wins; exact ties go to the smaller index.
-  static bool better(double g, int64_t i, double g_other, int64_t i_other) {
-    return g > g_other || (g == g_other && i < i_other);
+  // Larger gain wins; exact ties go to the smaller index, or the larger with ties_high_.
+  bool better(int64_t g, int64_t i, int64_t g_other, int64_t i_other) const {
+    return g > g_other || (g == g_other && (ties_high_ ? i > i_other : i < i_other));
   }
 
-  double gain_of(int64_t c) {
+  int64_t gain_of(int64_t c) {
     if (!parallel_ || num_blocks_ == 1) return gain_serial(c, scratch_.data());
-#pragma omp parallel
+    int64_t total = 0;
+#pragma omp parallel reduction(+ : total)
     {
       std::vector<float> scratch(std::max<int64_t>(Rows::scratch_floats, 1));
 #pragma omp for schedule(static)
-      for (int64_t b = 0; b < num_blocks_; ++b) partial_[b] = block_gain_of(c, b, scratch.data());
+      for (int64_t b = 0; b < num_blocks_; ++b) total += block_gain_of(c, b, scratch.data());
     }
-    double total = 0.0;
-    for (int64_t b = 0; b < num_blocks_; ++b) total += partial_[b];
     return total;
   }
 
-  double gain_serial(int64_t c, float* scratch) const {
-    double total = 0.0;
+  int64_t gain_serial(int64_t c, float* scratch) const {
+    int64_t total = 0;
     for (int64_t b = 0; b < num_blocks_; ++b) total += block_gain_of(c, b, scratch);
     return total;
   }
 
-  float block_gain_of(int64_t c, int64_t b, float* scratch) const {
+  int64_t block_gain_of(int64_t c, int64_t b, float* scratch) const {
     const int64_t len = std::min(kGainBlock, n_ - b * kGainBlock);
-    return block_gain(rows_.block(c, b, scratch), m_.data() + b * kGainBlock, len);
+    return block_gain(rows_.block(c, b, scratch), m_.data() + b * kGainBlock, len, fp_);
   }
 
-  void evaluate(const int64_t* cands, int64_t count, double* out) {
+  void evaluate(const int64_t* cands, int64_t count, int64_t* out) {
     if (parallel_ && count >= max_threads()) {
 #pragma omp parallel
       {
@@ -247,7 +291,7 @@ class GreedySolver {
     }
   }
 
-  void take(GroupResult& res, std::vector<int64_t>& remaining, int64_t q, double gain) {
+  void take(GroupResult& res, std::vector<int64_t>& remaining, int64_t q, int64_t gain) {
     const int64_t c = remaining[q];
     res.picks.push_back(c);
     res.gains.push_back(gain);
@@ -257,24 +301,27 @@ class GreedySolver {
   }
 
   GroupResult finish(GroupResult res) {
-    for (int64_t i = 0; i < n_; ++i) res.objective += m_[i];
+    int64_t objective = 0;
+    for (int64_t i = 0; i < n_; ++i) objective += to_fixed(m_[i], fp_);
+    res.objective = from_fixed(objective, fp_);
+    res.fp = fp_;
     res.assign = std::move(assign_);
     return res;
   }
 
   const Rows& rows_;
   int64_t n_, num_blocks_;
-  bool parallel_;
+  bool parallel_, ties_high_;
+  FixedPoint fp_;
   std::vector<float> m_;
   std::vector<int64_t> assign_;
-  std::vector<double> partial_;
   std::vector<float> scratch_;
 };
 
 template <typename Rows>
 GroupResult run_greedy(const Rows& rows, int64_t n, int64_t k, int64_t method, double eps, uint64_t seed,
-                       uint64_t group, bool parallel) {
-  GreedySolver<Rows> solver(rows, n, parallel);
+                       uint64_t group, bool parallel, bool ties_high, float bound) {
+  GreedySolver<Rows> solver(rows, n, parallel, ties_high, fixed_point_for(n, bound));
   if (method == kNaive) return solver.naive(k);
   if (method == kLazy) return solver.lazy(k);
   return solver.stochastic(k, eps, seed, group);
@@ -325,7 +372,7 @@ float max_sqdist_on_the_fly(const GroupGeometry& geo, bool parallel) {
       for (int64_t j0 = 0; j0 < n; j0 += kGainBlock) {
         const int64_t rows = std::min(kRowBlock, n - i0), j1 = std::min(n, j0 + kGainBlock);
         geo.sqdist_tile(i0, rows, j0, j1, tile.data(), scratch.data());
-        for (int64_t t = 0; t < rows * (j1 - j0); ++t) best = std::max(best, tile[t]);
+        for (int64_t t = 0; t < rows * (j1 - j0); ++t) best = std::max(best, finite_sqdist(tile[t]));
       }
   }
   return best;
@@ -342,16 +389,18 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
                                           const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
                                           const at::Tensor& budgets, int64_t similarity_kind, double scale,
                                           double bias, int64_t method, double eps, int64_t seed, int64_t mode,
-                                          int64_t memory_limit) {
+                                          int64_t memory_limit, int64_t tie_break) {
   using namespace cpu;
   const FacilityLocationPlan plan =
-      plan_facility_location(x, embeddings, similarity, indptr, budgets, similarity_kind, scale, method, eps, mode);
+      plan_facility_location(x, embeddings, similarity, indptr, budgets, similarity_kind, scale, bias, method, eps,
+                             mode, memory_limit, tie_break);
   const int64_t G = plan.G, N = plan.N, D = plan.D, H = plan.H, active = plan.active;
   const int64_t* p = plan.p;
   const int64_t* kb = plan.k;
   const std::vector<int64_t>& sel_ptr = plan.sel_ptr;
   const std::vector<int64_t>& sim_ptr = plan.sim_ptr;
   const bool precomputed = similarity_kind == kPrecomputed;
+  const bool ties_high = tie_break == kTiesHigh;
   const float* hs = embeddings ? embeddings->data_ptr<float>() : nullptr;
   const float* sim = precomputed ? similarity->data_ptr<float>() : nullptr;
 
@@ -375,11 +424,27 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
     if (kb[g] > 0) schedule.push_back(g);
   std::stable_sort(schedule.begin(), schedule.end(),
                    [&](int64_t a, int64_t b) { return p[a + 1] - p[a] > p[b + 1] - p[b]; });
+  // precomputed blocks: finite and non-negative (the fixed point needs a bound), checked here
+  // because other frameworks call this op directly
+  std::vector<float> block_max(precomputed ? G : 0, 0.0f);
+  for (int64_t g = 0; g < static_cast<int64_t>(block_max.size()); ++g) {
+    const float* block = sim + sim_ptr[g];
+    float mx = 0.0f;
+    bool ok = true;
+    for (int64_t t = 0; t < sim_ptr[g + 1] - sim_ptr[g]; ++t) {
+      ok &= block[t] >= 0.0f && block[t] <= std::numeric_limits<float>::max();
+      mx = std::max(mx, block[t]);
+    }
+    TORCH_CHECK(ok, "facility_location: similarity must be finite and non-negative; group ", g,
+                " has a negative, infinite or NaN entry");
+    block_max[g] = mx;
+  }
   std::vector<double> sim_seconds(G, 0.0), greedy_seconds(G, 0.0);
   std::mutex error_mutex;
   std::string error;
   std::vector<DenseBuffer> buffers(across_groups ? threads : 1);
 
+  const auto start = std::chrono::steady_clock::now();
 #pragma omp parallel for schedule(dynamic, 1) if (across_groups)
   for (size_t u = 0; u < schedule.size(); ++u) {
     const int64_t g = schedule[u];
@@ -389,10 +454,12 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
       const auto t0 = std::chrono::steady_clock::now();
       GroupResult res;
       if (precomputed) {
-        res = run_greedy(DenseRows{sim + sim_ptr[g], n}, n, k, method, eps, seed, g, inner_parallel);
+        res = run_greedy(DenseRows{sim + sim_ptr[g], n}, n, k, method, eps, seed, g, inner_parallel, ties_high,
+                         block_max[g]);
       } else {
         GroupGeometry geo(xs + base * D, n, D, hs ? hs + base * H : nullptr, H, static_cast<float>(bias));
         SimilarityTransform transform{similarity_kind, static_cast<float>(-1.0 / scale), 0.0f};
+        const auto bound = [&] { return similarity_kind == kExp ? 1.0f : transform.dmax; };  // s <= bound
         const double block_bytes = 4.0 * n * n * concurrent;
         const bool dense = mode == kDense || (mode == kAuto && block_bytes <= static_cast<double>(memory_limit));
         if (dense) {
@@ -404,7 +471,7 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
           if (similarity_kind == kCraig) {
             fill_symmetric_block(geo, S, [](float*, int64_t) {}, inner_parallel);
             float max_d2 = 0.0f;
-            for (int64_t t = 0; t < n * n; ++t) max_d2 = std::max(max_d2, S[t]);
+            for (int64_t t = 0; t < n * n; ++t) max_d2 = std::max(max_d2, finite_sqdist(S[t]));
             transform.dmax = std::sqrt(max_d2);
             transform(S, n * n);
           } else {
@@ -412,13 +479,14 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
           }
           sim_seconds[g] = seconds_since(t0);
           const auto t1 = std::chrono::steady_clock::now();
-          res = run_greedy(DenseRows{S, n}, n, k, method, eps, seed, g, inner_parallel);
+          res = run_greedy(DenseRows{S, n}, n, k, method, eps, seed, g, inner_parallel, ties_high, bound());
           greedy_seconds[g] = seconds_since(t1);
         } else {
           if (similarity_kind == kCraig) transform.dmax = std::sqrt(max_sqdist_on_the_fly(geo, inner_parallel));
           sim_seconds[g] = seconds_since(t0);
           const auto t1 = std::chrono::steady_clock::now();
-          res = run_greedy(OnTheFlyRows{&geo, transform}, n, k, method, eps, seed, g, inner_parallel);
+          res = run_greedy(OnTheFlyRows{&geo, transform}, n, k, method, eps, seed, g, inner_parallel, ties_high,
+                           bound());
           greedy_seconds[g] = seconds_since(t1);
         }
       }
@@ -427,7 +495,7 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
       for (int64_t r = 0; r < k; ++r) {
         rank_of[res.picks[r]] = r;
         sel_out[sel_ptr[g] + r] = base + res.picks[r];
-        gain_out[sel_ptr[g] + r] = res.gains[r];
+        gain_out[sel_ptr[g] + r] = from_fixed(res.gains[r], res.fp);
       }
       for (int64_t i = 0; i < n; ++i) {
         assign_out[base + i] = base + res.assign[i];
@@ -441,10 +509,19 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
   }
   TORCH_CHECK(error.empty(), "facility_location failed for ", error);
 
+  // Wall-clock seconds. Groups solved one after another (each phase parallel inside)
+  // add up to wall-clock time as measured; groups solved concurrently overlap, so the
+  // loop's wall-clock time is split between the phases in proportion to thread time.
+  const double wall = seconds_since(start);
   double sim_total = 0.0, greedy_total = 0.0;
   for (int64_t g = 0; g < G; ++g) {
     sim_total += sim_seconds[g];
     greedy_total += greedy_seconds[g];
+  }
+  if (across_groups && sim_total + greedy_total > 0.0) {
+    const double per_thread_second = wall / (sim_total + greedy_total);
+    sim_total *= per_thread_second;
+    greedy_total *= per_thread_second;
   }
   auto timings = at::tensor({sim_total, greedy_total}, at::kDouble);
   return {selected, gains, gamma, assignment, objective, timings};

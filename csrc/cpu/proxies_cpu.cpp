@@ -6,17 +6,14 @@
 
 #include <cmath>
 
+#include "../checks.h"
 #include "../ops.h"
 
 namespace augcore {
 
 ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
                             const std::optional<at::Tensor>& embeddings, int64_t loss) {
-  TORCH_CHECK(logits.dim() == 2 && logits.is_contiguous(), "grad_proxies: logits must be a contiguous (N, C) tensor");
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0) && labels.scalar_type() == at::kLong &&
-                  labels.is_contiguous(),
-              "grad_proxies: labels must be a contiguous int64 (N,) tensor");
-  TORCH_CHECK(loss == kCrossEntropy || loss == kSquared, "grad_proxies: unknown loss ", loss);
+  check_grad_proxies_args(logits, labels, embeddings, loss);
   const int64_t N = logits.size(0), C = logits.size(1);
   auto fopts = logits.options().dtype(at::kFloat);
   auto errors = at::empty({N, C}, fopts);
@@ -24,8 +21,12 @@ ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
   auto error_sq = at::empty({N}, fopts);
   auto emb_sq = at::empty({embeddings ? N : 0}, fopts);
   const int64_t* y = labels.data_ptr<int64_t>();
-  for (int64_t i = 0; i < N; ++i) TORCH_CHECK(y[i] >= 0 && y[i] < C, "grad_proxies: label ", y[i], " at row ", i,
-                                              " out of range [0, ", C, ")");
+  for (int64_t i = 0; i < N; ++i)
+    TORCH_CHECK_VALUE(y[i] >= 0 && y[i] < C, "grad_proxies: labels must lie in [0, C = ", C, "), got ", y[i], " at row ",
+                      i);
+  TORCH_CHECK_VALUE(at::isfinite(logits).all().item<bool>(), "grad_proxies: logits contain a non-finite value");
+  if (embeddings)
+    TORCH_CHECK_VALUE(at::isfinite(*embeddings).all().item<bool>(), "grad_proxies: embeddings contain a non-finite value");
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "grad_proxies_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -62,8 +63,6 @@ ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
     });
   });
   if (embeddings) {
-    TORCH_CHECK(embeddings->dim() == 2 && embeddings->size(0) == N && embeddings->is_contiguous(),
-                "grad_proxies: embeddings must be a contiguous (N, H) tensor");
     const int64_t H = embeddings->size(1);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, embeddings->scalar_type(), "grad_proxies_emb", [&] {
       using acc_t = at::opmath_type<scalar_t>;

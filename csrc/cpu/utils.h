@@ -1,6 +1,6 @@
-// Helpers shared by the CPU kernels: a vectorisable exp, the within-group pair
-// geometry (distances computed by one code path for every caller), and the
-// block-wise marginal-gain reduction.
+// Helpers shared by the CPU kernels: the within-group pair geometry (distances
+// computed by one code path for every caller). The exp of the similarity is
+// common/exp.h, shared with the GPU.
 //
 // Determinism: these sources build with -ffp-contract=off and without
 // -ffast-math (-fno-math-errno and -fno-trapping-math change no value), so the float32 value of a pair's distance does not depend on
@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "../common/exp.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -26,22 +28,6 @@ inline int max_threads() {
 #else
   return 1;
 #endif
-}
-
-// exp(x) for x <= 0 (Cephes polynomial, ~2 ulp); plain arithmetic so loops vectorise
-// (with -fno-trapping-math, which lets floor and the clamp become vector ops).
-inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);  // below this expf underflows; keeps 2^n in range
-  const float fn = std::floor(x * 1.44269504088896341f + 0.5f);
-  x = x - fn * 0.693359375f + fn * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * x + 1.3981999507e-3f;
-  y = y * x + 8.3334519073e-3f;
-  y = y * x + 4.1665795894e-2f;
-  y = y * x + 1.6666665459e-1f;
-  y = y * x + 5.0000001201e-1f;
-  y = y * x * x + x + 1.0f;
-  return y * __builtin_bit_cast(float, (static_cast<int32_t>(fn) + 127) << 23);
 }
 
 // Points of one group, sorted: proxies x (n x D) and, for the exact last-layer
@@ -82,7 +68,10 @@ class GroupGeometry {
       const float* dh = scratch + r * w;
       const float* aj = sq_.data() + j0;
 #pragma omp simd
-      for (int64_t t = 0; t < w; ++t) o[t] = std::max((ai + aj[t]) - 2.0f * (o[t] * (dh[t] + bias_)), 0.0f);
+      for (int64_t t = 0; t < w; ++t) {
+        const float v = (ai + aj[t]) - 2.0f * (o[t] * (dh[t] + bias_));
+        o[t] = v > 0.0f ? v : 0.0f;  // NaN -> 0, as the GPU's fmaxf
+      }
     }
   }
 

@@ -6,8 +6,10 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <cmath>
 #include <vector>
 
+#include "../checks.h"
 #include "../ops.h"
 #include "geometry.cuh"
 
@@ -34,26 +36,26 @@ void launch_row_gradient_sqnorm(const Geometry& g, int64_t N, float* sq, cudaStr
 
 at::Tensor pairwise_sqdist_cuda(const at::Tensor& x, const std::optional<at::Tensor>& embeddings,
                                 const at::Tensor& indptr, double bias) {
-  TORCH_CHECK(x.is_cuda() && x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
-              "pairwise_sqdist: x must be a contiguous float32 (N, D) CUDA tensor");
+  constexpr const char* op = "pairwise_sqdist";
+  check_float_matrix(x, "x", op);
+  TORCH_CHECK_VALUE(x.is_cuda(), op, ": x must be a CUDA tensor here");
   const bool exact = embeddings.has_value();
-  if (exact)
-    TORCH_CHECK(embeddings->device() == x.device() && embeddings->dim() == 2 && embeddings->size(0) == x.size(0) &&
-                    embeddings->is_contiguous() && embeddings->scalar_type() == at::kFloat,
-                "pairwise_sqdist: embeddings must be a contiguous float32 (N, H) tensor on x's device");
-  TORCH_CHECK(indptr.device().is_cpu(), "pairwise_sqdist: indptr must be a host int64 tensor");
+  if (exact) {
+    check_float_matrix(*embeddings, "embeddings", op);
+    TORCH_CHECK_VALUE(embeddings->device() == x.device() && embeddings->size(0) == x.size(0), op,
+                      ": embeddings must have N = ", x.size(0), " rows on x's device, got shape ", embeddings->sizes());
+  }
+  TORCH_CHECK_VALUE(std::isfinite(bias) && bias >= 0.0, op, ": bias must be finite and >= 0, got ", bias);
   const c10::cuda::CUDAGuard guard(x.device());
-  const auto ptr = indptr.to(at::kLong).contiguous();
+  const auto ptr = checked_indptr(indptr, x.size(0), op);
   const int64_t G = ptr.numel() - 1, N = x.size(0);
   const int64_t* p = ptr.data_ptr<int64_t>();
-  TORCH_CHECK(G >= 0 && p[0] == 0 && p[G] == N, "pairwise_sqdist: indptr must run from 0 to N");
 
   // Host-side layout: [tile_ptr (G'+1) | groups (G') | indptr (G+1) | out_off (G')] over non-empty groups.
   std::vector<int64_t> groups, tile_ptr{0}, out_off;
   int64_t total = 0;
   for (int64_t g = 0; g < G; ++g) {
     const int64_t n = p[g + 1] - p[g];
-    TORCH_CHECK(n >= 0, "pairwise_sqdist: indptr must be non-decreasing");
     if (n > 0) {
       const int64_t T = (n + cuda::kTile - 1) / cuda::kTile;
       groups.push_back(g);

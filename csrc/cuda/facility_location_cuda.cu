@@ -1,7 +1,8 @@
 // Segmented facility-location greedy on the GPU: one thread block per group runs
 // every greedy step, all groups of a launch at once.
 //
-// Where a group's similarities live (chosen per group on the host):
+// Where a group's similarities live is decided on the host (cuda_launch_plan.h,
+// tested in CPU builds):
 //   shared:     n^2 floats fit in the block's shared memory: computed there from the
 //               points at kernel start (no global n x n at all);
 //   global:     a dense n x n block in a workspace filled by the tile kernel, groups
@@ -11,19 +12,20 @@
 // Each pair's similarity is the CPU's float32 value bit for bit (geometry.cuh).
 //
 // A step evaluates its candidates (all remaining ones for naive and lazy, the
-// counter-based sample for stochastic) in chunks: warp w reduces 256 points of one
-// candidate in float (fixed lane order and shuffle tree), the chunk's float partials
-// are summed per candidate in double in point order, and the block takes the best
-// (larger gain, ties to the smaller index). A gain therefore has one value however
-// it is scheduled; "lazy" is evaluated naively and returns naive's picks. The CPU
-// reduces its 1024-point blocks with SIMD lanes, so gains agree with it to float
-// rounding (not bit for bit) and picks agree unless two candidates' gains are
-// within that rounding.
+// counter-based sample for stochastic) in chunks of kCandidateChunk: warps take
+// (candidate, 256-point block) tasks, reduce the block's fixed-point terms
+// (common/fixed_point.h) with a shuffle tree and add them to the candidate's
+// shared-memory sum with an integer atomic. Integer sums do not depend on order, so
+// every gain is the CPU kernel's value exactly, and so are the picks (the larger
+// gain; an exact tie to the smaller index, or the larger with tie_break high).
+// "lazy" with tie_break low is evaluated naively and returns naive's picks; lazy with
+// tie_break high (submodlib's LazyGreedy) is CPU-only.
 //
 // Streams: everything runs on the current torch stream. The only host work is
 // reading the host indptr/budgets and one pinned, non-blocking copy of the launch
-// plan; nothing waits for the device. Timings are therefore not measured here
-// (returned as NaN): measuring them would need a synchronisation.
+// plan; nothing waits for the device, except that precomputed similarities are
+// checked (finite, non-negative) with one synchronisation. Timings are device
+// seconds between stream-ordered %globaltimer stamps, returned as a CUDA tensor.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -34,7 +36,9 @@
 #include <limits>
 #include <vector>
 
+#include "../common/fixed_point.h"
 #include "../common/rng.h"
+#include "../cuda_launch_plan.h"
 #include "../facility_location_plan.h"
 #include "../ops.h"
 #include "geometry.cuh"
@@ -43,12 +47,7 @@ namespace augcore {
 namespace cuda {
 namespace {
 
-constexpr int kGreedyThreads = 512;
-constexpr int kGreedyWarps = kGreedyThreads / kWarp;
-constexpr int64_t kGainBlockGpu = 256;  // points per float partial sum
-constexpr int kPartials = 2048;         // float partials per candidate chunk (shared memory)
-
-enum RowsKind : int { kRowsShared = 0, kRowsGlobal = 1, kRowsOnTheFly = 2 };
+constexpr int64_t kGainBlockGpu = 256;  // points per warp task
 
 struct GreedyArgs {
   Geometry geo;
@@ -60,10 +59,12 @@ struct GreedyArgs {
   const int64_t* sample_size;  // (G,) stochastic sample size, computed on the host like the CPU's
   const int64_t* s_off;        // (L,) offset of each group's dense block in S (global rows)
   const float* S;              // dense similarity blocks (global rows)
-  const int* group_max;        // (L,) craig: largest squared distance as int bits (on-the-fly rows)
+  const int* group_max;        // (L,) craig: largest squared distance as int bits (global and on-the-fly rows)
   float* m_work;               // (N,) when the greedy state does not fit in shared memory
   int* rem_work;               // (N,)
   int64_t method;
+  bool ties_high;  // exact ties in gain go to the larger index
+  bool precomputed;
   uint64_t seed;
   bool state_in_shared;
   int64_t* picks;
@@ -73,21 +74,32 @@ struct GreedyArgs {
   double* objective;
 };
 
-// Larger gain wins; exact ties go to the smaller index (the CPU's rule).
-__device__ __forceinline__ bool better(double g, int i, double g_other, int i_other) {
-  return g > g_other || (g == g_other && i < i_other);
+// Larger gain wins; exact ties go to the smaller index, or the larger one with ties_high (the CPU's rules).
+__device__ __forceinline__ bool better(long long g, int i, long long g_other, int i_other, bool ties_high) {
+  return g > g_other || (g == g_other && (ties_high ? i > i_other : i < i_other));
+}
+
+__device__ __forceinline__ unsigned long long warp_sum_u64(unsigned long long v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// The block's largest value of `v` (all threads call; every thread gets the result).
+__device__ float block_max(float v, GreedyShared& sh) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  v = warp_max(v);
+  if (lane == 0) sh.warp_max[warp] = v;
+  __syncthreads();
+  float mx = 0.0f;
+  for (int w = 0; w < kGreedyWarpCount; ++w) mx = fmaxf(mx, sh.warp_max[w]);
+  __syncthreads();
+  return mx;
 }
 
 template <int kRows>
 __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
   extern __shared__ __align__(16) unsigned char dyn[];
-  __shared__ float partial[kPartials];
-  __shared__ int draws[kGreedyThreads];
-  __shared__ double warp_gain[kGreedyWarps];
-  __shared__ int warp_idx[kGreedyWarps], warp_q[kGreedyWarps];
-  __shared__ double best_gain;
-  __shared__ int best_idx, best_q;
-  __shared__ float block_dmax;
+  __shared__ GreedyShared sh;
 
   const int64_t u = blockIdx.x, grp = a.groups[u];
   const int64_t base = a.indptr[grp], n = a.indptr[grp + 1] - base, k = a.budgets[grp], sel = a.sel_ptr[grp];
@@ -111,29 +123,29 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
     float local_max = 0.0f;
     for (int64_t t = tid; t < n * n; t += kGreedyThreads) {
       const float d2 = pair_sqdist(a.geo, base + t / n, base + t % n);
-      local_max = fmaxf(local_max, d2);
+      local_max = fmaxf(local_max, finite_sqdist(d2));
       S_sh[t] = craig ? d2 : tr(d2);
     }
     if (craig) {
-      local_max = warp_max(local_max);
-      if (lane == 0) partial[warp] = local_max;
-      __syncthreads();
-      if (tid == 0) {
-        float mx = 0.0f;
-        for (int w = 0; w < kGreedyWarps; ++w) mx = fmaxf(mx, partial[w]);
-        block_dmax = __fsqrt_rn(mx);
-      }
-      __syncthreads();
-      tr.dmax = block_dmax;
+      tr.dmax = __fsqrt_rn(block_max(local_max, sh));
       for (int64_t t = tid; t < n * n; t += kGreedyThreads) S_sh[t] = tr(S_sh[t]);
     }
   }
-  if (kRows == kRowsOnTheFly && tr.kind == kCraig) tr.dmax = __fsqrt_rn(__int_as_float(a.group_max[u]));
+  if (kRows != kRowsShared && tr.kind == kCraig) tr.dmax = __fsqrt_rn(__int_as_float(a.group_max[u]));
+  // an upper bound on the group's similarities fixes the fixed point (the CPU's bound)
+  float bound = tr.kind == kExp ? 1.0f : tr.dmax;
+  if (a.precomputed) {
+    float local_max = 0.0f;
+    for (int64_t t = tid; t < n * n; t += kGreedyThreads) local_max = fmaxf(local_max, S_g[t]);
+    bound = block_max(local_max, sh);
+  }
+  const FixedPoint fp = fixed_point_for(n, bound);
   for (int64_t i = tid; i < n; i += kGreedyThreads) {
     m[i] = 0.0f;
     rem[i] = static_cast<int>(i);
     assign[i] = -1;
   }
+  if (tid == 0) sh.objective = 0;
   __syncthreads();
 
   // s_ci for local candidate c and local point i (candidate-major, as the CPU's rows)
@@ -145,7 +157,6 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
 
   const bool stochastic = a.method == kStochastic;
   const int64_t nb = (n + kGainBlockGpu - 1) / kGainBlockGpu;
-  const int64_t per_chunk = max(int64_t{1}, kPartials / nb);
   for (int64_t step = 0; step < k; ++step) {
     const int64_t r = n - step;
     const int64_t count = stochastic ? min(r, a.sample_size[grp]) : r;
@@ -155,7 +166,7 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
       for (int64_t j0 = 0; j0 < count; j0 += kGreedyThreads) {
         const int64_t j = j0 + tid;
         if (j < count)
-          draws[tid] = static_cast<int>(
+          sh.draws[tid] = static_cast<int>(
               j + static_cast<int64_t>(uniform_below(counter_hash(a.seed, static_cast<uint64_t>(grp),
                                                                    static_cast<uint64_t>(step), static_cast<uint64_t>(j)),
                                                       static_cast<uint64_t>(r - j))));
@@ -163,7 +174,7 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
         if (tid == 0) {
           const int64_t w = min(int64_t{kGreedyThreads}, count - j0);
           for (int64_t v = 0; v < w; ++v) {
-            const int t = draws[v];
+            const int t = sh.draws[v];
             const int tmp = rem[j0 + v];
             rem[j0 + v] = rem[t];
             rem[t] = tmp;
@@ -173,67 +184,72 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
       }
     }
     if (tid == 0) {
-      best_gain = -1.0;
-      best_idx = INT_MAX;
-      best_q = -1;
+      sh.best_gain = -1;
+      sh.best_idx = -1;
+      sh.best_q = -1;
     }
-    for (int64_t q0 = 0; q0 < count; q0 += per_chunk) {
-      const int64_t cc = min(per_chunk, count - q0);
-      for (int64_t task = warp; task < cc * nb; task += kGreedyWarps) {
+    for (int64_t q0 = 0; q0 < count; q0 += kCandidateChunk) {
+      const int64_t cc = min(int64_t{kCandidateChunk}, count - q0);
+      for (int64_t uc = tid; uc < cc; uc += kGreedyThreads) sh.gain_sum[uc] = 0;
+      __syncthreads();
+      for (int64_t task = warp; task < cc * nb; task += kGreedyWarpCount) {
         const int64_t uc = task / nb, b = task % nb;
         const int64_t c = rem[q0 + uc];
         const int64_t i_end = min(n, (b + 1) * kGainBlockGpu);
-        float acc = 0.0f;
-        for (int64_t i = b * kGainBlockGpu + lane; i < i_end; i += kWarp)
-          acc = __fadd_rn(acc, fmaxf(0.0f, __fsub_rn(sim(c, i), m[i])));
-        acc = warp_sum(acc);
-        if (lane == 0) partial[uc * nb + b] = acc;
+        unsigned long long acc = 0;
+        for (int64_t i = b * kGainBlockGpu + lane; i < i_end; i += kWarp) {
+          const float d = __fsub_rn(sim(c, i), m[i]);
+          acc += static_cast<unsigned long long>(to_fixed(d > 0.0f ? d : 0.0f, fp));
+        }
+        acc = warp_sum_u64(acc);
+        if (lane == 0) atomicAdd(&sh.gain_sum[uc], acc);  // integer: the order of the adds does not matter
       }
       __syncthreads();
-      double g = -1.0;
-      int idx = INT_MAX, q = -1;
+      long long g = -1;
+      int idx = -1, q = -1;
       for (int64_t uc = tid; uc < cc; uc += kGreedyThreads) {
-        double total = 0.0;
-        for (int64_t b = 0; b < nb; ++b) total += static_cast<double>(partial[uc * nb + b]);
+        const long long total = static_cast<long long>(sh.gain_sum[uc]);
         const int c = rem[q0 + uc];
-        if (better(total, c, g, idx)) {
+        if (q < 0 || better(total, c, g, idx, a.ties_high)) {
           g = total;
           idx = c;
           q = static_cast<int>(q0 + uc);
         }
       }
       for (int off = kWarp / 2; off > 0; off /= 2) {
-        const double og = __shfl_down_sync(0xffffffffu, g, off);
+        const long long og = __shfl_down_sync(0xffffffffu, g, off);
         const int oi = __shfl_down_sync(0xffffffffu, idx, off);
         const int oq = __shfl_down_sync(0xffffffffu, q, off);
-        if (better(og, oi, g, idx)) {
+        if (oq >= 0 && (q < 0 || better(og, oi, g, idx, a.ties_high))) {
           g = og;
           idx = oi;
           q = oq;
         }
       }
       if (lane == 0) {
-        warp_gain[warp] = g;
-        warp_idx[warp] = idx;
-        warp_q[warp] = q;
+        sh.warp_gain[warp] = g;
+        sh.warp_idx[warp] = idx;
+        sh.warp_q[warp] = q;
       }
       __syncthreads();
       if (tid == 0) {
-        for (int w = 0; w < kGreedyWarps; ++w)
-          if (warp_q[w] >= 0 && better(warp_gain[w], warp_idx[w], best_gain, best_idx)) {
-            best_gain = warp_gain[w];
-            best_idx = warp_idx[w];
-            best_q = warp_q[w];
+        for (int w = 0; w < kGreedyWarpCount; ++w)
+          if (sh.warp_q[w] >= 0 &&
+              (sh.best_q < 0 || better(sh.warp_gain[w], sh.warp_idx[w], sh.best_gain, sh.best_idx, a.ties_high))) {
+            sh.best_gain = sh.warp_gain[w];
+            sh.best_idx = sh.warp_idx[w];
+            sh.best_q = sh.warp_q[w];
           }
       }
-      __syncthreads();  // partials and warp results are reused by the next chunk
+      __syncthreads();  // gain sums and warp results are reused by the next chunk
     }
+    // count >= 1 at every step (k <= n), so best_q >= 0 here: gains are integers >= 0
+    const int64_t c = sh.best_idx;
     if (tid == 0) {
-      a.picks[sel + step] = base + best_idx;
-      a.gains[sel + step] = best_gain;
-      rem[best_q] = rem[r - 1];  // swap-remove, as the CPU
+      a.picks[sel + step] = base + c;
+      a.gains[sel + step] = from_fixed(sh.best_gain, fp);
+      rem[sh.best_q] = rem[r - 1];  // swap-remove, as the CPU
     }
-    const int64_t c = best_idx;  // written before the last barrier of the chunk loop
     // commit: a point moves to c only if c is strictly more similar (ties stay with the earlier pick)
     for (int64_t i = tid; i < n; i += kGreedyThreads) {
       const float s = sim(c, i);
@@ -245,17 +261,18 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
     __syncthreads();
   }
 
-  // ranks -> medoid positions, gamma counts (integer atomics: order-free), objective in index order
+  // ranks -> medoid positions, gamma counts and the objective: integer sums, order-free
+  unsigned long long obj = 0;
   for (int64_t i = tid; i < n; i += kGreedyThreads) {
     const int64_t rank = assign[i];
     assign[i] = a.picks[sel + rank];
     atomicAdd(reinterpret_cast<unsigned long long*>(a.gamma + sel + rank), 1ULL);
+    obj += static_cast<unsigned long long>(to_fixed(m[i], fp));
   }
-  if (tid == 0) {
-    double total = 0.0;  // sequential, like the CPU's finish(): the same double value
-    for (int64_t i = 0; i < n; ++i) total += static_cast<double>(m[i]);
-    a.objective[grp] = total;
-  }
+  obj = warp_sum_u64(obj);
+  if (lane == 0) atomicAdd(&sh.objective, obj);
+  __syncthreads();
+  if (tid == 0) a.objective[grp] = from_fixed(static_cast<long long>(sh.objective), fp);
 }
 
 __global__ void craig_transform_kernel(TileList list, const int* __restrict__ group_max, float* __restrict__ S) {
@@ -268,25 +285,38 @@ __global__ void craig_transform_kernel(TileList list, const int* __restrict__ gr
     const int64_t i = ti * kTile + r;
     if (i < n && j < n) {
       float* v = S + list.out_off[u] + i * n + j;
-      *v = __fsub_rn(dmax, __fsqrt_rn(*v));
+      *v = __fsub_rn(dmax, __fsqrt_rn(finite_sqdist(*v)));
     }
   }
 }
 
-// One launch of the plan: the listed groups and where their data lives in the metadata buffer.
-struct Launch {
-  int rows;
-  int64_t first, count;  // listed groups: plan.groups[first, first + count)
-  int64_t max_n;
-  int64_t workspace_floats;  // dense batches: floats of S they need
-};
+// Device clock in nanoseconds, written by a one-thread kernel: stream order makes it
+// the time at which everything enqueued before it has finished.
+__global__ void stamp_kernel(unsigned long long* slot) {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  *slot = t;
+}
+
+// stamps: 3 per launch (before similarities, before greedy, after greedy) -> seconds [similarity, greedy].
+__global__ void timings_kernel(const unsigned long long* stamps, int64_t launches, double* seconds) {
+  double sim = 0.0, greedy = 0.0;
+  for (int64_t w = 0; w < launches; ++w) {
+    sim += 1e-9 * static_cast<double>(stamps[3 * w + 1] - stamps[3 * w]);
+    greedy += 1e-9 * static_cast<double>(stamps[3 * w + 2] - stamps[3 * w + 1]);
+  }
+  seconds[0] = sim;
+  seconds[1] = greedy;
+}
 
 template <int kRows>
-void launch_greedy(const GreedyArgs& args, int64_t blocks, size_t dyn_bytes, cudaStream_t stream) {
-  if (dyn_bytes > 48 * 1024)
-    C10_CUDA_CHECK(cudaFuncSetAttribute(greedy_kernel<kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(dyn_bytes)));
-  greedy_kernel<kRows><<<static_cast<unsigned>(blocks), kGreedyThreads, dyn_bytes, stream>>>(args);
+void launch_greedy(const GreedyArgs& args, int64_t blocks, int64_t dynamic_bytes, cudaStream_t stream) {
+  // Always set: the default limit is 48 KB for static + dynamic together, and the
+  // static part (sizeof(GreedyShared)) counts against it.
+  C10_CUDA_CHECK(cudaFuncSetAttribute(greedy_kernel<kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(dynamic_bytes)));
+  greedy_kernel<kRows><<<static_cast<unsigned>(blocks), kGreedyThreads, static_cast<size_t>(dynamic_bytes), stream>>>(
+      args);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -297,19 +327,28 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
                                            const std::optional<at::Tensor>& similarity, const at::Tensor& indptr,
                                            const at::Tensor& budgets, int64_t similarity_kind, double scale,
                                            double bias, int64_t method, double eps, int64_t seed, int64_t mode,
-                                           int64_t memory_limit) {
+                                           int64_t memory_limit, int64_t tie_break) {
   using namespace cuda;
-  TORCH_CHECK(x.is_cuda(), "facility_location: x must be a CUDA tensor here");
+  TORCH_CHECK_VALUE(x.is_cuda(), "facility_location: x must be a CUDA tensor here");
   const FacilityLocationPlan plan =
-      plan_facility_location(x, embeddings, similarity, indptr, budgets, similarity_kind, scale, method, eps, mode);
+      plan_facility_location(x, embeddings, similarity, indptr, budgets, similarity_kind, scale, bias, method, eps,
+                             mode, memory_limit, tie_break);
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t G = plan.G, N = plan.N, D = plan.D, H = plan.H;
   const int64_t* p = plan.p;
   const int64_t* kb = plan.k;
   const std::vector<int64_t>& sel_ptr = plan.sel_ptr;
   const std::vector<int64_t>& sim_ptr = plan.sim_ptr;
-  TORCH_CHECK(N < INT_MAX, "facility_location: at most 2^31 - 1 points on the GPU");
+  TORCH_CHECK_VALUE(N < INT_MAX, "facility_location: at most 2^31 - 1 points on the GPU, got ", N);
+  TORCH_CHECK_VALUE(!(tie_break == kTiesHigh && method == kLazy),
+                    "facility_location: tie_break 1 (high) with method 1 (lazy) is submodlib's LazyGreedy, which "
+                    "runs on CPU tensors only");
   const bool precomputed = similarity_kind == kPrecomputed;
+  if (precomputed && similarity->numel() > 0) {
+    // one synchronisation: the fixed point needs finite, non-negative similarities
+    const bool ok = at::logical_and(at::isfinite(*similarity), at::ge(*similarity, 0)).all().item<bool>();
+    TORCH_CHECK_VALUE(ok, "facility_location: similarity must be finite and non-negative");
+  }
   const float* hs = embeddings ? embeddings->data_ptr<float>() : nullptr;
   const float* sim = precomputed ? similarity->data_ptr<float>() : nullptr;
   // the CPU's sample size, evaluated on the host so that both devices agree exactly
@@ -324,70 +363,19 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   auto gamma = at::zeros({K}, lopts);
   auto assignment = at::full({N}, -1, lopts);
   auto objective = at::zeros({G}, dopts);
-  auto timings = at::full({2}, std::numeric_limits<double>::quiet_NaN(), at::kDouble);
+  auto timings = at::zeros({2}, dopts);
   if (K == 0) return {selected, gains, gamma, assignment, objective, timings};
 
-  // --- the launch plan ------------------------------------------------------------------------
+  // --- the launch plan (host code shared with CPU builds, see cuda_launch_plan.h) -----------
   const int device = x.device().index();
   int optin = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   cudaFuncAttributes attr{};
   C10_CUDA_CHECK(cudaFuncGetAttributes(&attr, greedy_kernel<kRowsShared>));
-  const int64_t dyn_max = std::max<int64_t>(0, static_cast<int64_t>(optin) - static_cast<int64_t>(attr.sharedSizeBytes) - 1024);
-  const auto state_bytes = [](int64_t n) { return 8 * n; };  // m (float) + remaining (int)
-
-  std::vector<int64_t> list;  // group ids of every launch, back to back
-  std::vector<Launch> launches;
-  auto open_launch = [&](int rows) {
-    launches.push_back({rows, static_cast<int64_t>(list.size()), 0, 0, 0});
-  };
-  auto add = [&](int64_t g) {
-    const int64_t n = p[g + 1] - p[g];
-    list.push_back(g);
-    Launch& l = launches.back();
-    ++l.count;
-    l.max_n = std::max(l.max_n, n);
-    l.workspace_floats += n * n;
-  };
-  std::vector<int64_t> active;
-  for (int64_t g = 0; g < G; ++g)
-    if (kb[g] > 0) active.push_back(g);
-  if (precomputed) {
-    open_launch(kRowsGlobal);
-    for (int64_t g : active) add(g);
-  } else {
-    std::vector<int64_t> tiny, dense, fly;
-    for (int64_t g : active) {
-      const int64_t n = p[g + 1] - p[g];
-      const double block = 4.0 * static_cast<double>(n) * static_cast<double>(n);
-      if (block + state_bytes(n) <= static_cast<double>(dyn_max))
-        tiny.push_back(g);
-      else if (mode == kDense || (mode == kAuto && block <= static_cast<double>(memory_limit)))
-        dense.push_back(g);
-      else
-        fly.push_back(g);
-    }
-    if (!tiny.empty()) {
-      open_launch(kRowsShared);
-      for (int64_t g : tiny) add(g);
-    }
-    // dense groups in batches whose blocks fit in memory_limit (a larger group in dense mode alone)
-    for (size_t v = 0; v < dense.size();) {
-      open_launch(kRowsGlobal);
-      double bytes = 0.0;
-      do {
-        const int64_t n = p[dense[v] + 1] - p[dense[v]];
-        bytes += 4.0 * static_cast<double>(n) * static_cast<double>(n);
-        add(dense[v++]);
-      } while (v < dense.size() &&
-               bytes + 4.0 * std::pow(static_cast<double>(p[dense[v] + 1] - p[dense[v]]), 2) <=
-                   static_cast<double>(memory_limit));
-    }
-    if (!fly.empty()) {
-      open_launch(kRowsOnTheFly);
-      for (int64_t g : fly) add(g);
-    }
-  }
+  const CudaLaunchPlan launch_plan =
+      plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_cast<int64_t>(attr.sharedSizeBytes));
+  const std::vector<int64_t>& list = launch_plan.groups;
+  const std::vector<GreedyLaunch>& launches = launch_plan.launches;
 
   // Metadata, one pinned non-blocking copy: [indptr | budgets | sel_ptr | sample | list | per-listed
   // s_off | tile_ptr per launch]. Per-listed offsets are relative to the launch's workspace.
@@ -400,17 +388,15 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   const int64_t list_at = static_cast<int64_t>(meta.size());
   meta.insert(meta.end(), list.begin(), list.end());
   const int64_t off_at = static_cast<int64_t>(meta.size());
-  std::vector<int64_t> tile_at(launches.size());
-  int64_t max_workspace = 0;
-  for (const Launch& l : launches) {
+  for (const GreedyLaunch& l : launches) {
     int64_t off = 0;
     for (int64_t v = l.first; v < l.first + l.count; ++v) {
       const int64_t g = list[v], n = p[g + 1] - p[g];
       meta.push_back(precomputed ? sim_ptr[g] : off);
       off += n * n;
     }
-    if (l.rows == kRowsGlobal && !precomputed) max_workspace = std::max(max_workspace, off);
   }
+  std::vector<int64_t> tile_at(launches.size());
   for (size_t w = 0; w < launches.size(); ++w) {
     tile_at[w] = static_cast<int64_t>(meta.size());
     int64_t tiles = 0;
@@ -439,8 +425,14 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   const bool craig = similarity_kind == kCraig;
   const Transform transform{similarity_kind, static_cast<float>(-1.0 / scale), 0.0f};
   auto group_max = at::zeros({std::max<int64_t>(L, 1)}, x.options().dtype(at::kInt));
-  at::Tensor workspace = at::empty({max_workspace}, fopts);  // reused batch after batch (stream-ordered)
+  at::Tensor workspace = at::empty({launch_plan.max_workspace_floats}, fopts);  // reused batch after batch
   at::Tensor m_work, rem_work;
+  if (launch_plan.needs_state_workspace) {
+    m_work = at::empty({N}, fopts);
+    rem_work = at::empty({N}, x.options().dtype(at::kInt));
+  }
+  auto stamps = at::zeros({3 * static_cast<int64_t>(launches.size())}, lopts);
+  auto* stamp = reinterpret_cast<unsigned long long*>(stamps.data_ptr<int64_t>());
 
   GreedyArgs args{};
   args.geo = geo;
@@ -450,6 +442,8 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   args.sel_ptr = md + 2 * G + 1;
   args.sample_size = md + 3 * G + 2;
   args.method = method;
+  args.ties_high = tie_break == kTiesHigh;
+  args.precomputed = precomputed;
   args.seed = static_cast<uint64_t>(seed);
   args.picks = selected.data_ptr<int64_t>();
   args.gains = gains.data_ptr<double>();
@@ -458,11 +452,12 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   args.objective = objective.data_ptr<double>();
 
   for (size_t w = 0; w < launches.size(); ++w) {
-    const Launch& l = launches[w];
+    const GreedyLaunch& l = launches[w];
     TileList tl{md + tile_at[w], md + list_at + l.first, md, md + off_at + l.first, l.count};
     int* gmax = group_max.data_ptr<int>() + l.first;
     const int64_t tiles = meta[tile_at[w] + l.count];
     const unsigned tile_threads = kTile * kTileRows;
+    stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w);
     if (l.rows == kRowsGlobal && !precomputed) {
       float* S = workspace.data_ptr<float>();
       if (craig) {
@@ -481,24 +476,21 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
                                                                                            nullptr, gmax);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
+    stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w + 1);
     args.groups = md + list_at + l.first;
     args.s_off = md + off_at + l.first;
     args.S = precomputed ? sim : (l.rows == kRowsGlobal ? workspace.data_ptr<float>() : nullptr);
     args.group_max = gmax;
-    size_t dyn = l.rows == kRowsShared ? static_cast<size_t>(4 * l.max_n * l.max_n) : 0;
-    args.state_in_shared = static_cast<int64_t>(dyn) + state_bytes(l.max_n) <= dyn_max;
-    if (args.state_in_shared) {
-      dyn += static_cast<size_t>(state_bytes(l.max_n));
-    } else if (!m_work.defined()) {
-      m_work = at::empty({N}, fopts);
-      rem_work = at::empty({N}, x.options().dtype(at::kInt));
-    }
-    args.m_work = args.state_in_shared ? nullptr : m_work.data_ptr<float>();
-    args.rem_work = args.state_in_shared ? nullptr : rem_work.data_ptr<int>();
-    if (l.rows == kRowsShared) launch_greedy<kRowsShared>(args, l.count, dyn, stream);
-    else if (l.rows == kRowsGlobal) launch_greedy<kRowsGlobal>(args, l.count, dyn, stream);
-    else launch_greedy<kRowsOnTheFly>(args, l.count, dyn, stream);
+    args.state_in_shared = l.state_in_shared;
+    args.m_work = l.state_in_shared ? nullptr : m_work.data_ptr<float>();
+    args.rem_work = l.state_in_shared ? nullptr : rem_work.data_ptr<int>();
+    if (l.rows == kRowsShared) launch_greedy<kRowsShared>(args, l.count, l.dynamic_shared_bytes, stream);
+    else if (l.rows == kRowsGlobal) launch_greedy<kRowsGlobal>(args, l.count, l.dynamic_shared_bytes, stream);
+    else launch_greedy<kRowsOnTheFly>(args, l.count, l.dynamic_shared_bytes, stream);
+    stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w + 2);
   }
+  timings_kernel<<<1, 1, 0, stream>>>(stamp, static_cast<int64_t>(launches.size()), timings.data_ptr<double>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {selected, gains, gamma, assignment, objective, timings};
 }
 

@@ -1,11 +1,11 @@
 // Within-group pair geometry on the GPU, bit-compatible with csrc/cpu/utils.h.
 //
-// Every float operation of a pair's distance and similarity is written with a
-// round-to-nearest intrinsic (__fadd_rn, __fmul_rn, ...), which nvcc never
-// contracts into an FMA. The sequence of roundings is the CPU's (built with
-// -ffp-contract=off): the per-pair sum over k of (x_ik - x_jk)^2 in k order for
-// proxies, the factored formula with k-ordered dot products for exact last-layer
-// gradients, and the same Cephes exp polynomial. A pair's squared distance and
+// Every float operation of a pair's distance is written with a round-to-nearest
+// intrinsic (__fadd_rn, __fmul_rn, ...), which nvcc never contracts into an FMA, and
+// the whole build uses --fmad=false (common/exp.h is plain arithmetic shared with the
+// CPU). The sequence of roundings is the CPU's (built with -ffp-contract=off): the
+// per-pair sum over k of (x_ik - x_jk)^2 in k order for proxies, the factored formula
+// with k-ordered dot products for exact last-layer gradients, and the same exp. A pair's squared distance and
 // similarity are therefore the same float32 value on the CPU and the GPU, in
 // every kernel (tiled, on-the-fly, shared-memory), independent of --fmad.
 #pragma once
@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "../common/exp.h"
 #include "../ops.h"
 #include "utils.cuh"
 
@@ -29,31 +30,13 @@ struct Geometry {
   float bias;
 };
 
-// exp(x) for x <= 0: csrc/cpu/utils.h exp_nonpositive, operation by operation.
-__device__ __forceinline__ float exp_nonpositive(float x) {
-  x = fmaxf(x, -87.0f);
-  const float fx = __fadd_rn(__fmul_rn(x, 1.44269504088896341f), 0.5f);
-  int n = __float2int_rz(fx);
-  n -= (__int2float_rn(n) > fx) ? 1 : 0;
-  const float fn = __int2float_rn(n);
-  x = __fadd_rn(__fsub_rn(x, __fmul_rn(fn, 0.693359375f)), __fmul_rn(fn, 2.12194440e-4f));
-  float y = 1.9875691500e-4f;
-  y = __fadd_rn(__fmul_rn(y, x), 1.3981999507e-3f);
-  y = __fadd_rn(__fmul_rn(y, x), 8.3334519073e-3f);
-  y = __fadd_rn(__fmul_rn(y, x), 4.1665795894e-2f);
-  y = __fadd_rn(__fmul_rn(y, x), 1.6666665459e-1f);
-  y = __fadd_rn(__fmul_rn(y, x), 5.0000001201e-1f);
-  y = __fadd_rn(__fadd_rn(__fmul_rn(__fmul_rn(y, x), x), x), 1.0f);
-  return __fmul_rn(y, __int_as_float((n + 127) << 23));
-}
-
 // Squared distance -> similarity (exp or craig), as the CPU's SimilarityTransform.
 struct Transform {
   int64_t kind;
   float neg_inv_scale;
   float dmax;
   __device__ __forceinline__ float operator()(float d2) const {
-    const float d = __fsqrt_rn(d2);
+    const float d = __fsqrt_rn(finite_sqdist(d2));
     return kind == kExp ? exp_nonpositive(__fmul_rn(d, neg_inv_scale)) : __fsub_rn(dmax, d);
   }
 };
@@ -63,7 +46,8 @@ __device__ __forceinline__ float mul_add_rn(float acc, float a, float b) { retur
 
 // The factored exact distance from its two dot products: max((A_i + A_j) - 2 <e,e'> (<h,h'> + b), 0).
 __device__ __forceinline__ float exact_from_dots(float ai, float aj, float dot_e, float dot_h, float bias) {
-  return fmaxf(__fsub_rn(__fadd_rn(ai, aj), __fmul_rn(2.0f, __fmul_rn(dot_e, __fadd_rn(dot_h, bias)))), 0.0f);
+  const float v = __fsub_rn(__fadd_rn(ai, aj), __fmul_rn(2.0f, __fmul_rn(dot_e, __fadd_rn(dot_h, bias))));
+  return v > 0.0f ? v : 0.0f;  // NaN -> 0, as the CPU
 }
 
 // Squared distance between sorted rows i and j, read straight from global memory.
@@ -187,7 +171,7 @@ __global__ void __launch_bounds__(kTile* kTileRows)
     float d2 = acc[p];
     if (g.h != nullptr && i < n && j < n) d2 = exact_from_dots(g.sq[base + i], g.sq[base + j], acc[p], acc_h[p], g.bias);
     const bool valid = i < n && j < n;
-    if (valid) local_max = fmaxf(local_max, d2);
+    if (valid) local_max = fmaxf(local_max, finite_sqdist(d2));  // the CPU's craig maximum
     const float v = kOut == kStoreSimilarity ? transform(d2) : d2;
     res[r][tx] = v;
     if (kOut != kMaxOnly && valid) out[list.out_off[u] + i * n + j] = v;

@@ -6,6 +6,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <vector>
+
+#include "../checks.h"
 #include "../ops.h"
 #include "utils.cuh"
 
@@ -61,12 +64,8 @@ __global__ void row_sqnorm_kernel(const scalar_t* __restrict__ h, int64_t N, int
 
 ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
                              const std::optional<at::Tensor>& embeddings, int64_t loss) {
-  TORCH_CHECK(logits.is_cuda() && labels.is_cuda() && logits.device() == labels.device(),
-              "grad_proxies: logits and labels must be on the same CUDA device");
-  TORCH_CHECK(logits.dim() == 2 && logits.is_contiguous(), "grad_proxies: logits must be a contiguous (N, C) tensor");
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0) && labels.scalar_type() == at::kLong,
-              "grad_proxies: labels must be an int64 (N,) tensor");
-  TORCH_CHECK(loss == kCrossEntropy || loss == kSquared, "grad_proxies: unknown loss ", loss);
+  check_grad_proxies_args(logits, labels, embeddings, loss);
+  TORCH_CHECK_VALUE(logits.is_cuda(), "grad_proxies: logits must be a CUDA tensor here");
   const c10::cuda::CUDAGuard guard(logits.device());
   const int64_t N = logits.size(0), C = logits.size(1);
   auto fopts = logits.options().dtype(at::kFloat);
@@ -74,6 +73,20 @@ ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
   auto per_example = at::empty({N}, fopts);
   auto error_sq = at::empty({N}, fopts);
   auto emb_sq = at::empty({embeddings ? N : 0}, fopts);
+  if (N > 0) {
+    // One synchronisation validates what the kernels read: the label range (an index into each
+    // row) and finite inputs.
+    const auto [lo, hi] = at::aminmax(labels);
+    std::vector<at::Tensor> stats{lo.to(at::kDouble).reshape({1}), hi.to(at::kDouble).reshape({1}),
+                                  at::isfinite(logits).all().to(at::kDouble).reshape({1})};
+    if (embeddings) stats.push_back(at::isfinite(*embeddings).all().to(at::kDouble).reshape({1}));
+    const at::Tensor host = at::cat(stats).cpu();
+    const double* h = host.data_ptr<double>();
+    TORCH_CHECK_VALUE(h[0] >= 0 && h[1] < static_cast<double>(C), "grad_proxies: labels must lie in [0, C = ", C,
+                      "), got values in [", static_cast<int64_t>(h[0]), ", ", static_cast<int64_t>(h[1]), "]");
+    TORCH_CHECK_VALUE(h[2] != 0.0, "grad_proxies: logits contain a non-finite value");
+    TORCH_CHECK_VALUE(!embeddings || h[3] != 0.0, "grad_proxies: embeddings contain a non-finite value");
+  }
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   constexpr int kThreads = 256;
   const auto blocks = [&](int64_t rows) {
@@ -88,9 +101,6 @@ ProxiesOut grad_proxies_cuda(const at::Tensor& logits, const at::Tensor& labels,
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     if (embeddings) {
-      TORCH_CHECK(embeddings->is_cuda() && embeddings->dim() == 2 && embeddings->size(0) == N &&
-                      embeddings->is_contiguous(),
-                  "grad_proxies: embeddings must be a contiguous (N, H) tensor on the logits' device");
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, embeddings->scalar_type(), "row_sqnorm_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         cuda::row_sqnorm_kernel<scalar_t, acc_t><<<blocks(N), kThreads, 0, stream>>>(

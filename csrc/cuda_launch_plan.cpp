@@ -1,0 +1,75 @@
+#include "cuda_launch_plan.h"
+
+#include <algorithm>
+
+#include "ops.h"
+
+namespace augcore {
+
+CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets, int64_t G, bool precomputed,
+                                  int64_t mode, int64_t memory_limit, int64_t shared_optin_bytes,
+                                  int64_t static_shared_bytes) {
+  CudaLaunchPlan plan;
+  const int64_t dynamic_max = std::max<int64_t>(0, shared_optin_bytes - static_shared_bytes);
+  const auto size = [&](int64_t g) { return indptr[g + 1] - indptr[g]; };
+  const auto block_bytes = [](int64_t n) { return 4.0 * static_cast<double>(n) * static_cast<double>(n); };
+  auto open_launch = [&](int rows) {
+    GreedyLaunch l;
+    l.rows = rows;
+    l.first = static_cast<int64_t>(plan.groups.size());
+    plan.launches.push_back(l);
+  };
+  auto add = [&](int64_t g) {
+    GreedyLaunch& l = plan.launches.back();
+    plan.groups.push_back(g);
+    ++l.count;
+    l.max_n = std::max(l.max_n, size(g));
+    if (l.rows == kRowsGlobal && !precomputed) l.workspace_floats += size(g) * size(g);
+  };
+
+  std::vector<int64_t> shared, dense, fly;
+  for (int64_t g = 0; g < G; ++g) {
+    if (budgets[g] <= 0) continue;
+    const int64_t n = size(g);
+    if (precomputed)
+      dense.push_back(g);
+    else if (block_bytes(n) + static_cast<double>(kStateBytesPerPoint * n) <= static_cast<double>(dynamic_max))
+      shared.push_back(g);
+    else if (mode == kDense || (mode == kAuto && block_bytes(n) <= static_cast<double>(memory_limit)))
+      dense.push_back(g);
+    else
+      fly.push_back(g);
+  }
+  if (!shared.empty()) {
+    open_launch(kRowsShared);
+    for (int64_t g : shared) add(g);
+  }
+  if (precomputed) {
+    if (!dense.empty()) open_launch(kRowsGlobal);
+    for (int64_t g : dense) add(g);
+  } else {
+    // dense groups in batches whose blocks fit in memory_limit (a larger group alone)
+    for (size_t v = 0; v < dense.size();) {
+      open_launch(kRowsGlobal);
+      double bytes = 0.0;
+      do {
+        bytes += block_bytes(size(dense[v]));
+        add(dense[v++]);
+      } while (v < dense.size() && bytes + block_bytes(size(dense[v])) <= static_cast<double>(memory_limit));
+    }
+  }
+  if (!fly.empty()) {
+    open_launch(kRowsOnTheFly);
+    for (int64_t g : fly) add(g);
+  }
+  for (GreedyLaunch& l : plan.launches) {
+    const int64_t rows_bytes = l.rows == kRowsShared ? 4 * l.max_n * l.max_n : 0;
+    l.state_in_shared = rows_bytes + kStateBytesPerPoint * l.max_n <= dynamic_max;
+    l.dynamic_shared_bytes = rows_bytes + (l.state_in_shared ? kStateBytesPerPoint * l.max_n : 0);
+    plan.needs_state_workspace |= !l.state_in_shared;
+    plan.max_workspace_floats = std::max(plan.max_workspace_floats, l.workspace_floats);
+  }
+  return plan;
+}
+
+}  // namespace augcore

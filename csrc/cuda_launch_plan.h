@@ -1,0 +1,58 @@
+// Host-side launch planning of the CUDA facility-location greedy: which groups get
+// shared-memory, global or on-the-fly similarities, where the greedy state lives, how
+// much dynamic shared memory each launch asks for, and how dense groups are batched
+// under the memory limit. Plain C++, compiled in every build, so the planning is
+// tested on machines without a GPU (torch.ops.augcore.cuda_launch_plan).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace augcore {
+
+// Where a launch's similarities live.
+enum RowsKind : int { kRowsShared = 0, kRowsGlobal = 1, kRowsOnTheFly = 2 };
+
+constexpr int kGreedyThreads = 512;
+constexpr int kGreedyWarpCount = kGreedyThreads / 32;
+constexpr int kCandidateChunk = 1024;  // candidates whose gains one pass accumulates in shared memory
+
+// The greedy kernel's static shared memory, one struct so the host knows its size.
+struct GreedyShared {
+  unsigned long long gain_sum[kCandidateChunk];  // fixed-point gain of each candidate of the chunk
+  int draws[kGreedyThreads];                     // Fisher-Yates targets of one round
+  long long warp_gain[kGreedyWarpCount];
+  int warp_idx[kGreedyWarpCount], warp_q[kGreedyWarpCount];
+  float warp_max[kGreedyWarpCount];
+  unsigned long long objective;
+  long long best_gain;
+  int best_idx, best_q;
+  float bound;
+};
+
+struct GreedyLaunch {
+  int rows = kRowsGlobal;
+  int64_t first = 0, count = 0;       // groups[first, first + count) of the plan
+  int64_t max_n = 0;                  // largest group of the launch
+  int64_t dynamic_shared_bytes = 0;   // requested at launch; the kernel's attribute is set to it
+  bool state_in_shared = false;       // m and remaining in shared memory (else an O(N) workspace)
+  int64_t workspace_floats = 0;       // dense n^2 blocks this launch fills (global rows, not precomputed)
+};
+
+struct CudaLaunchPlan {
+  std::vector<int64_t> groups;  // group ids, launch after launch
+  std::vector<GreedyLaunch> launches;
+  int64_t max_workspace_floats = 0;
+  bool needs_state_workspace = false;
+};
+
+// Greedy state per point in shared memory: m (float) and remaining (int).
+constexpr int64_t kStateBytesPerPoint = 8;
+
+// indptr (G + 1) and budgets (G) of the sorted groups; shared_optin_bytes is the device's
+// opt-in shared memory per block and static_shared_bytes the kernel's own (a launch may
+// use dynamic + static <= opt-in).
+CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets, int64_t G, bool precomputed,
+                                  int64_t mode, int64_t memory_limit, int64_t shared_optin_bytes,
+                                  int64_t static_shared_bytes);
+
+}  // namespace augcore
