@@ -1,4 +1,5 @@
 """Targeted synthetic augmentation: real generation with tiny random diffusers pipelines on the CPU."""
+import json
 import math
 import os
 
@@ -223,6 +224,29 @@ def test_resume_after_a_kill_loses_and_duplicates_nothing(unc, tmp_path):
     assert all(torch.equal(want[k], got[k]) for k in want)
     again = generate_copies(data, picked, unc, str(tmp_path / "cut"), steps=steps, batch_size=2, progress=False)
     assert again.generated == 0 and again.skipped == 10
+
+
+def test_resume_redoes_a_part_that_lost_records_and_a_damaged_image(unc, tmp_path):
+    data = TinyDataset(n=8)
+    picked, steps = [0, 2, 3, 5, 7], (2, 4)
+    generate_copies(data, picked, unc, str(tmp_path / "full"), steps=steps, batch_size=2, progress=False)
+    cut = tmp_path / "cut"
+    generate_copies(data, picked, unc, str(cut), steps=steps, batch_size=2, progress=False)
+    part = cut / "parts" / "s004-u000001.jsonl"
+    lines = part.read_bytes().splitlines(keepends=True)
+    part.write_bytes(b"".join(lines[:-1]))                       # the part lost its last record
+    image = cut / "images" / "s002" / "00000007.png"
+    image.write_bytes(image.read_bytes()[:-5])                   # an image lost its tail
+    with pytest.warns(UserWarning, match="redone"):
+        resumed = generate_copies(data, picked, unc, str(cut), steps=steps, batch_size=2, progress=False)
+    assert resumed.generated == 2 + 1 and resumed.skipped == 10 - 3   # the two damaged units, redone whole
+    records = SyntheticStore(cut).records()
+    keys = [(r["source"], r["step"]) for r in records]
+    assert sorted(keys) == sorted((s, t) for s in picked for t in steps) and len(set(keys)) == len(keys)
+    want, got = _store_images(tmp_path / "full"), _store_images(cut)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    manifest = [json.loads(line) for line in (cut / "manifest.jsonl").read_text().splitlines()]
+    assert sorted((r["source"], r["step"]) for r in manifest) == sorted(keys)
 
 
 def test_resume_with_other_settings_is_refused(unc, tmp_path):

@@ -20,11 +20,13 @@ copy (no rows are added), as intensive-augmentation phases do over the whole set
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import Dataset
 
+from augcore.checks import check_choice, check_fraction, check_indices, check_int
 from augcore.data.datasets import ImageDataset
 from augcore.selection.base import Selection
 
@@ -36,28 +38,21 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_indices(indices, n: int, what: str) -> torch.Tensor:
-    idx = torch.as_tensor(indices)
-    if idx.dim() != 1:
-        raise ValueError(f"{what} must be 1-D, got shape {tuple(idx.shape)}")
-    if idx.is_floating_point() or idx.dtype == torch.bool:
-        raise TypeError(f"{what} must be integer dataset indices, got {idx.dtype}")
-    idx = idx.to(device="cpu", dtype=torch.int64)
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-        raise IndexError(f"{what} out of range [0, {n}) (the base data set's size): "
-                         f"min {int(idx.min())}, max {int(idx.max())}")
-    if torch.unique(idx).numel() != idx.numel():
-        raise ValueError(f"{what} contains repeated indices")
-    return idx
+    """1-D, integer, distinct, in [0, n) (the base data set's size)."""
+    return check_indices(what, indices, size=n, unique=True)
 
 
 def random_subset_indices(dataset: ImageDataset, size: Union[int, float], seed: int = 0) -> torch.Tensor:
-    """Sorted indices of a uniform random subset: ``size`` examples, or that fraction when a float in (0, 1]."""
+    """Sorted indices of a uniform random subset: ``size`` examples (an integer, Python or numpy),
+    or that fraction of the data set when a float (Python or numpy) in (0, 1]."""
     n = len(dataset)
-    count = int(round(size * n)) if isinstance(size, float) else int(size)
-    if isinstance(size, float) and not 0.0 < size <= 1.0:
-        raise ValueError(f"subset fraction must lie in (0, 1], got {size}")
-    if not 0 <= count <= n:
-        raise ValueError(f"subset size {count} out of range [0, {n}]")
+    if isinstance(size, bool) or not isinstance(size, (numbers.Integral, numbers.Real)):
+        raise TypeError(f"size must be an integer count or a float fraction, got {size!r} ({type(size).__name__})")
+    if isinstance(size, numbers.Integral):
+        count = check_int("size", size, min=0, max=n)
+    else:  # any float, numpy float32 included, is a fraction, never a count
+        count = int(round(check_fraction("size (a fraction of the data set)", size) * n))
+    seed = check_int("seed", seed, min=0)
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=gen)[:count].sort().values
 
@@ -75,14 +70,15 @@ class AugmentedSubsetDataset(Dataset):
     def __init__(self, base: ImageDataset, selection: Optional[Selection], *, weak: Transform, strong: Transform,
                  copies: int = 1, weighting: str = "unit", placement: str = "append", train_on: str = "full",
                  random_subset_indices: Optional[Union[torch.Tensor, Sequence[int]]] = None):
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        if placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
-        if train_on not in TRAIN_ON:
-            raise ValueError(f"train_on must be one of {TRAIN_ON}, got {train_on!r}")
-        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-            raise ValueError(f"copies must be a positive integer, got {copies!r}")
+        if not isinstance(base, ImageDataset):
+            raise TypeError(f"base must be an augcore ImageDataset, got {type(base).__name__}")
+        check_choice("weighting", weighting, WEIGHTINGS)
+        check_choice("placement", placement, PLACEMENTS)
+        check_choice("train_on", train_on, TRAIN_ON)
+        copies = check_int("copies", copies, min=1)
+        for name, transform in (("weak", weak), ("strong", strong)):
+            if not callable(transform):
+                raise TypeError(f"{name} must be a callable transform (image -> image), got {type(transform).__name__}")
         if placement == "inplace" and copies != 1:
             raise ValueError(f"placement='inplace' replaces each selected example by one strong copy; copies={copies} "
                              "needs placement='append'")
@@ -109,8 +105,13 @@ class AugmentedSubsetDataset(Dataset):
             sel_idx = torch.empty(0, dtype=torch.int64)
             sel_w = torch.empty(0, dtype=torch.float32)
         else:
+            if not isinstance(selection, Selection):
+                raise TypeError(f"selection must be an augcore Selection or None, got {type(selection).__name__}")
             sel_idx = _check_indices(selection.indices, n, "selection.indices")
-            sel_w = torch.as_tensor(selection.weights).detach().to("cpu", torch.float32).reshape(-1)
+            sel_w = torch.as_tensor(selection.weights).detach()
+            if not (sel_w.is_floating_point() or sel_w.dtype in (torch.int32, torch.int64)):
+                raise TypeError(f"selection.weights must be real numbers, got {sel_w.dtype}")
+            sel_w = sel_w.to("cpu", torch.float32).reshape(-1)
             if sel_w.numel() != sel_idx.numel():
                 raise ValueError(f"selection has {sel_idx.numel()} indices but {sel_w.numel()} weights")
             if sel_w.numel() and (not bool(torch.isfinite(sel_w).all()) or float(sel_w.min()) < 0):

@@ -40,6 +40,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
+from augcore.checks import (CorruptFileError, check_bool, check_choice, check_indices, check_int, check_number)
+
 PathLike = Union[str, os.PathLike]
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -97,14 +99,19 @@ class _FileImages:
 
     def __init__(self, paths: List[str], size: int):
         self.paths = paths
-        self.size = int(size)
+        self.size = check_int("image_size", size, min=1)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        with Image.open(self.paths[i]) as img:
-            array = np.asarray(img.convert("RGB"))
+        try:
+            with Image.open(self.paths[i]) as img:
+                array = np.asarray(img.convert("RGB"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file {self.paths[i]} is missing (moved or deleted after the scan)") from None
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for truncated / non-image files
+            raise CorruptFileError(self.paths[i], f"not a readable image ({type(exc).__name__}: {exc})") from exc
         image = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
         if tuple(image.shape[1:]) != (self.size, self.size):
             image = TF.center_crop(TF.resize(image, self.size, antialias=True), [self.size, self.size])
@@ -133,7 +140,13 @@ class ImageDataset(Dataset):
 
     def __init__(self, images: Union[_TensorImages, _FileImages], targets: torch.Tensor, classes: Sequence[str], *,
                  name: str, mean: Sequence[float], std: Sequence[float], transform: Optional[Transform] = None):
-        targets = torch.as_tensor(targets, dtype=torch.int64)
+        if not isinstance(images, (_TensorImages, _FileImages)):
+            raise TypeError(f"images must come from augcore's storage classes (use a loader such as load_dataset), "
+                            f"got {type(images).__name__}")
+        targets = torch.as_tensor(targets)
+        if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.is_complex():
+            raise TypeError(f"{name}: targets must be integer class labels, got {targets.dtype}")
+        targets = targets.to(torch.int64)
         if targets.dim() != 1 or targets.shape[0] != len(images):
             raise ValueError(f"{name}: {len(images)} images but targets of shape {tuple(targets.shape)}")
         if len(classes) == 0:
@@ -206,11 +219,7 @@ class ImageDataset(Dataset):
 
     def subset(self, indices: Union[torch.Tensor, Sequence[int]]) -> "ImageDataset":
         """The examples at ``indices`` (in that order), labels and clean labels included."""
-        idx = torch.as_tensor(indices, dtype=torch.int64)
-        if idx.dim() != 1:
-            raise ValueError(f"subset indices must be 1-D, got shape {tuple(idx.shape)}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
-            raise IndexError(f"subset indices out of range [0, {len(self)})")
+        idx = check_indices("indices", indices, size=len(self))
         view = copy.copy(self)
         view._images = self._images.subset(idx)
         view.targets = self.targets[idx]
@@ -228,17 +237,34 @@ class ImageDataset(Dataset):
 
 def long_tail_counts(class_sizes: Sequence[int], imbalance_factor: float) -> List[int]:
     """LDAM's exponential profile: n_c = int(n_max * (1/factor) ** (c / (C - 1))), n_max = min class size."""
-    if not imbalance_factor >= 1.0:
-        raise ValueError(f"imbalance_factor must be >= 1 (largest / smallest class), got {imbalance_factor}")
+    imbalance_factor = check_number("imbalance_factor (largest / smallest class)", imbalance_factor, min=1.0)
+    class_sizes = [check_int(f"class_sizes[{c}]", n, min=0) for c, n in enumerate(_as_list("class_sizes", class_sizes))]
     num_classes = len(class_sizes)
+    if num_classes == 0:
+        raise ValueError("class_sizes must name at least one class, got []")
     n_max = min(class_sizes)
     if num_classes == 1:
         return [n_max]
     return [int(n_max * (1.0 / imbalance_factor) ** (c / (num_classes - 1.0))) for c in range(num_classes)]
 
 
+def _as_list(name: str, value) -> list:
+    items = value.tolist() if hasattr(value, "tolist") else value
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise TypeError(f"{name} must be a list, got {value!r} ({type(value).__name__})")
+    return list(items)
+
+
+def _check_dataset(dataset) -> None:
+    if not isinstance(dataset, ImageDataset):
+        raise TypeError(f"dataset must be an augcore ImageDataset, got {type(dataset).__name__}")
+
+
 def make_long_tailed(dataset: ImageDataset, imbalance_factor: float, seed: int = 0) -> ImageDataset:
     """The long-tailed subset of ``dataset`` (LDAM's selection procedure, see the module docstring)."""
+    _check_dataset(dataset)
+    imbalance_factor = check_number("imbalance_factor (largest / smallest class)", imbalance_factor, min=1.0)
+    seed = check_int("seed", seed, min=0, max=2 ** 32 - 1)
     targets = dataset.targets.numpy()
     sizes = [int((targets == c).sum()) for c in range(dataset.num_classes)]
     if min(sizes) == 0:
@@ -254,8 +280,9 @@ def make_long_tailed(dataset: ImageDataset, imbalance_factor: float, seed: int =
 
 def add_symmetric_label_noise(dataset: ImageDataset, rate: float, seed: int = 0) -> ImageDataset:
     """A view whose labels are corrupted symmetrically; ``clean_targets`` keeps the true ones."""
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"label_noise must be a fraction in [0, 1], got {rate}")
+    _check_dataset(dataset)
+    rate = check_number("label_noise", rate, min=0.0, max=1.0)
+    seed = check_int("seed", seed, min=0)
     if dataset.num_classes < 2:
         raise ValueError("label noise needs at least two classes")
     if dataset._clean_targets is not None:
@@ -277,7 +304,7 @@ def add_symmetric_label_noise(dataset: ImageDataset, rate: float, seed: int = 0)
 
 def _find_folder(root: Optional[PathLike], folder: str, required: Sequence[str], what: str, fmt: str) -> str:
     """``<root>/<folder>`` or ``root`` itself, whichever holds every required file."""
-    base = os.fspath(root) if root is not None else default_root()
+    base = _root(root)
     candidates = [os.path.join(base, folder), base]
     for path in candidates:
         if all(os.path.exists(os.path.join(path, f)) for f in required):
@@ -290,10 +317,31 @@ def _find_folder(root: Optional[PathLike], folder: str, required: Sequence[str],
         f"pass root=..., or set AUGCORE_DATA.")
 
 
-def _unpickle(path: str) -> Dict[str, object]:
-    with open(path, "rb") as fh:
-        raw = pickle.load(fh, encoding="bytes")  # the archives are Python 2 pickles with bytes keys
-    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+def _root(root: Optional[PathLike]) -> str:
+    if root is None:
+        return default_root()
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path or None, got {root!r} ({type(root).__name__})")
+    return os.fspath(root)
+
+
+def _unpickle(path: str, keys: Sequence[str] = ()) -> Dict[str, object]:
+    """A CIFAR pickle as a dict with str keys; raises CorruptFileError naming the file when it is
+    truncated, not a pickle, or lacks one of ``keys``."""
+    try:
+        with open(path, "rb") as fh:
+            raw = pickle.load(fh, encoding="bytes")  # the archives are Python 2 pickles with bytes keys
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError,
+            KeyError, MemoryError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(path, f"not a readable CIFAR pickle (truncated or damaged?): "
+                                     f"{type(exc).__name__}: {exc}. {CIFAR_FORMAT}") from None
+    if not isinstance(raw, dict):
+        raise CorruptFileError(path, f"a CIFAR pickle holds a dict, found {type(raw).__name__}")
+    entry = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise CorruptFileError(path, f"lacks key(s) {missing} (has {sorted(map(str, entry))}); {CIFAR_FORMAT}")
+    return entry
 
 
 def _names(values: Sequence[Union[str, bytes]]) -> List[str]:
@@ -301,21 +349,38 @@ def _names(values: Sequence[Union[str, bytes]]) -> List[str]:
 
 
 def _cifar_rows_to_images(data: np.ndarray, path: str) -> torch.Tensor:
-    data = np.asarray(data, dtype=np.uint8)
+    try:
+        data = np.asarray(data, dtype=np.uint8)
+    except (TypeError, ValueError) as exc:
+        raise CorruptFileError(path, f"'data' is not an array of pixel bytes ({exc})") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: 'data' must be (N, 3072) uint8 rows (1024 R, 1024 G, 1024 B), "
-                         f"got shape {data.shape}")
+        raise CorruptFileError(path, f"'data' must be (N, 3072) uint8 rows (1024 R, 1024 G, 1024 B), "
+                                     f"got shape {data.shape}")
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+
+
+def _cifar_labels(values, count: int, path: str, key: str) -> List[int]:
+    labels = values.tolist() if hasattr(values, "tolist") else values
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise CorruptFileError(path, f"'{key}' must be a list of integer labels")
+    if len(labels) != count:
+        raise CorruptFileError(path, f"{count} images but {len(labels)} labels in '{key}'")
+    return list(labels)
 
 
 def _stratified_split(labels: np.ndarray, train: bool, test_fraction: float, split_seed: int) -> np.ndarray:
     """Indices of one side of a deterministic stratified split (scikit-learn's ``train_test_split``)."""
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    train_idx, test_idx = train_test_split(np.arange(labels.shape[0]), test_size=test_fraction,
-                                           random_state=split_seed, stratify=labels)
+    test_fraction = check_number("test_fraction", test_fraction, min=0.0, max=1.0, min_inclusive=False,
+                                 max_inclusive=False)
+    split_seed = check_int("split_seed", split_seed, min=0, max=2 ** 32 - 1)
+    try:
+        train_idx, test_idx = train_test_split(np.arange(labels.shape[0]), test_size=test_fraction,
+                                               random_state=split_seed, stratify=labels)
+    except ValueError as exc:  # a side too small to hold every class
+        raise ValueError(f"test_fraction={test_fraction} cannot split {labels.shape[0]} examples of "
+                         f"{len(np.unique(labels))} classes with every class on both sides ({exc})") from None
     return np.sort(train_idx if train else test_idx)
 
 
@@ -330,21 +395,24 @@ def load_cifar10(root: Optional[PathLike], train: bool) -> ImageDataset:
     folder = _find_folder(root, "cifar-10-batches-py", batches + ["batches.meta"], "CIFAR-10", CIFAR_FORMAT)
     images, labels = [], []
     for b in batches:
-        entry = _unpickle(os.path.join(folder, b))
-        images.append(_cifar_rows_to_images(entry["data"], os.path.join(folder, b)))
-        labels.extend(entry["labels"])
-    classes = _names(_unpickle(os.path.join(folder, "batches.meta"))["label_names"])
-    return ImageDataset(_TensorImages(torch.cat(images)), torch.tensor(labels), classes,
+        path = os.path.join(folder, b)
+        entry = _unpickle(path, ("data", "labels"))
+        images.append(_cifar_rows_to_images(entry["data"], path))
+        labels.extend(_cifar_labels(entry["labels"], images[-1].shape[0], path, "labels"))
+    classes = _names(_unpickle(os.path.join(folder, "batches.meta"), ("label_names",))["label_names"])
+    return ImageDataset(_TensorImages(torch.cat(images)), torch.tensor(labels, dtype=torch.int64), classes,
                         name="cifar10", mean=CIFAR10_STATS[0], std=CIFAR10_STATS[1])
 
 
 def load_cifar100(root: Optional[PathLike], train: bool) -> ImageDataset:
     split = "train" if train else "test"
     folder = _find_folder(root, "cifar-100-python", [split, "meta"], "CIFAR-100", CIFAR_FORMAT)
-    entry = _unpickle(os.path.join(folder, split))
-    images = _cifar_rows_to_images(entry["data"], os.path.join(folder, split))
-    classes = _names(_unpickle(os.path.join(folder, "meta"))["fine_label_names"])
-    return ImageDataset(_TensorImages(images), torch.tensor(entry["fine_labels"]), classes,
+    path = os.path.join(folder, split)
+    entry = _unpickle(path, ("data", "fine_labels"))
+    images = _cifar_rows_to_images(entry["data"], path)
+    labels = _cifar_labels(entry["fine_labels"], images.shape[0], path, "fine_labels")
+    classes = _names(_unpickle(os.path.join(folder, "meta"), ("fine_label_names",))["fine_label_names"])
+    return ImageDataset(_TensorImages(images), torch.tensor(labels, dtype=torch.int64), classes,
                         name="cifar100", mean=CIFAR100_STATS[0], std=CIFAR100_STATS[1])
 
 
@@ -357,15 +425,21 @@ def load_svhn(root: Optional[PathLike], train: bool) -> ImageDataset:
                           "http://ufldl.stanford.edu/housenumbers/ (keys X: (32, 32, 3, N) uint8, y: (N, 1), "
                           "label 10 = digit 0)")
     path = os.path.join(folder, file)
-    mat = scipy.io.loadmat(path)
+    try:
+        mat = scipy.io.loadmat(path)
+    except (ValueError, TypeError, OSError, EOFError, NotImplementedError) as exc:  # scipy's errors for bad files
+        raise CorruptFileError(path, f"not a readable MATLAB file (truncated or damaged?): {exc}") from None
     if "X" not in mat or "y" not in mat:
-        raise ValueError(f"{path}: expected keys 'X' and 'y', found {sorted(k for k in mat if not k.startswith('__'))}")
+        raise CorruptFileError(path, f"expected keys 'X' and 'y', found "
+                                     f"{sorted(k for k in mat if not k.startswith('__'))}")
     x = np.asarray(mat["X"], dtype=np.uint8)
     if x.ndim != 4 or x.shape[2] != 3:
-        raise ValueError(f"{path}: 'X' must be (32, 32, 3, N), got shape {x.shape}")
+        raise CorruptFileError(path, f"'X' must be (32, 32, 3, N), got shape {x.shape}")
     y = np.asarray(mat["y"], dtype=np.int64).reshape(-1)
     if y.shape[0] != x.shape[3]:
-        raise ValueError(f"{path}: {x.shape[3]} images but {y.shape[0]} labels")
+        raise CorruptFileError(path, f"{x.shape[3]} images but {y.shape[0]} labels")
+    if y.size and (y.min() < 0 or y.max() > 10):
+        raise CorruptFileError(path, f"labels must lie in 0..10 (10 = digit 0), found [{y.min()}, {y.max()}]")
     y = np.where(y == 10, 0, y)  # SVHN stores digit 0 as label 10
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
     return ImageDataset(_TensorImages(images), torch.from_numpy(y), [str(d) for d in range(10)],
@@ -477,8 +551,16 @@ def load_tiny_imagenet(root: Optional[PathLike], train: bool, image_size: int = 
                           "Tiny-ImageNet",
                           "the extracted tiny-imagenet-200.zip (wnids.txt, words.txt, train/<wnid>/images/*.JPEG, "
                           "val/images/*.JPEG with val/val_annotations.txt: file<TAB>wnid<TAB>box)")
-    with open(os.path.join(folder, "wnids.txt"), encoding="utf-8") as fh:
-        wnids = [w.strip() for w in fh if w.strip()]
+    train = check_bool("train", train)
+    image_size = check_int("image_size", image_size, min=1)
+    wnids_path = os.path.join(folder, "wnids.txt")
+    try:
+        with open(wnids_path, encoding="utf-8") as fh:
+            wnids = [w.strip() for w in fh if w.strip()]
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(wnids_path, f"not a text file of class ids ({exc})") from None
+    if not wnids:
+        raise CorruptFileError(wnids_path, "lists no class ids")
     label_of = {w: c for c, w in enumerate(wnids)}
     if train:
         paths, labels = [], []
@@ -540,10 +622,20 @@ def load_dataset(name: str, root: Optional[PathLike] = None, *, train: bool = Tr
     label noise apply to the training split only; the test split stays clean and
     balanced.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    if image_size is not None and name not in ("imagefolder", "tiny_imagenet"):
-        raise ValueError(f"image_size applies to class-folder data sets only; {name} has a fixed size")
+    check_choice("dataset name", name, sorted(DATASETS))
+    train = check_bool("train", train)
+    seed = check_int("seed", seed, min=0, max=2 ** 32 - 1)
+    if imbalance_factor is not None:
+        imbalance_factor = check_number("imbalance_factor (largest / smallest class)", imbalance_factor, min=1.0)
+    label_noise = check_number("label_noise", label_noise, min=0.0, max=1.0)
+    if image_size is not None:
+        image_size = check_int("image_size", image_size, min=1)
+        if name not in ("imagefolder", "tiny_imagenet"):
+            raise ValueError(f"image_size applies to class-folder data sets only; {name} has a fixed size")
+    split_seed = check_int("split_seed", split_seed, min=0, max=2 ** 32 - 1)
+    test_fraction = check_number("test_fraction", test_fraction, min=0.0, max=1.0, min_inclusive=False,
+                                 max_inclusive=False)
+    _root(root)
     if name == "digits":
         dataset = load_digits(train, split_seed, test_fraction)
     elif name == "cifar10":
@@ -553,9 +645,9 @@ def load_dataset(name: str, root: Optional[PathLike] = None, *, train: bool = Tr
     elif name == "svhn":
         dataset = load_svhn(root, train)
     elif name == "imagefolder":
-        dataset = load_image_folder(root, train, image_size or 224, split_seed, test_fraction)
+        dataset = load_image_folder(root, train, 224 if image_size is None else image_size, split_seed, test_fraction)
     else:
-        dataset = load_tiny_imagenet(root, train, image_size or 64)
+        dataset = load_tiny_imagenet(root, train, 64 if image_size is None else image_size)
     if train and imbalance_factor is not None:
         dataset = make_long_tailed(dataset, imbalance_factor, seed)
     if train and label_noise:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from augcore.checks import check_choice, check_int, check_number
+
 STRONG_AUGMENTATIONS = ("autoaugment", "randaugment", "trivialaugment", "augmix", "cutout", "noise", "none")
 
 # DeVries & Taylor's Cutout sizes; other data sets get half the image side
@@ -32,10 +34,8 @@ class Cutout:
     """
 
     def __init__(self, size: int, holes: int = 1):
-        if size < 1 or holes < 1:
-            raise ValueError(f"Cutout needs size >= 1 and holes >= 1, got size={size}, holes={holes}")
-        self.size = int(size)
-        self.holes = int(holes)
+        self.size = check_int("Cutout size", size, min=1)
+        self.holes = check_int("Cutout holes", holes, min=1)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         if not image.is_floating_point() or image.dim() != 3:
@@ -56,15 +56,20 @@ class GaussianNoise:
     """Adds N(0, sigma^2) noise to a [0, 1] float image and clamps back to [0, 1]."""
 
     def __init__(self, sigma: float = 0.05):
-        if sigma < 0:
-            raise ValueError(f"noise sigma must be >= 0, got {sigma}")
-        self.sigma = float(sigma)
+        self.sigma = check_number("noise sigma", sigma, min=0.0)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return (image + self.sigma * torch.randn_like(image)).clamp_(0.0, 1.0)
 
     def __repr__(self) -> str:
         return f"GaussianNoise(sigma={self.sigma})"
+
+
+def _check_dataset(dataset) -> None:
+    missing = [a for a in ("name", "image_size", "mean", "std") if not hasattr(dataset, a)]
+    if missing:
+        raise TypeError(f"dataset must be an augcore ImageDataset (or have {', '.join(missing)}), "
+                        f"got {type(dataset).__name__}")
 
 
 def _geometry(dataset, train: bool) -> List[Callable]:
@@ -92,11 +97,13 @@ def _normalize(dataset) -> Callable:
 def weak_transform(dataset) -> Callable[[torch.Tensor], torch.Tensor]:
     """Random crop with padding (H/8; random-resized crop for images >= 128 px) and horizontal flip
     (none for digits/SVHN), then scaling to [0, 1] and normalisation."""
+    _check_dataset(dataset)
     return v2.Compose(_geometry(dataset, True) + [_to_float(), _normalize(dataset)])
 
 
 def eval_transform(dataset) -> Callable[[torch.Tensor], torch.Tensor]:
     """Scaling to [0, 1] and normalisation only."""
+    _check_dataset(dataset)
     return v2.Compose([_to_float(), _normalize(dataset)])
 
 
@@ -112,6 +119,13 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
       pixel noise of std ``noise_sigma`` on the [0, 1] image.
     * ``none``: the weak augmentation only (copies that differ only by crop/flip).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name (the strong augmentation) must be a string such as 'autoaugment' or 'autoaugment+cutout', "
+                        f"got {name!r} ({type(name).__name__})")
+    _check_dataset(dataset)
+    if cutout_size is not None:
+        cutout_size = check_int("cutout_size", cutout_size, min=1)
+    noise_sigma = check_number("noise_sigma", noise_sigma, min=0.0)
     parts = [p.strip().lower() for p in name.split("+")]
     unknown = [p for p in parts if p not in STRONG_AUGMENTATIONS]
     if unknown or not parts:
@@ -122,10 +136,10 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
     normalized_ops: List[Callable] = []
     for part in parts:
         if part == "autoaugment":
+            if autoaugment_policy is not None and not isinstance(autoaugment_policy, str):
+                raise TypeError(f"autoaugment_policy must be a policy name or None, got {autoaugment_policy!r}")
             policy = (autoaugment_policy or _AUTOAUGMENT_POLICY.get(dataset.name, "imagenet")).upper()
-            if policy not in v2.AutoAugmentPolicy.__members__:
-                raise ValueError(f"unknown AutoAugment policy {policy!r}; choose from "
-                                 f"{list(v2.AutoAugmentPolicy.__members__)}")
+            check_choice("autoaugment_policy", policy, list(v2.AutoAugmentPolicy.__members__))
             uint8_ops.append(v2.AutoAugment(v2.AutoAugmentPolicy[policy]))
         elif part == "randaugment":
             uint8_ops.append(v2.RandAugment())
@@ -137,7 +151,8 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
             uint8_ops.append(v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4))
             float_ops.append(GaussianNoise(noise_sigma))
         elif part == "cutout":
-            size = cutout_size or _CUTOUT_SIZE.get(dataset.name, max(1, dataset.image_size[0] // 2))
+            size = cutout_size if cutout_size is not None else _CUTOUT_SIZE.get(dataset.name,
+                                                                                  max(1, dataset.image_size[0] // 2))
             normalized_ops.append(Cutout(size))
     return v2.Compose(_geometry(dataset, True) + uint8_ops + [_to_float()] + float_ops + [_normalize(dataset)]
                       + normalized_ops)
@@ -146,6 +161,9 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
 # --------------------------------------------------------------------------- batch transforms
 
 def _check_batch(x: torch.Tensor, y: torch.Tensor, who: str) -> None:
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{who}: {name} must be a torch.Tensor, got {type(t).__name__}")
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"{who}: x must be a float (B, C, H, W) batch, got {x.dtype} {tuple(x.shape)}")
     if y.dim() != 2 or not y.is_floating_point():
@@ -159,10 +177,8 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor, who: str) -> None:
 
 class _BatchMix:
     def __init__(self, alpha: float, seed: Optional[int] = None):
-        if not alpha > 0:
-            raise ValueError(f"{type(self).__name__}: alpha must be > 0, got {alpha}")
-        self.alpha = float(alpha)
-        self._rng = np.random.default_rng(seed)
+        self.alpha = check_number(f"{type(self).__name__} alpha", alpha, min=0.0, min_inclusive=False)
+        self._rng = np.random.default_rng(None if seed is None else check_int("seed", seed, min=0))
 
     def _draw(self, batch: int, device: torch.device) -> Tuple[float, torch.Tensor]:
         lam = float(self._rng.beta(self.alpha, self.alpha))

@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from augcore.checks import IndexOutOfRangeError, check_indices, check_int, check_int_list
+
 from .driver import PAPER_STEPS_FOR_K
 from .store import SyntheticStore
 
@@ -22,9 +24,12 @@ class _AppendedDataset(Dataset):
     """The base dataset followed by extra items, each tied to a base index."""
 
     def __init__(self, base, extra_sources: torch.Tensor, transform=None):
+        if not hasattr(base, "__len__") or getattr(base, "targets", None) is None:
+            raise TypeError(f"base must be a data set with per-item labels in .targets (an ImageDataset), "
+                            f"got {type(base).__name__}")
         self.base = base
         self.transform = transform if transform is not None else getattr(base, "transform", None)
-        base_targets = torch.as_tensor(getattr(base, "targets"), dtype=torch.int64)
+        base_targets = torch.as_tensor(base.targets, dtype=torch.int64)
         self.source = torch.cat([torch.arange(len(base), dtype=torch.int64), extra_sources])
         self.is_synthetic = torch.zeros(len(self.source), dtype=torch.bool)
         self.targets = base_targets[self.source]
@@ -71,11 +76,8 @@ class UpsampledDataset(_AppendedDataset):
     (the original plus k - 1 repeats); k = 2 is its best in the paper."""
 
     def __init__(self, base, indices, k: int = 2, transform=None):
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k (appearances of each selected image, original included) must be an int >= 1, got {k!r}")
-        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1).unique()
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(base)):
-            raise IndexError(f"selected indices must lie in [0, {len(base)})")
+        k = check_int("k (appearances of each selected image, original included)", k, min=1)
+        idx = check_indices("indices", indices, size=len(base)).unique()
         super().__init__(base, idx.repeat_interleave(k - 1), transform)
         self.k = k
 
@@ -84,8 +86,10 @@ def resolve_steps(available: Sequence[int], steps: Optional[Sequence[int]], k: O
     """Which kept steps make the copies: ``steps`` if given, else by ``k`` (the paper's
     choice for k = 2 and 5, or all stored steps when there are exactly k - 1), else all."""
     available = tuple(sorted(set(available)))
+    if k is not None:
+        k = check_int("k", k, min=1)
     if steps is not None:
-        chosen = tuple(sorted(set(int(s) for s in steps)))
+        chosen = tuple(sorted(set(check_int_list("steps", steps, min=1))))
         if k is not None and len(chosen) != k - 1:
             raise ValueError(f"k = {k} needs k - 1 = {k - 1} steps, got {list(chosen)}")
     elif k is None:
@@ -125,7 +129,7 @@ class SyntheticAugmentedDataset(_AppendedDataset):
         base_size = tuple(base.image_size) if hasattr(base, "image_size") else None
         for r in kept:
             if r["source"] >= len(base):
-                raise IndexError(f"{self.store.root}: copy of item {r['source']} but the dataset has {len(base)} items")
+                raise IndexOutOfRangeError(f"{self.store.root}: copy of item {r['source']} but the dataset has {len(base)} items")
             if base_size is not None and tuple(r["shape"][-2:]) != base_size:
                 raise ValueError(f"{self.store.root}: copies are {r['shape']} but the dataset's images are {base_size}")
         super().__init__(base, torch.tensor([r["source"] for r in kept], dtype=torch.int64), transform)

@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from augcore.checks import IndexOutOfRangeError, check_int, check_int_list
+
 from .imaging import check_image, from_model_space, to_model_space
 from .schedule import check_steps, strength_for_steps
 from .store import SyntheticStore, image_relpath
@@ -71,7 +73,7 @@ def parse_shard(shard: Optional[str | Tuple[int, int]]) -> Tuple[int, int]:
         except ValueError:
             raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {shard!r}") from None
     else:
-        index, count = shard
+        index, count = check_int_list("shard", shard, length=2)
     if not (count >= 1 and 0 <= index < count):
         raise ValueError(f"shard i/n needs n >= 1 and 0 <= i < n, got {index}/{count}")
     return int(index), int(count)
@@ -79,9 +81,8 @@ def parse_shard(shard: Optional[str | Tuple[int, int]]) -> Tuple[int, int]:
 
 def plan_units(sources: Sequence[int], steps: Sequence[int], batch_size: int) -> List[WorkUnit]:
     """All units of a run, step by step, each a chunk of the ascending source indices."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ordered = sorted(set(int(s) for s in sources))
+    batch_size = check_int("batch_size", batch_size, min=1)
+    ordered = sorted(set(check_int_list("sources", sources, min=0)))
     return [WorkUnit(step, u, tuple(ordered[start:start + batch_size]))
             for step in steps for u, start in enumerate(range(0, len(ordered), batch_size))]
 
@@ -89,6 +90,18 @@ def plan_units(sources: Sequence[int], steps: Sequence[int], batch_size: int) ->
 def shard_units(units: Sequence[WorkUnit], shard: Tuple[int, int]) -> List[WorkUnit]:
     index, count = shard
     return [unit for i, unit in enumerate(units) if i % count == index]
+
+
+def check_prompt_template(template: str) -> str:
+    """``template`` must be a string whose only placeholder is ``{class}``."""
+    if not isinstance(template, str):
+        raise TypeError(f"prompt_template must be a string such as {PAPER_PROMPT!r}, got {template!r}")
+    try:
+        template.format(**{"class": "x"})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"prompt_template may hold one placeholder, {{class}}; {template!r} fails: "
+                         f"{type(exc).__name__}: {exc}") from None
+    return template
 
 
 def class_prompt(template: str, class_names: Optional[Sequence[str]], label: int) -> str:
@@ -114,6 +127,17 @@ def _label(dataset, index: int) -> int:
     return int(targets[index]) if targets is not None else int(dataset[index][1])
 
 
+def _check_indices(indices) -> List[int]:
+    """Dataset indices from a tensor, array or list (a ``Selection``'s ``indices``); integers only."""
+    if isinstance(indices, torch.Tensor):
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise TypeError(f"indices must be integer dataset indices, got a {indices.dtype} tensor")
+        return indices.reshape(-1).tolist()
+    if hasattr(indices, "indices") and isinstance(getattr(indices, "indices"), torch.Tensor):
+        raise TypeError("indices: pass selection.indices, not the Selection itself")
+    return check_int_list("indices", indices.reshape(-1) if hasattr(indices, "reshape") else indices)
+
+
 def _sources_digest(sources: Sequence[int]) -> str:
     return hashlib.sha256(",".join(str(s) for s in sources).encode()).hexdigest()[:16]
 
@@ -129,10 +153,15 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
     """
     from tqdm.auto import tqdm
 
-    steps = check_steps(list(steps), backend.total_steps)
-    sources = sorted(set(int(i) for i in torch.as_tensor(indices).reshape(-1).tolist()))
+    steps = check_steps(steps, backend.total_steps)
+    sources = sorted(set(_check_indices(indices)))
     if sources and (sources[0] < 0 or sources[-1] >= len(dataset)):
-        raise IndexError(f"selected indices must lie in [0, {len(dataset)}), got range [{sources[0]}, {sources[-1]}]")
+        raise IndexOutOfRangeError(f"indices (selected dataset indices) must lie in [0, {len(dataset)}), got range "
+                                   f"[{sources[0]}, {sources[-1]}]")
+    seed = check_int("seed", seed, min=0)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    if backend.conditional:
+        check_prompt_template(prompt_template)
     shard = parse_shard(shard)
     if class_names is None:
         class_names = getattr(dataset, "classes", None)
@@ -147,7 +176,7 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
         "batch_size": int(batch_size), "sources": _sources_digest(sources), "num_sources": len(sources)})
 
     units = shard_units(plan_units(sources, steps, batch_size), shard)
-    todo = [u for u in units if not store.unit_done(u.step, u.unit)]
+    todo = [u for u in units if not store.unit_done(u.step, u.unit, u.sources)]
     skipped = sum(len(u.sources) for u in units) - sum(len(u.sources) for u in todo)
     bar = tqdm(total=sum(len(u.sources) for u in units), initial=skipped, unit="img", disable=not progress,
                desc=f"generate shard {shard[0]}/{shard[1]}")

@@ -19,17 +19,16 @@ So a copy "at s steps" is img2img with ``strength = s / T``, but ``int()`` trunc
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 
+from augcore.checks import check_int, check_int_list
 
-def _validate(steps: int, total_steps: int) -> None:
-    if not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-    if not isinstance(steps, int) or not 1 <= steps <= total_steps:
-        raise ValueError(f"steps must be an int in [1, total_steps={total_steps}], got {steps!r}")
+
+def _validate(steps: int, total_steps: int) -> Tuple[int, int]:
+    total_steps = check_int("total_steps", total_steps, min=1)
+    return check_int("steps", steps, min=1, max=total_steps), total_steps
 
 
 def steps_run_for_strength(strength: float, total_steps: int) -> int:
@@ -39,7 +38,7 @@ def steps_run_for_strength(strength: float, total_steps: int) -> int:
 
 def strength_for_steps(steps: int, total_steps: int) -> float:
     """The img2img ``strength`` that makes diffusers run exactly ``steps`` of ``total_steps``."""
-    _validate(steps, total_steps)
+    steps, total_steps = _validate(steps, total_steps)
     strength = steps / total_steps
     while steps_run_for_strength(strength, total_steps) < steps:
         strength = math.nextafter(strength, math.inf)
@@ -54,7 +53,7 @@ def partial_timesteps(scheduler, steps: int, total_steps: int) -> torch.Tensor:
     Sets ``total_steps`` on ``scheduler`` (as img2img does) and returns the tail that
     img2img would use; element 0 is the noise level the reference image is brought to.
     """
-    _validate(steps, total_steps)
+    steps, total_steps = _validate(steps, total_steps)
     scheduler.set_timesteps(total_steps)
     order = getattr(scheduler, "order", 1)
     t_start = total_steps - steps
@@ -64,12 +63,13 @@ def partial_timesteps(scheduler, steps: int, total_steps: int) -> torch.Tensor:
 
 
 def check_steps(steps: Sequence[int], total_steps: int) -> tuple:
-    """Sorted, de-duplicated kept steps; raises on values outside [1, total_steps]."""
-    if len(steps) == 0:
-        raise ValueError("at least one denoising step to keep is required")
-    as_ints = [int(s) if isinstance(s, numbers.Integral) else s for s in steps]
+    """Sorted kept steps; raises on a scalar, non-integers, repeats and values outside [1, total_steps]."""
+    total_steps = check_int("total_steps", total_steps, min=1)
+    as_ints = check_int_list("steps", steps)
+    if len(as_ints) == 0:
+        raise ValueError("steps: at least one denoising step to keep is required, got []")
     for s in as_ints:
-        _validate(s, total_steps)
+        check_int("steps", s, min=1, max=total_steps)
     if len(set(as_ints)) != len(as_ints):
-        raise ValueError(f"kept steps must be distinct, got {as_ints}")
+        raise ValueError(f"steps (kept denoising steps) must be distinct, got {as_ints}")
     return tuple(sorted(as_ints))

@@ -28,18 +28,19 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from augcore.checks import check_choice, check_int, check_number
+
 LOSSES = ("ce", "mse")
 StochasticMatvec = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_damping(damping: float) -> float:
-    damping = float(damping)
-    if not damping >= 0.0:  # also rejects NaN
-        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
-    return damping
+    return check_number("damping", damping, min=0.0)
 
 
 def _check_vector(v: torch.Tensor, dim: int, name: str = "v") -> None:
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
     if v.dim() != 1 or v.shape[0] != dim:
         raise ValueError(f"{name}: expected a flat vector of length {dim}, got shape {tuple(v.shape)}")
 
@@ -63,8 +64,7 @@ def output_errors(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce") 
 
     Plain torch (and differentiable), the same proxy as ``augcore.grad_proxies``.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    check_choice("loss", loss, LOSSES)
     onehot = torch.nn.functional.one_hot(labels.long(), logits.shape[1]).to(logits.dtype)
     return (torch.softmax(logits, 1) if loss == "ce" else logits) - onehot
 
@@ -79,13 +79,16 @@ class LastLayerHessian:
 
     def __init__(self, embeddings: torch.Tensor, logits: torch.Tensor, *, bias: bool = True,
                  damping: float = 0.0, loss: str = "ce"):
+        for name, t in (("embeddings", embeddings), ("logits", logits)):
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise TypeError(f"{name} must be a floating torch.Tensor, got "
+                                f"{t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}")
         if embeddings.dim() != 2 or logits.dim() != 2 or embeddings.shape[0] != logits.shape[0]:
             raise ValueError(f"embeddings (N, H) and logits (N, C) must have the same number of rows, got "
                              f"{tuple(embeddings.shape)} and {tuple(logits.shape)}")
         if embeddings.shape[0] == 0:
             raise ValueError("the Hessian needs at least one training example; got 0 rows")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        check_choice("loss", loss, LOSSES)
         dtype = torch.promote_types(embeddings.dtype, torch.float32)
         self.embeddings = embeddings.to(dtype)
         self.probabilities = torch.softmax(logits.to(dtype), 1) if loss == "ce" else None
@@ -128,9 +131,11 @@ class LastLayerHessian:
     def stochastic_matvec(self, generator: torch.Generator, batch_size: Optional[int] = 1024) -> StochasticMatvec:
         """An unbiased mini-batch estimate of ``matvec``: each call draws ``batch_size`` rows
         uniformly with replacement, O(batch) per call (None or >= N: the exact full product)."""
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 (or None for all rows), got {batch_size}")
-        batch_size = self.num_examples if batch_size is None else min(int(batch_size), self.num_examples)
+        if batch_size is not None:
+            batch_size = check_int("batch_size (or None for all rows)", batch_size, min=1)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        batch_size = self.num_examples if batch_size is None else min(batch_size, self.num_examples)
 
         def estimate(v: torch.Tensor) -> torch.Tensor:
             _check_vector(v, self.dim)

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from tqdm.auto import tqdm
 
+from augcore.checks import check_bool, check_int, check_number
 from augcore.influence.scores import LastLayerInfluence
 
 Model = Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
@@ -37,12 +38,23 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
     ``log_path``: optional JSON-lines file, one record per epoch (epoch, influence,
     penalty, loss). Returns the same records.
     """
-    if inputs.shape[0] != labels.shape[0] or inputs.shape[0] == 0:
-        raise ValueError(f"inputs ({inputs.shape[0]} rows) and labels ({labels.shape[0]}) must be non-empty and "
+    for name, t in (("inputs", inputs), ("labels", labels)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not isinstance(influence, LastLayerInfluence):
+        raise TypeError(f"influence must be a fitted LastLayerInfluence, got {type(influence).__name__}")
+    if not callable(model):
+        raise TypeError(f"model must be callable (x -> (logits, embedding)), got {type(model).__name__}")
+    if inputs.dim() == 0 or labels.dim() == 0 or inputs.shape[0] != labels.shape[0] or inputs.shape[0] == 0:
+        raise ValueError(f"inputs ({tuple(inputs.shape)}) and labels ({tuple(labels.shape)}) must be non-empty and "
                          "of equal length")
-    if epochs < 1 or batch_size < 1 or not lr > 0 or regularisation < 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0, regularisation >= 0; got {epochs}, "
-                         f"{batch_size}, {lr}, {regularisation}")
+    epochs = check_int("epochs", epochs, min=1)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    lr = check_number("lr", lr, min=0.0, min_inclusive=False)
+    regularisation = check_number("regularisation", regularisation, min=0.0)
+    seed = check_int("seed", seed, min=0)
+    progress = check_bool("progress", progress)
+    influence._require_fit()
     module = model if isinstance(model, torch.nn.Module) else None
     frozen = [] if module is None else [p for p in module.parameters() if p.requires_grad]
     was_training = None if module is None else module.training
@@ -79,7 +91,7 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
             records.append(record)
             if log_path is not None:
                 with open(log_path, "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
+                    fh.write(json.dumps(record) + "\n")  # appended per epoch: a log, not state to resume
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -26,6 +26,7 @@ import torch
 
 from augcore.influence.hessian import (LOSSES, LastLayerHessian, ParameterHessian, join_last_layer, output_errors,
                                        split_last_layer)
+from augcore.checks import check_bool, check_choice, check_int, check_number
 from augcore.influence.solvers import SolveResult, conjugate_gradient, lissa
 
 SOLVERS = ("cg", "lissa")
@@ -64,6 +65,14 @@ class LastLayerInfluence:
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], train_embeddings: torch.Tensor,
                  train_logits: torch.Tensor, *, damping: float = 0.01, loss: str = "ce",
                  dtype: torch.dtype = torch.float64):
+        for name, t in (("weight", weight), ("train_embeddings", train_embeddings), ("train_logits", train_logits)):
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise TypeError(f"{name} must be a floating torch.Tensor, got "
+                                f"{t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}")
+        if bias is not None and not isinstance(bias, torch.Tensor):
+            raise TypeError(f"bias must be a torch.Tensor or None, got {type(bias).__name__}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
         if weight.dim() != 2:
             raise ValueError(f"weight: expected (C, H), got shape {tuple(weight.shape)}")
         num_classes, embedding_dim = weight.shape
@@ -76,8 +85,7 @@ class LastLayerInfluence:
         if train_logits.dim() != 2 or train_logits.shape[1] != num_classes:
             raise ValueError(f"train logits: expected (N, {num_classes}) to match weight, got "
                              f"{tuple(train_logits.shape)}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        check_choice("loss", loss, LOSSES)
         for name, t in (("train embeddings", train_embeddings), ("train logits", train_logits)):
             if t.device != weight.device:
                 raise ValueError(f"{name} are on {t.device} but the layer's weight is on {weight.device}; "
@@ -96,6 +104,8 @@ class LastLayerInfluence:
         self.solve: Optional[SolveResult] = None
 
     def _check_labels(self, labels: torch.Tensor, rows: int, name: str) -> None:
+        if not isinstance(labels, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of class ids, got {type(labels).__name__}")
         if labels.dim() != 1 or labels.shape[0] != rows:
             raise ValueError(f"{name}: expected shape ({rows},), got {tuple(labels.shape)}")
         if labels.is_floating_point() or labels.dtype == torch.bool:
@@ -111,8 +121,12 @@ class LastLayerInfluence:
 
     def validation_gradient(self, val_embeddings: torch.Tensor, val_labels: torch.Tensor,
                             val_logits: Optional[torch.Tensor] = None, reduction: str = "sum") -> torch.Tensor:
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        check_choice("reduction", reduction, REDUCTIONS)
+        if not isinstance(val_embeddings, torch.Tensor) or not val_embeddings.is_floating_point():
+            raise TypeError("validation embeddings must be a floating torch.Tensor")
+        if not bool(torch.isfinite(val_embeddings).all()) or (val_logits is not None
+                                                              and not bool(torch.isfinite(val_logits).all())):
+            raise ValueError("validation embeddings / logits contain NaN or inf")
         if val_embeddings.dim() != 2 or val_embeddings.shape[1] != self.embedding_dim or len(val_embeddings) == 0:
             raise ValueError(f"validation embeddings: expected (N_val >= 1, {self.embedding_dim}), got "
                              f"{tuple(val_embeddings.shape)}")
@@ -132,8 +146,10 @@ class LastLayerInfluence:
         adds Jacobi preconditioning by the Hessian's diagonal, which helps when embedding
         coordinates have very different scales and did not on CIFAR-like random stats)
         or ``"lissa"``."""
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        check_choice("solver", solver, SOLVERS)
+        seed = check_int("seed", seed, min=0)
+        cg_tol = check_number("cg_tol", cg_tol, min=0.0, min_inclusive=False)
+        precondition = check_bool("precondition", precondition)
         rhs = self.validation_gradient(val_embeddings, val_labels, val_logits, reduction)
         if solver == "cg":
             self.solve = conjugate_gradient(self.hessian.matvec, rhs, tol=cg_tol,
@@ -157,6 +173,8 @@ class LastLayerInfluence:
         ``logits`` None: computed from the layer, so gradients also flow through them.
         """
         direction = self._require_fit()
+        if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point():
+            raise TypeError("embeddings must be a floating torch.Tensor")
         if embeddings.dim() != 2 or embeddings.shape[1] != self.embedding_dim:
             raise ValueError(f"embeddings: expected (N, {self.embedding_dim}), got {tuple(embeddings.shape)}")
         self._check_labels(labels, len(embeddings), "labels")
@@ -191,10 +209,9 @@ class ParameterInfluence:
             solver: str = "cg", seed: int = 0, cg_tol: float = 1e-8, lissa_depth: int = 1000,
             lissa_repeats: int = 1, lissa_scale: Optional[float] = None) -> "ParameterInfluence":
         """``loss_fn`` is a batch mean, so the summed validation gradient is N_val times it."""
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        check_choice("solver", solver, SOLVERS)
+        check_choice("reduction", reduction, REDUCTIONS)
+        seed = check_int("seed", seed, min=0)
         if len(val_inputs) == 0:
             raise ValueError("validation set is empty")
         rhs = self.hessian.gradient(val_inputs, val_targets)

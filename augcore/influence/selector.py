@@ -18,30 +18,76 @@ The lowest scores are selected (globally, or per class with ``split``); weights 
 """
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Optional, Sequence, Union
 
 import torch
 
+from augcore.checks import check_bool, check_choice, check_int, check_number
+from augcore.influence.hessian import LOSSES
 from augcore.influence.scores import REDUCTIONS, SOLVERS, LastLayerInfluence
 from augcore.ops.budgets import SPLITS, split_budget
+from augcore.selection._common import validate_stats
 from augcore.selection.base import InferenceStats, Selection
 
 OBJECTIVES = ("replace", "append")
 
 
+def _check_budget(budget: Union[int, float]) -> Union[int, float]:
+    """An integer count >= 0 (Python or numpy) or a float fraction in [0, 1] (Python or numpy)."""
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
+        raise TypeError(f"budget must be an integer count or a float fraction, got {budget!r} "
+                        f"({type(budget).__name__})")
+    if isinstance(budget, numbers.Integral):
+        return check_int("budget", budget, min=0)
+    return check_number("budget (a fraction of the examples)", budget, min=0.0, max=1.0)
+
+
 def _resolve_budget(budget: Union[int, float], n: int) -> int:
-    if isinstance(budget, bool):
-        raise TypeError(f"budget must be an int count or a float fraction, got {budget!r}")
+    budget = _check_budget(budget)
     if isinstance(budget, float):
-        if not 0.0 <= budget <= 1.0:
-            raise ValueError(f"a fractional budget must lie in [0, 1], got {budget}")
         return int(round(budget * n))
-    if isinstance(budget, int):
-        if not 0 <= budget <= n:
-            raise ValueError(f"budget {budget} out of range [0, {n}] (the number of examples)")
-        return budget
-    raise TypeError(f"budget must be an int count or a float fraction, got {type(budget).__name__}")
+    if budget > n:
+        raise ValueError(f"budget {budget} out of range [0, {n}] (the number of examples)")
+    return budget
+
+
+def _check_layer(weight, bias):
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+        raise TypeError(f"weight must be the classifier's float (C, H) weight tensor (model.classifier.weight), "
+                        f"got {_describe(weight)}")
+    if bias is not None and (not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (weight.shape[0],)):
+        raise TypeError(f"bias must be None or a ({weight.shape[0]},) tensor matching weight, got {_describe(bias)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+    return weight, bias
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _check_stats(stats, name: str) -> None:
+    """validate_stats (shapes, dtypes, finiteness, labels, indices), naming the argument."""
+    if not isinstance(stats, InferenceStats):
+        raise TypeError(f"{name} must be an augcore InferenceStats, got {type(stats).__name__}")
+    try:
+        validate_stats(stats, need_embeddings=True)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+
+
+def _check_variants(variants) -> list:
+    if isinstance(variants, InferenceStats) or not isinstance(variants, (list, tuple)):
+        raise TypeError(f"variants must be a list of InferenceStats (one per candidate augmentation), got "
+                        f"{type(variants).__name__}")
+    for v, variant in enumerate(variants):
+        _check_stats(variant, f"variants[{v}]")
+    return list(variants)
 
 
 def _require_embeddings(stats: InferenceStats, name: str) -> torch.Tensor:
@@ -88,37 +134,45 @@ class InfluenceSelector:
                  val_reduction: str = "sum", split: Optional[str] = None, only_improving: bool = False,
                  loss: str = "ce", cg_tol: float = 1e-6, dtype: torch.dtype = torch.float64,
                  lissa_depth: int = 1000, lissa_batch_size: Optional[int] = 1024):
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if val_reduction not in REDUCTIONS:
-            raise ValueError(f"val_reduction must be one of {REDUCTIONS}, got {val_reduction!r}")
-        if split is not None and split not in SPLITS:
-            raise ValueError(f"split must be None (global) or one of {SPLITS}, got {split!r}")
+        check_choice("objective", objective, OBJECTIVES)
+        check_choice("solver", solver, SOLVERS)
+        check_choice("val_reduction", val_reduction, REDUCTIONS)
+        check_choice("split", split, (None,) + tuple(SPLITS))
+        check_choice("loss", loss, LOSSES)
+        weight, bias = _check_layer(weight, bias)
+        _check_stats(val_stats, "val_stats")
         if len(val_stats) == 0:
             raise ValueError("val_stats is empty: influence needs at least one validation example")
-        _require_embeddings(val_stats, "val_stats")
+        if val_stats.embeddings.shape[1] != weight.shape[1] or val_stats.logits.shape[1] != weight.shape[0]:
+            raise ValueError(f"val_stats: embeddings (N, {val_stats.embeddings.shape[1]}) and logits "
+                             f"(N, {val_stats.logits.shape[1]}) do not match weight (C, H) = {tuple(weight.shape)}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
         self.weight = weight.detach()
         self.bias = None if bias is None else bias.detach()
         self.val_stats = val_stats
-        self.budget = budget
-        self.variants = None if variants is None else list(variants)
+        self.budget = _check_budget(budget)
+        self.variants = None if variants is None else _check_variants(variants)
         self.objective = objective
-        self.damping = damping
+        self.damping = check_number("damping", damping, min=0.0)
         self.solver = solver
         self.val_reduction = val_reduction
         self.split = split
-        self.only_improving = only_improving
+        self.only_improving = check_bool("only_improving", only_improving)
         self.loss = loss
-        self.cg_tol = cg_tol
+        self.cg_tol = check_number("cg_tol", cg_tol, min=0.0, min_inclusive=False)
         self.dtype = dtype
-        self.lissa_depth = lissa_depth
-        self.lissa_batch_size = lissa_batch_size
+        self.lissa_depth = check_int("lissa_depth", lissa_depth, min=1)
+        self.lissa_batch_size = None if lissa_batch_size is None else check_int("lissa_batch_size",
+                                                                               lissa_batch_size, min=1)
 
     def scores(self, stats: InferenceStats, seed: int = 0,
                variants: Optional[Sequence[InferenceStats]] = None):
         """(scores (N,), best variant (N,) int64 or None, fitted LastLayerInfluence) for the rows of ``stats``."""
+        _check_stats(stats, "stats")
+        seed = check_int("seed", seed, min=0)
+        if variants is not None:
+            variants = _check_variants(variants)
         embeddings = _require_embeddings(stats, "stats")
         influence = LastLayerInfluence(self.weight, self.bias, embeddings, stats.logits, damping=self.damping,
                                        loss=self.loss, dtype=self.dtype)
@@ -166,6 +220,8 @@ class InfluenceSelector:
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0,
                variants: Optional[Sequence[InferenceStats]] = None) -> Selection:
         """``variants`` here replaces the constructor's for this step (they change with the model)."""
+        _check_stats(stats, "stats")
+        epoch = check_int("epoch", epoch, min=0)
         total = _resolve_budget(self.budget, len(stats))
         start = time.perf_counter()
         scores, best_variant, influence = self.scores(stats, seed, variants)

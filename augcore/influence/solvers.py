@@ -18,7 +18,14 @@ from typing import Callable, Optional
 
 import torch
 
+from augcore.checks import check_bool, check_int, check_number
+
 Matvec = Callable[[torch.Tensor], torch.Tensor]
+
+
+class SolverError(RuntimeError, ValueError):
+    """A solve failed because of its settings (too few iterations, too little damping, a LiSSA
+    scale below the Hessian's spectrum): a ``RuntimeError`` that is also a ``ValueError``."""
 
 
 @dataclass
@@ -35,6 +42,9 @@ class SolveResult:
 
 
 def _check_rhs(rhs: torch.Tensor) -> None:
+    if not isinstance(rhs, torch.Tensor) or not rhs.is_floating_point():
+        raise TypeError(f"rhs must be a floating torch.Tensor, got "
+                        f"{rhs.dtype if isinstance(rhs, torch.Tensor) else type(rhs).__name__}")
     if rhs.dim() != 1:
         raise ValueError(f"rhs: expected a flat vector, got shape {tuple(rhs.shape)}")
     if not bool(torch.isfinite(rhs).all()):
@@ -53,7 +63,11 @@ def conjugate_gradient(matvec: Matvec, rhs: torch.Tensor, *, tol: float = 1e-6, 
     damping); with ``raise_on_failure`` this and non-convergence raise.
     """
     _check_rhs(rhs)
-    max_iter = rhs.numel() if max_iter is None else int(max_iter)
+    if not callable(matvec):
+        raise TypeError(f"matvec must be a callable v -> A v, got {type(matvec).__name__}")
+    tol = check_number("tol", tol, min=0.0, min_inclusive=False)
+    max_iter = rhs.numel() if max_iter is None else check_int("max_iter", max_iter, min=1)
+    raise_on_failure = check_bool("raise_on_failure", raise_on_failure)
     rhs_norm = float(rhs.norm())
     x = torch.zeros_like(rhs)
     if rhs_norm == 0.0:
@@ -88,7 +102,7 @@ def conjugate_gradient(matvec: Matvec, rhs: torch.Tensor, *, tol: float = 1e-6, 
     residual = float((matvec(x) - rhs).norm())  # the true residual, not the recursively updated one
     converged = residual <= max(tol, 1e3 * torch.finfo(rhs.dtype).eps) * rhs_norm
     if raise_on_failure and not converged:
-        raise RuntimeError(f"conjugate gradients did not converge in {iterations} steps: relative residual "
+        raise SolverError(f"conjugate gradients did not converge in {iterations} steps: relative residual "
                            f"{residual / rhs_norm:.3g} > tol {tol:g}; raise max_iter or damping")
     return SolveResult(x, iterations, residual, rhs_norm, converged)
 
@@ -96,7 +110,9 @@ def conjugate_gradient(matvec: Matvec, rhs: torch.Tensor, *, tol: float = 1e-6, 
 def largest_eigenvalue(matvec: Matvec, dim: int, *, iterations: int = 30, dtype: torch.dtype = torch.float64,
                        device: Optional[torch.device] = None, seed: int = 0) -> float:
     """Power-iteration estimate of the largest eigenvalue of a symmetric PSD operator."""
-    generator = torch.Generator().manual_seed(seed)
+    dim = check_int("dim", dim, min=1)
+    iterations = check_int("iterations", iterations, min=1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, min=0))
     v = torch.randn(dim, generator=generator, dtype=dtype).to(device)
     v = v / v.norm()
     estimate = 0.0
@@ -121,12 +137,14 @@ def lissa(matvec: Matvec, stochastic_matvec: Matvec, rhs: torch.Tensor, *, depth
     (``scale`` too small).
     """
     _check_rhs(rhs)
-    if depth < 1 or repeats < 1:
-        raise ValueError(f"depth and repeats must be >= 1, got depth={depth}, repeats={repeats}")
+    depth = check_int("depth", depth, min=1)
+    repeats = check_int("repeats", repeats, min=1)
+    tol = check_number("tol", tol, min=0.0)
     if scale is None:
         scale = 2.0 * largest_eigenvalue(matvec, rhs.numel(), dtype=rhs.dtype, device=rhs.device)
-    if not scale > 0.0:
-        raise ValueError(f"scale must be > 0 (about the largest Hessian eigenvalue or more), got {scale}")
+        if not scale > 0.0:
+            raise ValueError(f"the Hessian's largest eigenvalue is {scale / 2:g}: pass scale (> 0) or add damping")
+    scale = check_number("scale (about the largest Hessian eigenvalue or more)", scale, min=0.0, min_inclusive=False)
     rhs_norm = float(rhs.norm())
     total = torch.zeros_like(rhs)
     for _ in range(repeats):
@@ -134,7 +152,7 @@ def lissa(matvec: Matvec, stochastic_matvec: Matvec, rhs: torch.Tensor, *, depth
         for step in range(depth):
             x = rhs + x - stochastic_matvec(x) / scale
             if not bool(torch.isfinite(x).all()) or float(x.norm()) > 1e12 * max(rhs_norm, 1e-300):
-                raise RuntimeError(f"LiSSA diverged at step {step} with scale={scale:g}: the mini-batch Hessian "
+                raise SolverError(f"LiSSA diverged at step {step} with scale={scale:g}: the mini-batch Hessian "
                                    "has eigenvalues above 2*scale; increase `scale`")
         total = total + x / scale
     solution = total / repeats

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from augcore.checks import check_bool, check_int, check_number
 from augcore.influence.learner import train_augmenter
 from augcore.io import atomic_savefig
 from augcore.influence.scores import LastLayerInfluence
@@ -131,6 +132,16 @@ def run_toy_experiment(seed: int = 0, *, num_train: int = 200, num_val: int = 20
     influence landscape is not convex in x, and the paper's picture needs moves of the
     order of the class spread.
     """
+    seed = check_int("seed", seed, min=0)
+    num_train = check_int("num_train", num_train, min=2)
+    num_val = check_int("num_val", num_val, min=1)
+    classifier_steps = check_int("classifier_steps", classifier_steps, min=0)
+    augmenter_epochs = check_int("augmenter_epochs", augmenter_epochs, min=1)
+    max_shift = check_number("max_shift", max_shift, min=0.0)
+    regularisation = check_number("regularisation", regularisation, min=0.0)
+    augmenter_lr = check_number("augmenter_lr", augmenter_lr, min=0.0, min_inclusive=False)
+    damping = check_number("damping", damping, min=0.0)
+    progress = check_bool("progress", progress)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y, val_x, val_y = make_toy_data(num_train, num_val, generator)

@@ -31,11 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augcore.checks import check_bool, check_choice, check_int, check_number
+
 SPATIAL_MODELS = ("flow", "affine", None)
 LATENT_DIM = 128
 
 
 def _check_images(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise TypeError(f"images must be a float (B, C, H, W) tensor, got "
+                        f"{images.dtype if isinstance(images, torch.Tensor) else type(images).__name__}")
     if images.dim() != 4:
         raise ValueError(f"images: expected (B, C, H, W), got shape {tuple(images.shape)}")
 
@@ -43,6 +48,9 @@ def _check_images(images: torch.Tensor) -> None:
 def identity_grid(batch: int, height: int, width: int, dtype: torch.dtype = torch.float32,
                   device: Optional[torch.device] = None) -> torch.Tensor:
     """(B, H, W, 2) sampling grid of the identity, (x, y) in [-1, 1] (``align_corners=True``)."""
+    batch = check_int("batch", batch, min=0)
+    height = check_int("height", height, min=1)
+    width = check_int("width", width, min=1)
     ys = torch.linspace(-1.0, 1.0, height, dtype=dtype, device=device)
     xs = torch.linspace(-1.0, 1.0, width, dtype=dtype, device=device)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
@@ -74,7 +82,8 @@ def flow_warp(images: torch.Tensor, scale_map: torch.Tensor, shift_map: torch.Te
     for name, m in (("scale_map", scale_map), ("shift_map", shift_map)):
         if m.shape != (batch, 2, height, width):
             raise ValueError(f"{name}: expected ({batch}, 2, {height}, {width}), got {tuple(m.shape)}")
-    if smoothing < 1 or smoothing % 2 == 0:
+    smoothing = check_int("smoothing", smoothing, min=1)
+    if smoothing % 2 == 0:
         raise ValueError(f"smoothing must be an odd window size >= 1, got {smoothing}")
     coords = identity_grid(batch, height, width, images.dtype, images.device)
     displacement = scale_map * coords.permute(0, 3, 1, 2) + shift_map
@@ -127,8 +136,17 @@ class ImageAugmenter(_Augmenter):
                  appearance: bool = True, hidden: int = 32, max_spatial: float = 0.1, max_colour: float = 0.2,
                  smoothing: int = 3, flow_resolution: int = 8):
         super().__init__()
-        if spatial not in SPATIAL_MODELS:
-            raise ValueError(f"spatial must be one of {SPATIAL_MODELS}, got {spatial!r}")
+        check_choice("spatial", spatial, SPATIAL_MODELS)
+        appearance = check_bool("appearance", appearance)
+        channels, height, width = (check_int(n, v, min=1) for n, v in (("channels", channels), ("height", height),
+                                                                         ("width", width)))
+        hidden = check_int("hidden", hidden, min=1)
+        max_spatial = check_number("max_spatial", max_spatial, min=0.0)
+        max_colour = check_number("max_colour", max_colour, min=0.0)
+        smoothing = check_int("smoothing", smoothing, min=1)
+        if smoothing % 2 == 0:
+            raise ValueError(f"smoothing must be an odd window size >= 1, got {smoothing}")
+        flow_resolution = check_int("flow_resolution", flow_resolution, min=1)
         if spatial is None and not appearance:
             raise ValueError("ImageAugmenter needs a spatial model, the appearance model, or both")
         self.shape = (channels, height, width)
@@ -191,11 +209,15 @@ class TranslationAugmenter(_Augmenter):
 
     def __init__(self, dim: int, *, hidden: int = 64, max_shift: float = 0.5):
         super().__init__()
-        self.dim, self.max_shift = dim, float(max_shift)
+        dim = check_int("dim", dim, min=1)
+        hidden = check_int("hidden", hidden, min=1)
+        self.dim, self.max_shift = dim, check_number("max_shift", max_shift, min=0.0)
         self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, LATENT_DIM))
         self.heads = nn.ModuleDict({"shift": _bounded_head(LATENT_DIM, dim)})
 
     def transform_parameters(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError("inputs must be a float (B, D) tensor")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"inputs: expected (B, {self.dim}), got {tuple(x.shape)}")
         raw = self.heads["shift"](self.latent(x))

@@ -10,7 +10,8 @@ from typing import Callable, Dict
 
 from torch import nn
 
-from augcore.models.base import EmbeddingClassifier
+from augcore.checks import check_choice, check_int
+from augcore.models.base import EmbeddingClassifier, check_model_args
 from augcore.models.cifar_resnet import CifarResNet
 from augcore.models.preact_resnet import PreActResNet18
 from augcore.models.small_cnn import SmallCNN
@@ -33,12 +34,9 @@ MODELS: Dict[str, Builder] = {
 
 def build_model(name: str, num_classes: int, *, in_channels: int = 3, image_size: int = 32) -> nn.Module:
     """A randomly initialised model ``name`` (one of :data:`MODELS`)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    for what, value, least in (("num_classes", num_classes, 1), ("in_channels", in_channels, 1),
-                               ("image_size", image_size, 4)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{what} must be an integer >= {least}, got {value!r}")
+    check_choice("model", name, sorted(MODELS))
+    num_classes, in_channels = check_model_args(num_classes, in_channels)
+    image_size = check_int("image_size", image_size, min=4)
     return MODELS[name](num_classes, in_channels, image_size)
 
 

@@ -12,6 +12,13 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from augcore.checks import check_int
+
+
+def check_model_args(num_classes: int, in_channels: int) -> tuple:
+    """The arguments every model takes, checked: integers >= 1 (Python or numpy)."""
+    return check_int("num_classes", num_classes, min=1), check_int("in_channels", in_channels, min=1)
+
 
 class EmbeddingClassifier(nn.Module):
     """Base class: subclasses define ``embed`` and register the final ``nn.Linear`` as ``classifier_attr``."""

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augcore.models.base import EmbeddingClassifier
+from augcore.checks import check_int
+from augcore.models.base import EmbeddingClassifier, check_model_args
 
 
 class _PadShortcut(nn.Module):
@@ -47,6 +48,8 @@ class CifarResNet(EmbeddingClassifier):
 
     def __init__(self, depth: int, num_classes: int, in_channels: int = 3):
         super().__init__()
+        num_classes, in_channels = check_model_args(num_classes, in_channels)
+        depth = check_int("depth", depth, min=8)
         if (depth - 2) % 6 != 0:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
         blocks = (depth - 2) // 6

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augcore.models.base import EmbeddingClassifier
+from augcore.models.base import EmbeddingClassifier, check_model_args
 
 
 class _PreActBlock(nn.Module):
@@ -39,6 +39,7 @@ class PreActResNet18(EmbeddingClassifier):
 
     def __init__(self, num_classes: int, in_channels: int = 3):
         super().__init__()
+        num_classes, in_channels = check_model_args(num_classes, in_channels)
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         stages, in_planes = [], 64
         for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):

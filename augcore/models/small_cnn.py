@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from augcore.models.base import EmbeddingClassifier
+from augcore.checks import check_int
+from augcore.models.base import EmbeddingClassifier, check_model_args
 
 
 class SmallCNN(EmbeddingClassifier):
@@ -16,6 +17,8 @@ class SmallCNN(EmbeddingClassifier):
 
     def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32):
         super().__init__()
+        num_classes, in_channels = check_model_args(num_classes, in_channels)
+        width = check_int("width", width, min=1)
 
         def conv(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))

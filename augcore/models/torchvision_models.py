@@ -12,7 +12,8 @@ import torch
 import torchvision
 from torch import nn
 
-from augcore.models.base import EmbeddingClassifier
+from augcore.checks import check_choice, check_int
+from augcore.models.base import EmbeddingClassifier, check_model_args
 
 SMALL_IMAGE_MAX = 64
 
@@ -22,6 +23,9 @@ class TorchvisionResNet(EmbeddingClassifier):
 
     def __init__(self, arch: str, num_classes: int, in_channels: int = 3, image_size: int = 224):
         super().__init__()
+        check_choice("arch", arch, ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
+        num_classes, in_channels = check_model_args(num_classes, in_channels)
+        image_size = check_int("image_size", image_size, min=4)
         backbone = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
         if image_size <= SMALL_IMAGE_MAX:
             backbone.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)

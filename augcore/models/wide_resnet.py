@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augcore.models.base import EmbeddingClassifier
+from augcore.checks import check_int, check_number
+from augcore.models.base import EmbeddingClassifier, check_model_args
 
 
 class _WideBlock(nn.Module):
@@ -39,6 +40,10 @@ class WideResNet(EmbeddingClassifier):
 
     def __init__(self, depth: int, widen_factor: int, num_classes: int, in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
+        num_classes, in_channels = check_model_args(num_classes, in_channels)
+        depth = check_int("depth", depth, min=10)
+        widen_factor = check_int("widen_factor", widen_factor, min=1)
+        dropout = check_number("dropout", dropout, min=0.0, max=1.0, max_inclusive=False)
         if (depth - 4) % 6 != 0:
             raise ValueError(f"Wide ResNet depth must be 6n + 4, got {depth}")
         blocks = (depth - 4) // 6

@@ -8,19 +8,15 @@ from typing import Optional
 import numpy as np
 import torch
 
+from augcore import checks
 from augcore.selection.base import InferenceStats, Selection
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def check_fraction(fraction: float, name: str = "fraction") -> float:
-    """A budget fraction of the training set: a real number in (0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-        raise TypeError(f"{name} must be a number in (0, 1], got {fraction!r}")
-    fraction = float(fraction)
-    if not (0.0 < fraction <= 1.0):
-        raise ValueError(f"{name} must lie in (0, 1] (a fraction of the training set), got {fraction}")
-    return fraction
+    """A budget fraction of the training set: a real number (Python or numpy) in (0, 1]."""
+    return checks.check_fraction(name, fraction)
 
 
 def budget_from_fraction(fraction: float, n: int) -> int:
@@ -29,6 +25,7 @@ def budget_from_fraction(fraction: float, n: int) -> int:
     Round-half-up (not Python's round-half-to-even) so that the budget grows
     monotonically with N; e.g. 0.5 of 5 examples is 3.
     """
+    n = checks.check_int("n", n, min=0)
     return int(min(max(math.floor(check_fraction(fraction) * n + 0.5), 0), n))
 
 
@@ -38,10 +35,10 @@ def derive_seed(seed: int, epoch: int, stream: str) -> int:
     Mixing the epoch in makes re-selection draw fresh randomness every epoch while
     staying reproducible; the stream name keeps different selectors independent.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+    seed = checks.check_int("seed", seed, min=0)
+    epoch = checks.check_int("epoch", epoch, min=0)
+    if not isinstance(stream, str):
+        raise TypeError(f"stream must be a string, got {stream!r}")
     state = np.random.SeedSequence([seed, epoch, zlib.crc32(stream.encode())]).generate_state(1, np.uint64)
     return int(state[0] >> np.uint64(1))
 
@@ -56,7 +53,12 @@ def cpu_generator(seed: int, epoch: int, stream: str) -> torch.Generator:
 def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> None:
     """Checks shapes, dtypes, devices, label range and finiteness; raises naming the problem."""
     if not isinstance(stats, InferenceStats):
-        raise TypeError(f"expected augcore.selection.InferenceStats, got {type(stats).__name__}")
+        raise TypeError(f"stats must be an augcore.selection.InferenceStats, got {type(stats).__name__}")
+    for name in ("logits", "labels", "losses", "indices", "embeddings"):
+        value = getattr(stats, name)
+        if not isinstance(value, torch.Tensor) and not (name == "embeddings" and value is None):
+            # a field replaced after construction (InferenceStats converts numpy at construction)
+            raise TypeError(f"stats.{name} must be a torch.Tensor, got {type(value).__name__}")
     logits, labels, losses, indices = stats.logits, stats.labels, stats.losses, stats.indices
     if logits.dim() != 2:
         raise ValueError(f"stats.logits: expected a 2-D (N, C) tensor, got shape {tuple(logits.shape)}")
@@ -92,6 +94,9 @@ def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> N
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= c:
             raise ValueError(f"stats.labels must lie in [0, {c}) (C = logits.shape[1]), found range [{lo}, {hi}]")
+        lowest = int(indices.min())
+        if lowest < 0:
+            raise ValueError(f"stats.indices are dataset indices and must be >= 0, found {lowest}")
     _check_finite(losses, "stats.losses")
     _check_finite(logits, "stats.logits")
     if need_embeddings:

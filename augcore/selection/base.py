@@ -12,20 +12,55 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Protocol, Union, runtime_checkable
 
+import numpy as np
 import torch
 
-from augcore.io import atomic_torch_save
+from augcore.checks import CorruptFileError
+from augcore.io import atomic_torch_save, load_torch_file
+
+_STATS_FIELDS = ("logits", "labels", "losses", "indices", "embeddings")
+
+
+def _as_tensor_field(owner: str, name: str, value: Any, optional: bool = False) -> Optional[torch.Tensor]:
+    """A tensor from a tensor, numpy array or (nested) list of numbers; None only where optional."""
+    if value is None:
+        if optional:
+            return None
+        raise TypeError(f"{owner}.{name} is missing (None); every field but embeddings is required")
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray) or (isinstance(value, (list, tuple)) and not isinstance(value, str)):
+        try:
+            array = np.asarray(value)
+        except ValueError as exc:  # ragged lists
+            raise ValueError(f"{owner}.{name} must be a rectangular array, got a ragged list ({exc})") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{owner}.{name} must hold numbers, got a {array.dtype} array")
+        if array.dtype.kind == "f" and isinstance(value, (list, tuple)):
+            array = array.astype(np.float32)  # Python floats: float32 like a model's outputs
+        return torch.from_numpy(np.ascontiguousarray(array))
+    raise TypeError(f"{owner}.{name} must be a torch.Tensor (or numpy array), got {value!r} "
+                    f"({type(value).__name__})")
 
 
 @dataclass
 class InferenceStats:
-    """Per-example outputs of one eval-mode pass over a data set (all on one device)."""
+    """Per-example outputs of one eval-mode pass over a data set (all on one device).
+
+    numpy arrays and lists are converted to tensors; a missing (None) required field or
+    a field of another type raises ``TypeError`` naming it. Shapes, dtypes, devices and
+    values are checked by the selectors (``validate_stats``).
+    """
 
     logits: torch.Tensor                 # (N, C) float
     labels: torch.Tensor                 # (N,) int64
     losses: torch.Tensor                 # (N,) float32 per-example cross-entropy
     indices: torch.Tensor                # (N,) int64 dataset indices of the rows
     embeddings: Optional[torch.Tensor] = None  # (N, H) penultimate embeddings
+
+    def __post_init__(self):
+        for name in _STATS_FIELDS:
+            setattr(self, name, _as_tensor_field("stats", name, getattr(self, name), optional=name == "embeddings"))
 
     @property
     def num_classes(self) -> int:
@@ -60,6 +95,13 @@ class Selection:
 
     @classmethod
     def from_state(cls, state: Dict[str, Any]) -> "Selection":
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from Selection.to_state, got {type(state).__name__}")
+        fields = set(cls.__dataclass_fields__)
+        missing = sorted({"indices", "weights", "method"} - set(state))
+        unknown = sorted(set(state) - fields)
+        if missing or unknown:
+            raise ValueError(f"state is not a Selection state: missing {missing}, unknown {unknown}")
         return cls(**state)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -68,9 +110,12 @@ class Selection:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Selection":
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no selection file at {path}")
-        return cls.from_state(torch.load(path, map_location="cpu", weights_only=False))
+        """Reads a file written by :meth:`save`, its checksum verified; ``CorruptFileError`` names a bad file."""
+        state = load_torch_file(path, what="selection file")
+        try:
+            return cls.from_state(state)
+        except (TypeError, ValueError) as exc:
+            raise CorruptFileError(path, f"not a saved Selection ({exc})") from None
 
     def summary(self) -> str:
         return json.dumps({"method": self.method, "epoch": self.epoch, "size": len(self),

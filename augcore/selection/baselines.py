@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from augcore.checks import check_bool
 from augcore.ops.budgets import split_budget
 from augcore.selection._common import (budget_from_fraction, check_fraction, cpu_generator, require_nonempty_classes,
                                        top_per_class, unit_selection, validate_stats)
@@ -26,7 +27,7 @@ class RandomSelector:
 
     def __init__(self, fraction: float, *, stratified: bool = False):
         self.fraction = check_fraction(fraction)
-        self.stratified = bool(stratified)
+        self.stratified = check_bool("stratified", stratified)
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
         t0 = time.perf_counter()

@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
+from augcore.checks import CorruptFileError, check_indices, check_int
 from augcore.io import atomic_write_text
-
 from augcore.selection.base import Selection
 
 FORMAT_VERSION = 1
@@ -39,26 +39,19 @@ class SelectionHistory:
     """
 
     def __init__(self, num_examples: int):
-        if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
-            raise ValueError(f"num_examples must be a positive integer (the training set size), got {num_examples!r}")
-        self.num_examples = num_examples
+        self.num_examples = check_int("num_examples (the training set size)", num_examples, min=1)
         self.counts = torch.zeros(num_examples, dtype=torch.int64)
         self.records: List[Dict[str, Any]] = []
         self.last_indices: Optional[torch.Tensor] = None
 
     def _check_indices(self, idx: torch.Tensor, name: str) -> torch.Tensor:
-        idx = torch.as_tensor(idx).reshape(-1).to(device="cpu")
-        if idx.dtype.is_floating_point or idx.dtype == torch.bool:
-            raise TypeError(f"{name}: expected integer dataset indices, got {idx.dtype}")
-        idx = idx.to(torch.int64)
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.num_examples):
-            raise ValueError(f"{name}: dataset indices must lie in [0, {self.num_examples}), "
-                             f"found [{int(idx.min())}, {int(idx.max())}]")
-        return idx
+        return check_indices(name, idx, size=self.num_examples)
 
     def update(self, selection: Selection,
                max_loss_indices: Union[Selection, torch.Tensor, Sequence[int], None] = None) -> Dict[str, Any]:
         """Counts the selection and appends (and returns) its record."""
+        if not isinstance(selection, Selection):
+            raise TypeError(f"selection must be an augcore Selection, got {type(selection).__name__}")
         idx = self._check_indices(selection.indices, "selection.indices")
         self.counts += torch.bincount(torch.unique(idx), minlength=self.num_examples)
         previous = _overlap(idx, self.last_indices) if self.last_indices is not None else {"overlap": None,
@@ -108,18 +101,32 @@ class SelectionHistory:
 
     @classmethod
     def from_json(cls, text: str) -> "SelectionHistory":
-        state = json.loads(text)
+        """Parses :meth:`to_json`'s output; raises ``ValueError`` saying what is wrong with it."""
+        if not isinstance(text, (str, bytes)):
+            raise TypeError(f"text must be the JSON string of a SelectionHistory, got {type(text).__name__}")
+        try:
+            state = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not JSON (truncated or damaged?): {exc}") from None
+        if not isinstance(state, dict):
+            raise ValueError(f"a SelectionHistory is a JSON object, got {type(state).__name__}")
         if state.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported SelectionHistory format {state.get('format_version')!r} "
                              f"(this version reads {FORMAT_VERSION})")
-        history = cls(int(state["num_examples"]))
-        counts = torch.tensor(state["counts"], dtype=torch.int64)
+        missing = [k for k in ("num_examples", "counts", "records", "last_indices") if k not in state]
+        if missing:
+            raise ValueError(f"the SelectionHistory lacks {missing}")
+        history = cls(state["num_examples"])
+        counts = check_indices("counts", state["counts"])  # non-negative integers, like indices
         if counts.numel() != history.num_examples:
             raise ValueError(f"counts has {counts.numel()} entries for num_examples={history.num_examples}")
+        records = state["records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("records must be a list of JSON objects")
         history.counts = counts
-        history.records = list(state["records"])
+        history.records = list(records)
         if state["last_indices"] is not None:
-            history.last_indices = torch.tensor(state["last_indices"], dtype=torch.int64)
+            history.last_indices = check_indices("last_indices", state["last_indices"], size=history.num_examples)
         return history
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -128,10 +135,17 @@ class SelectionHistory:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "SelectionHistory":
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no selection history at {path}")
-        with open(path) as fh:
-            return cls.from_json(fh.read())
+        """Reads :meth:`save`'s file; a truncated or damaged one raises ``CorruptFileError`` naming it."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path, got {path!r} ({type(path).__name__})")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no selection history at {os.fspath(path)}")
+        with open(path, "rb") as fh:
+            data = fh.read()
+        try:
+            return cls.from_json(data.decode("utf-8"))
+        except (UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise CorruptFileError(path, f"not a SelectionHistory file: {exc}") from None
 
     def save_csv(self, path: Union[str, os.PathLike]) -> None:
         """One row per update (``RECORD_FIELDS``), written atomically; empty cells for None."""

@@ -7,6 +7,8 @@ from typing import Optional
 
 import torch
 
+from augcore.checks import check_int
+
 
 @dataclass
 class KMeansResult:
@@ -39,18 +41,45 @@ def batched_kmeans(x: torch.Tensor, groups: torch.Tensor, *, k: int = 2, num_gro
     empty cluster keeps its previous centre. The restart with the lowest inertia
     is kept per group (the first on ties). Arithmetic in ``dtype``.
     """
+    for name, t in (("x", x), ("groups", groups)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if x.dim() != 2:
         raise ValueError(f"x: expected a 2-D (N, D) tensor, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating tensor, got {x.dtype}")
     if groups.dim() != 1 or groups.shape[0] != x.shape[0]:
         raise ValueError(f"groups: expected shape ({x.shape[0]},), got {tuple(groups.shape)}")
-    if k < 1 or restarts < 1 or max_iter < 1:
-        raise ValueError(f"k, restarts and max_iter must be >= 1, got k={k}, restarts={restarts}, max_iter={max_iter}")
+    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+        raise TypeError(f"groups must be integer group ids, got {groups.dtype}")
+    k = check_int("k", k, min=1)
+    restarts = check_int("restarts", restarts, min=1)
+    max_iter = check_int("max_iter", max_iter, min=1)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        row = int(bad.any(1).nonzero()[0])
+        raise ValueError(f"x contains {int(bad.sum())} NaN/infinite value(s), first in row {row}; k-means needs "
+                         "finite points")
     device = x.device
     n, d = x.shape
     groups = groups.to(device=device, dtype=torch.int64)
+    if num_groups is not None:
+        num_groups = check_int("num_groups", num_groups, min=0)
     num_groups = int(num_groups if num_groups is not None else (int(groups.max()) + 1 if n else 0))
     if n and (int(groups.min()) < 0 or int(groups.max()) >= num_groups):
         raise ValueError(f"groups must lie in [0, {num_groups}), found [{int(groups.min())}, {int(groups.max())}]")
+
+    if n == 0:  # every group empty: nothing to cluster
+        zeros = torch.zeros(num_groups, dtype=torch.int64, device=device)
+        return KMeansResult(labels=torch.empty(0, dtype=torch.int64, device=device),
+                            centers=torch.zeros(num_groups, k, d, dtype=dtype, device=device),
+                            inertia=torch.zeros(num_groups, dtype=torch.float64, device=device),
+                            counts=torch.zeros(num_groups, k, dtype=torch.int64, device=device),
+                            iterations=zeros, restart=zeros.clone())
 
     # --- padded layout: group g's rows (ascending) fill xp[g, :n_g] -----------------
     order = torch.sort(groups, stable=True).indices

@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from augcore.checks import check_choice, check_int
 from augcore.selection._common import cpu_generator, require_nonempty_classes, unit_selection, validate_stats
 from augcore.selection.base import InferenceStats, Selection
 from augcore.selection.kmeans import batched_kmeans
@@ -31,15 +32,9 @@ class SlowLearnableSelector:
     method = "slow_learnable"
 
     def __init__(self, *, features: str = "probs", restarts: int = 10, max_iter: int = 300):
-        if features not in FEATURES:
-            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
-        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-            raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-        self.features = features
-        self.restarts = restarts
-        self.max_iter = max_iter
+        self.features = check_choice("features", features, FEATURES)
+        self.restarts = check_int("restarts", restarts, min=1)
+        self.max_iter = check_int("max_iter", max_iter, min=1)
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
         t0 = time.perf_counter()

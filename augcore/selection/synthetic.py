@@ -5,6 +5,7 @@ from typing import Optional, Union
 
 import torch
 
+from augcore.checks import check_bool, check_int
 from augcore.selection.base import InferenceStats
 
 
@@ -18,8 +19,12 @@ def random_stats(num_examples: int, num_classes: int, *, embedding_dim: Optional
     labels are drawn uniformly at random. Losses are float32 cross-entropy of the
     float32 logits; indices are arange(N).
     """
-    if num_examples < 1 or num_classes < 1:
-        raise ValueError(f"need num_examples >= 1 and num_classes >= 1, got {num_examples}, {num_classes}")
+    num_examples = check_int("num_examples", num_examples, min=1)
+    num_classes = check_int("num_classes", num_classes, min=1)
+    if embedding_dim is not None:
+        embedding_dim = check_int("embedding_dim", embedding_dim, min=1)
+    seed = check_int("seed", seed, min=0)
+    balanced = check_bool("balanced", balanced)
     gen = torch.Generator().manual_seed(seed)
     if balanced:
         labels = torch.arange(num_examples) % num_classes

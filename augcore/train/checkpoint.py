@@ -1,4 +1,11 @@
-"""Atomic checkpoints and the random-number state a resumed run needs to continue exactly."""
+"""Atomic checkpoints and the random-number state a resumed run needs to continue exactly.
+
+Checkpoints are written by :func:`augcore.io.atomic_torch_save` (temp file + rename,
+SHA-256 of the file in its zip comment) and read by :func:`load_checkpoint`, which
+verifies that checksum: a flipped byte anywhere, a truncated or empty file raises
+:class:`~augcore.checks.CorruptFileError` naming the file. Checkpoints written before
+checksums existed load with a warning.
+"""
 from __future__ import annotations
 
 import os
@@ -8,18 +15,23 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
-from augcore.io import atomic_torch_save  # noqa: F401  (re-exported by augcore.train)
+from augcore.checks import CorruptFileError, check_int
+from augcore.io import atomic_torch_save, load_torch_file  # noqa: F401  (atomic_torch_save re-exported)
 
 CHECKPOINT_FORMAT = 1
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    """The checkpoint dict at ``path``, its checksum verified.
+
+    Raises ``FileNotFoundError`` (no file), :class:`CorruptFileError` naming the file
+    (empty, truncated, damaged, or not an augcore training checkpoint).
+    """
+    state = load_torch_file(path, what="checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an augcore training checkpoint (format {CHECKPOINT_FORMAT})")
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CorruptFileError(path, f"not an augcore training checkpoint (format {CHECKPOINT_FORMAT}); "
+                                     f"found {found!r}")
     return state
 
 
@@ -40,6 +52,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    seed = check_int("seed", seed, min=0)
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
+from augcore.checks import check_int_list
 from augcore.io import atomic_savefig, atomic_write_text  # noqa: F401  (atomic_write_text re-exported)
 
 
@@ -37,6 +38,11 @@ def write_rows(rows: Sequence[Dict[str, Any]], csv_path: Optional[str] = None,
 @torch.no_grad()
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Iterable[int]) -> List[int]:
     """How many rows have their label among the top-k logits, for each k (k capped at C)."""
+    ks = check_int_list("ks", ks, min=1)
+    if not ks:
+        raise ValueError("ks must name at least one k, got []")
+    if logits.dim() != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"logits must be (B, C) and labels (B,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
     max_k = min(max(ks), logits.shape[1])
     top = logits.topk(max_k, dim=1).indices
     hits = top == labels.unsqueeze(1)

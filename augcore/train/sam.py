@@ -18,6 +18,8 @@ from typing import Callable, Iterator, Optional, Type, Union
 import torch
 from torch import nn
 
+from augcore.checks import check_bool, check_number
+
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
 
@@ -40,8 +42,8 @@ class SAM(torch.optim.Optimizer):
 
     def __init__(self, params, base_optimizer: Union[Type[torch.optim.Optimizer], torch.optim.Optimizer],
                  rho: float = 0.05, adaptive: bool = False, **kwargs):
-        if not rho >= 0.0:
-            raise ValueError(f"SAM: rho must be non-negative, got {rho}")
+        rho = check_number("SAM rho", rho, min=0.0)
+        adaptive = check_bool("SAM adaptive", adaptive)
         if isinstance(base_optimizer, torch.optim.Optimizer):
             if kwargs:
                 raise ValueError(f"SAM: optimizer options {sorted(kwargs)} given with an optimizer instance; "

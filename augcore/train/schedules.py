@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from augcore.checks import check_choice, check_int, check_int_list, check_number
+
 SCHEDULES = ("multistep", "cosine", "constant")
 REFINEMENT_MODES = ("extra", "last")
 
@@ -35,27 +37,27 @@ class LRSchedule:
 
     def __init__(self, name: str, base_lr: float, epochs: int, *, warmup_epochs: float = 0.0,
                  milestones: Optional[Sequence[int]] = None, gamma: float = 0.1, min_lr: float = 0.0):
-        if name not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
-        if epochs < 1:
-            raise ValueError(f"schedule needs epochs >= 1, got {epochs}")
-        if base_lr <= 0:
-            raise ValueError(f"base learning rate must be positive, got {base_lr}")
-        if not 0.0 <= warmup_epochs < epochs:
-            raise ValueError(f"warmup_epochs must lie in [0, epochs={epochs}), got {warmup_epochs}")
-        if milestones is None or len(milestones) == 0:
+        check_choice("schedule", name, SCHEDULES)
+        epochs = check_int("epochs", epochs, min=1)
+        base_lr = check_number("base_lr (learning rate)", base_lr, min=0.0, min_inclusive=False)
+        warmup_epochs = check_number("warmup_epochs", warmup_epochs, min=0.0, max=epochs, max_inclusive=False)
+        # gamma in (0, 1]: a step decay multiplies the LR; 0 or less would stop or reverse training
+        gamma = check_number("gamma (LR decay factor)", gamma, min=0.0, max=1.0, min_inclusive=False)
+        min_lr = check_number("min_lr", min_lr, min=0.0, max=base_lr)
+        milestones = [] if milestones is None else check_int_list("milestones", milestones)
+        if len(milestones) == 0:
             milestones = [m for m in (int(0.5 * epochs), int(0.75 * epochs)) if m > 0]
         if any(not (0 < m < epochs) for m in milestones) or list(milestones) != sorted(milestones):
             raise ValueError(f"milestones must be increasing epochs in (0, {epochs}), got {list(milestones)}")
-        self.name, self.base_lr, self.epochs = name, float(base_lr), int(epochs)
-        self.warmup_epochs = float(warmup_epochs)
-        self.milestones = [int(m) for m in milestones]
-        self.gamma, self.min_lr = float(gamma), float(min_lr)
+        self.name, self.base_lr, self.epochs = name, base_lr, epochs
+        self.warmup_epochs = warmup_epochs
+        self.milestones = milestones
+        self.gamma, self.min_lr = gamma, min_lr
 
     def lr(self, epoch: int, step: int = 0, steps_in_epoch: int = 1) -> float:
-        if steps_in_epoch < 1 or not 0 <= step < steps_in_epoch:
-            raise ValueError(f"step {step} out of range for an epoch of {steps_in_epoch} steps")
-        epoch = min(int(epoch), self.epochs - 1)
+        steps_in_epoch = check_int("steps_in_epoch", steps_in_epoch, min=1)
+        step = check_int("step", step, min=0, max=steps_in_epoch - 1)
+        epoch = min(check_int("epoch", epoch, min=0), self.epochs - 1)
         start = epoch + step / steps_in_epoch
         if start < self.warmup_epochs:
             return self.base_lr * min(1.0, (start + 1.0 / steps_in_epoch) / self.warmup_epochs)
@@ -93,8 +95,10 @@ class RefinementPlan:
     lr: float = 0.0
 
     def __post_init__(self):
-        if self.mode not in REFINEMENT_MODES:
-            raise ValueError(f"refinement mode must be one of {REFINEMENT_MODES}, got {self.mode!r}")
+        check_choice("refinement mode", self.mode, REFINEMENT_MODES)
+        check_int("scheduled_epochs", self.scheduled_epochs, min=1)
+        check_int("refine_epochs", self.refine_epochs, min=0)
+        check_number("refinement lr", self.lr, min=0.0)
         if self.enabled and self.refine_epochs < 1:
             raise ValueError(f"refinement needs epochs >= 1, got {self.refine_epochs}")
         if self.enabled and self.mode == "last" and self.refine_epochs >= self.scheduled_epochs:
@@ -105,7 +109,8 @@ class RefinementPlan:
               lr: Optional[float] = None, cosine_lr: float = 1e-4) -> "RefinementPlan":
         if lr is None:
             lr = cosine_lr if schedule.name == "cosine" else schedule.final_lr()
-        return cls(enabled, schedule.epochs, int(epochs), mode, float(lr))
+        lr = check_number("refinement lr", lr, min=0.0, min_inclusive=not enabled)
+        return cls(bool(enabled), schedule.epochs, check_int("refinement epochs", epochs, min=0), mode, lr)
 
     @property
     def total_epochs(self) -> int:
@@ -123,5 +128,6 @@ class RefinementPlan:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    lr = check_number("lr", lr, min=0.0)
     for group in optimizer.param_groups:
         group["lr"] = lr
