@@ -2,8 +2,10 @@
 
 Both take images in [0, 1] at the model's resolution, noise them to the level of
 "s of T steps" and denoise them for exactly s steps (see :mod:`augcore.generate.schedule`).
-The text-conditioned back end is the paper's method (Stable Diffusion img2img, prompt
-"a photo of a {class}", guidance 3, T = 100); the unconditional one runs the same
+The text-conditioned back end runs the paper's procedure (img2img from the noised real
+image, prompt "a photo of a {class}", guidance 3, T = 100) with any diffusers img2img
+pipeline, e.g. Stable Diffusion; the paper's own model was GLIDE, which is not a diffusers
+pipeline. The unconditional one runs the same
 noising and partial denoising loop itself, without a prompt.
 """
 from __future__ import annotations
@@ -167,7 +169,7 @@ def load_backend(source: str, *, kind: str = "auto", scheduler: Optional[str] = 
                  guidance_scale: float = 3.0, device: str = "cpu", dtype: Optional[torch.dtype] = None):
     """Loads a diffusion back end from a local diffusers pipeline folder.
 
-    ``kind``: "img2img" (text-conditioned, the paper's), "unconditional" (UNet2DModel +
+    ``kind``: "img2img" (text-conditioned, the paper's procedure), "unconditional" (UNet2DModel +
     scheduler), or "auto" (unconditional when the pipeline's unet is a UNet2DModel).
     ``scheduler``: None keeps the pipeline's; "ddim" or "ddpm" swaps it, same config.
     ``source`` "tiny" is a tiny untrained pipeline, built and cached on first use
