@@ -138,7 +138,7 @@ def check_indices(name: str, value: Any, *, size: Optional[int] = None, unique: 
         if lo < 0:
             raise IndexOutOfRangeError(f"{name} must be >= 0 (dataset indices), found {lo}")
         if size is not None and hi >= size:
-            raise IndexOutOfRangeError(f"{name} must lie in [0, {size}), found {hi}")
+            raise IndexOutOfRangeError(f"{name} out of range: must lie in [0, {size}), found {hi}")
     if unique and torch.unique(tensor).numel() != tensor.numel():
         raise ValueError(f"{name} contains repeated indices")
     return tensor
