@@ -1,8 +1,11 @@
-"""``augcore demo | train | select`` (and ``generate`` / ``bench`` when those modules are present).
+"""``augcore demo | train | select | configs | generate | bench``.
 
     augcore demo [--out runs/demo] [--seeds 3] [--epochs 8]
-    augcore train --config configs/cifar10_resnet20_coreset.yaml [--set optim.lr=0.05 ...] [--resume] [--out DIR]
+    augcore train --config cifar10_resnet20_coreset [--mode max_loss] [--set optim.lr=0.05 ...] [--resume] [--out DIR]
     augcore select --checkpoint runs/train/checkpoint.pt --out selection.pt [--method coreset] [--fraction 0.1]
+
+Bad input (an unknown key, a malformed ``--set``, a missing or damaged file) ends with
+one line naming the option and exit status 2; ``AUGCORE_DEBUG=1`` shows the traceback.
 """
 from __future__ import annotations
 
@@ -10,19 +13,65 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import sys
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 # other commands register themselves here when their module exists: module -> hook
 _PLUGINS = ("augcore.generate.cli", "augcore.bench_cli", "augcore.configs_cli")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (``augcore train: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
+    return value
+
+
+def _policy_names() -> List[str]:
+    from augcore.train.policies import POLICIES
+    return list(POLICIES)
+
+
 def _add_train(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model as a YAML config says",
                               description="Train with periodic re-selection of the examples to augment.")
-    p.add_argument("--config", help="YAML config file (see configs/); defaults apply to missing keys")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value (parsed as YAML); repeatable")
+    p.add_argument("--config", help="a shipped config's name (augcore configs) or a YAML file; defaults apply to "
+                                    "missing keys")
+    p.add_argument("--mode", choices=_policy_names(), help="the selection policy (augment.mode)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. optim.lr=0.05 or augment.selector.method=lazy "
+                        "(parsed as YAML); repeatable")
     p.add_argument("--out", help="output folder (default: run.out of the config)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
     p.set_defaults(func=_cmd_train)
@@ -32,6 +81,7 @@ def _cmd_train(args) -> int:
     from augcore.train import Trainer, load_config
 
     overrides = list(args.overrides) + ([f"run.out={json.dumps(args.out)}"] if args.out else [])
+    overrides += [f"augment.mode={args.mode}"] if args.mode else []
     config = load_config(args.config, overrides)
     result = Trainer(config, out_dir=config.run.out).fit(resume=args.resume)
     print(f"best test top-1 {result.best_top1:.2f}% (epoch {result.best_epoch + 1}), last {result.last_top1:.2f}% "
@@ -43,38 +93,25 @@ def _cmd_train(args) -> int:
 def _add_select(subparsers) -> None:
     p = subparsers.add_parser("select", help="run one selection with a trained checkpoint and save it",
                               description="One inference pass over the training set with the checkpoint's model, "
-                                          "then a selector; the Selection is saved with torch.save.")
+                                          "then a selection policy's selector; the Selection is saved with "
+                                          "torch.save.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by `augcore train`")
     p.add_argument("--out", required=True, help="file to write the Selection to (.pt)")
-    p.add_argument("--method", help="selector name (default: the checkpoint's augment.mode)")
-    p.add_argument("--fraction", type=float, help="budget as a fraction of the training set "
-                                                     "(default: the checkpoint's augment.fraction)")
-    p.add_argument("--seed", type=int, help="selector seed (default: the checkpoint's run.seed)")
-    p.add_argument("--epoch", type=int, help="epoch recorded in the selection (default: the checkpoint's)")
+    p.add_argument("--method", choices=_policy_names(), help="selection policy (default: the checkpoint's "
+                                                             "augment.mode)")
+    p.add_argument("--fraction", type=fraction, help="budget as a fraction of the training set "
+                                                      "(default: the checkpoint's augment.fraction)")
+    p.add_argument("--seed", type=non_negative_int, help="selector seed (default: the checkpoint's run.seed)")
+    p.add_argument("--epoch", type=non_negative_int, help="epoch recorded in the selection (default: the "
+                                                          "checkpoint's)")
     p.set_defaults(func=_cmd_select)
 
 
 def _cmd_select(args) -> int:
-    from augcore.selection import build_selector, collect_stats
-    from augcore.train import Trainer, config_from_dict, load_checkpoint
+    from augcore.train.select import select_from_checkpoint
 
-    state = load_checkpoint(args.checkpoint)
-    config = config_from_dict(state["config"])
-    config.run.progress = False
-    method = args.method or config.augment.mode
-    if method in ("none", "full"):
-        raise SystemExit(f"augcore select: the checkpoint's augment.mode is {method!r}; pass --method "
-                         "(e.g. coreset, random, max_loss, slow_learnable)")
-    options = dict(config.augment.selector) if method == config.augment.mode else {}
-    if method != "slow_learnable":
-        options["fraction"] = args.fraction if args.fraction is not None else config.augment.fraction
-    selector = build_selector(method, **options)
-    trainer = Trainer(config)
-    trainer.model.load_state_dict(state["model"])
-    stats = collect_stats(trainer.model, trainer.inference_set, batch_size=config.run.eval_batch_size,
-                          device=trainer.device, num_workers=config.data.num_workers, progress=True)
-    epoch = args.epoch if args.epoch is not None else int(state["epoch"])
-    selection = selector.select(stats, epoch=epoch, seed=args.seed if args.seed is not None else config.run.seed)
+    selection = select_from_checkpoint(args.checkpoint, method=args.method, fraction=args.fraction,
+                                       seed=args.seed, epoch=args.epoch)
     selection.save(args.out)
     print(selection.summary())
     return 0
@@ -84,38 +121,90 @@ def _add_demo(subparsers) -> None:
     from augcore.train.demo import DEMO_METHODS, DemoSettings
     d = DemoSettings()
     p = subparsers.add_parser("demo", help="coreset vs random-subset augmentation on the embedded digits data",
-                              description="Trains a small CNN on scikit-learn's digits with no strong augmentation, "
-                                          "random-subset and coreset augmentation (same budget and seeds) and "
-                                          "prints accuracy, wall time and selection overhead.")
+                              description="On scikit-learn's digits with a small CNN: (1) train only on a small "
+                                          "subset and its strong copies, coreset vs random (the coreset paper's "
+                                          "Table 1 protocol), then (2) the full data plus strong copies of a "
+                                          "subset, with the weak-only baseline (its Table 4 protocol). Prints "
+                                          "accuracy over seeds, coreset's gain over random and the selection "
+                                          "overhead.")
     p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
-    p.add_argument("--seeds", type=int, default=d.seeds, help=f"seeds per method (default {d.seeds})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs per run (default {d.epochs})")
-    p.add_argument("--fraction", type=float, default=d.fraction, help=f"augmentation budget (default {d.fraction})")
-    p.add_argument("--reselect-every", type=int, default=d.reselect_every,
-                   help=f"re-select every R epochs (default {d.reselect_every})")
+    p.add_argument("--seeds", type=positive_int, default=d.seeds, help=f"seeds per method (default {d.seeds})")
+    p.add_argument("--subset-fraction", type=fraction, default=d.subset_fraction,
+                   help=f"part 1: the subset trained on (default {d.subset_fraction})")
+    p.add_argument("--subset-epochs", type=positive_int, default=d.subset_epochs,
+                   help=f"part 1: epochs per run (default {d.subset_epochs})")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"part 2: epochs per run (default {d.epochs})")
+    p.add_argument("--fraction", type=fraction, default=d.fraction,
+                   help=f"part 2: augmentation budget (default {d.fraction})")
+    p.add_argument("--reselect-every", type=positive_int, default=d.reselect_every,
+                   help=f"part 2: re-select every R epochs (default {d.reselect_every})")
     p.add_argument("--strong", default=d.strong, help=f"strong augmentation (default {d.strong})")
     p.add_argument("--methods", nargs="+", default=list(d.methods), choices=DEMO_METHODS)
-    p.add_argument("--threads", type=int, default=d.num_threads, help=f"torch CPU threads (default {d.num_threads})")
+    p.add_argument("--parts", nargs="+", default=list(d.parts), choices=("table1", "table4"),
+                   help="which protocols to run (default both)")
+    p.add_argument("--threads", type=positive_int, default=d.num_threads,
+                   help=f"torch CPU threads (default {d.num_threads})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args) -> int:
     from augcore.train.demo import DemoSettings, run_demo
-    run_demo(DemoSettings(out=args.out, seeds=args.seeds, epochs=args.epochs, fraction=args.fraction,
+    run_demo(DemoSettings(out=args.out, seeds=args.seeds, subset_fraction=args.subset_fraction,
+                          subset_epochs=args.subset_epochs, epochs=args.epochs, fraction=args.fraction,
                           reselect_every=args.reselect_every, strong=args.strong, methods=tuple(args.methods),
-                          num_threads=args.threads, progress=not args.no_progress))
+                          parts=tuple(args.parts), num_threads=args.threads, progress=not args.no_progress))
+    return 0
+
+
+def _add_repro(subparsers) -> None:
+    from augcore.train.repro import METHODS, PROTOCOLS, ReproSettings
+    d = ReproSettings()
+    p = subparsers.add_parser("repro", help="the coreset paper's Table 1 / Table 4 protocols, beside its numbers",
+                              description="Runs coreset / random / max-loss (and the weak-only and full-"
+                                          "augmentation baselines) under the coreset paper's protocols at the "
+                                          "given budgets, seeds and epochs, on any data set root; prints mean +- "
+                                          "std over seeds beside the paper's CIFAR-10 / ResNet-20 numbers.")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
+                   help="table1: train on the subset + its strong copies (R = 1); table4: full data + strong "
+                        "copies (R = 20)")
+    p.add_argument("--dataset", default=d.dataset, help=f"data set name (default {d.dataset})")
+    p.add_argument("--root", help="data set root (default $AUGCORE_DATA or ./data)")
+    p.add_argument("--model", default=d.model, help=f"model name (default {d.model})")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(d.methods))
+    p.add_argument("--budgets", nargs="+", type=fraction, default=list(d.budgets), help="subset fractions")
+    p.add_argument("--seeds", type=positive_int, default=d.seeds)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--reselect-every", type=positive_int, help="R (default: the protocol's)")
+    p.add_argument("--strong", default=d.strong)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--threads", type=positive_int, default=d.num_threads)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--out", default=d.out)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_repro)
+
+
+def _cmd_repro(args) -> int:
+    from augcore.train.repro import ReproSettings, run_repro
+    run_repro(ReproSettings(protocol=args.protocol, dataset=args.dataset, root=args.root, model=args.model,
+                            methods=tuple(args.methods), budgets=tuple(args.budgets), seeds=args.seeds,
+                            epochs=args.epochs, reselect_every=args.reselect_every, strong=args.strong, lr=args.lr,
+                            batch_size=args.batch_size, num_threads=args.threads, device=args.device, out=args.out,
+                            progress=not args.no_progress))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="augcore", description="Data-efficient augmentation: pick the few "
+    parser = OneLineParser(prog="augcore", description="Data-efficient augmentation: pick the few "
                                      "training examples whose augmentation buys most of the gain.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_demo(subparsers)
     _add_train(subparsers)
     _add_select(subparsers)
+    _add_repro(subparsers)
     for module_name in _PLUGINS:
         # find_spec only tells whether the module exists; errors inside it are not hidden
         parent = module_name.rsplit(".", 1)[0]
@@ -128,14 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from augcore.train.config import ConfigError
+    from augcore.checks import CorruptFileError
+    from augcore.config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"augcore {args.command}: {exc}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, CorruptFileError, ValueError, TypeError) as exc:
+        if os.environ.get("AUGCORE_DEBUG"):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"augcore {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"augcore {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from augcore.data import load_dataset
 from augcore.selection import CoresetSelector, Selection, collect_stats
 from augcore.train import load_checkpoint
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "digits_demo.yaml")
+CONFIG = "digits_demo"   # a shipped config, by name
 
 
 def test_train_resume_and_select_through_the_cli(tmp_path, capsys):

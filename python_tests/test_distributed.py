@@ -99,11 +99,10 @@ def test_sharded_batches_reassemble_the_single_process_order():
                             "run": {"progress": False, "device": "cpu", "seed": 0}})
     trainer = Trainer(cfg, train_set=train, test_set=train)
     seen = []
-    trainer._optimise = lambda x, y, w: seen.append(y) or (0.0, torch.zeros(y.numel(), 10))
-    trainer._loader = lambda view, epoch: Trainer._loader(trainer, view, 0)
+    trainer.update = lambda x, y, w, **kw: seen.append(y) or (0.0, torch.zeros(y.numel(), 10), None)
     trainer._train_epoch(0, False)  # the order the single-process loop really sees (its labels)
     labels = train.targets
-    expected = [b.tolist() for b in global_batches(n, batch, 1)]  # _epoch_seed(0, 0, 1) == 1
+    expected = [b.tolist() for b in global_batches(n, batch, 1)]  # epoch_seed(0, 0, 1) == 1
     assert [labels[b].tolist() for b in expected] == [y.tolist() for y in seen]
     seed = 1
     assert [b.tolist() for b in global_batches(n, batch, seed)] == expected

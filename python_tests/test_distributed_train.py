@@ -42,10 +42,9 @@ def _config(**optim):
 def _build(cls, cfg, **kw):
     train, test = _data()
     torch.manual_seed(0)
-    trainer = cls(cfg, model=MLP(), train_set=train, test_set=test, **kw)
     # deterministic per-item transforms: the comparison isolates batching and gradients
-    trainer.train_view.weak = trainer.train_view.strong = eval_transform(train)
-    return trainer
+    fixed = eval_transform(train)
+    return cls(cfg, model=MLP(), train_set=train, test_set=test, transforms=(fixed, fixed), **kw)
 
 
 class _Stop(Exception):
@@ -74,11 +73,11 @@ def _train_worker(rank, world, out_dir):
         return allreduce_hook(None, bucket)
 
     t = _build(DistributedTrainer, _config(sam_rho=0.05))
-    t.ddp.register_comm_hook(None, counting_hook)
+    t.strategy.ddp.register_comm_hook(None, counting_hook)
     t.fit()
     out["sam"] = {k: v.clone() for k, v in t.model.state_dict().items()}
     out["sam_allreduces"] = calls["n"]
-    out["steps"] = len(t._sampler) * t.config.schedule.epochs  # the same view size in both epochs
+    out["steps"] = len(t.strategy.sampler) * t.config.schedule.epochs  # the same view size in both epochs
 
     t = _build(DistributedTrainer, _config(), out_dir=out_dir, callbacks=[_stop_after_first_epoch])
     with pytest.raises(_Stop):

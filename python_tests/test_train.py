@@ -146,8 +146,8 @@ def test_random_mode_reselects_every_r_epochs_and_logs(digits, tmp_path):
     assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 4
 
 
-def test_max_loss_augments_the_top_loss_fraction_of_every_batch(digits):
-    cfg = _config(augment={"mode": "max_loss", "fraction": 0.25}, schedule={"epochs": 1, "milestones": []})
+def test_max_loss_batch_augments_the_top_loss_fraction_of_every_batch(digits):
+    cfg = _config(augment={"mode": "max_loss_batch", "fraction": 0.25}, schedule={"epochs": 1, "milestones": []})
     trainer = _trainer(cfg, digits)
     row = trainer.fit().rows[0]
     n, batch = len(digits[0]), 32

@@ -1,16 +1,18 @@
-"""Scale-out on torch.distributed: the DDP trainer, distributed selection, GreeDi.
+"""Scale-out on torch.distributed: the DDP strategy, distributed selection, GreeDi.
 
 See docs/distributed.md.
 """
 from augcore.distributed.env import (DistributedEnv, check_group, init_distributed, rank_and_world, read_env,
                                      shard_bounds)
 from augcore.distributed.greedi import GreeDiResult, exp_similarity, greedi_facility_location
-from augcore.distributed.sampler import ShardedBatchSampler, global_batches
+from augcore.train.batches import ShardedBatchSampler, global_batches
 from augcore.distributed.selection import (broadcast_selection, check_same_selection, collect_stats_distributed,
-                                           select_distributed, selection_digest)
-from augcore.distributed.trainer import DistributedTrainer
+                                           merge_class_selections, select_by_class_distributed, select_distributed,
+                                           selection_digest)
+from augcore.distributed.strategy import DDPStrategy, DistributedTrainer
 
-__all__ = ["DistributedEnv", "DistributedTrainer", "GreeDiResult", "ShardedBatchSampler", "broadcast_selection",
+__all__ = ["DDPStrategy", "DistributedEnv", "DistributedTrainer", "GreeDiResult", "ShardedBatchSampler", "broadcast_selection",
            "check_group", "check_same_selection", "collect_stats_distributed", "exp_similarity",
-           "global_batches", "greedi_facility_location", "init_distributed", "rank_and_world", "read_env",
+           "global_batches", "greedi_facility_location", "init_distributed", "merge_class_selections",
+           "rank_and_world", "read_env", "select_by_class_distributed",
            "select_distributed", "selection_digest", "shard_bounds"]

@@ -122,3 +122,50 @@ def select_distributed(selector: Selector, model: torch.nn.Module, dataset: Data
     selection.timings["inference"] = t1 - t0
     selection.timings["communication"] = time.perf_counter() - t2
     return selection
+
+
+def select_by_class_distributed(selector: Selector, stats: InferenceStats, *, epoch: int = 0,
+                                seed: int = 0) -> Selection:
+    """A per-class selection sharded by class: rank r solves classes c with c % world == r
+    (``selector.select(..., classes=...)``, budgets from the global split) and the picks
+    are all-gathered, so no rank solves the whole problem. Every rank passes the same
+    (all-gathered) ``stats`` and returns the same Selection, rows in class order.
+    Selectors without a ``classes`` argument run on rank 0 and are broadcast."""
+    import inspect
+
+    rank, world = rank_and_world()
+    if world == 1 or "classes" not in inspect.signature(selector.select).parameters:
+        selection = selector.select(stats, epoch=epoch, seed=seed) if rank == 0 else None
+        selection = broadcast_selection(selection, src=0) if world > 1 else selection
+        if world > 1:
+            check_same_selection(selection)
+        return selection
+    mine = torch.arange(rank, stats.num_classes, world, dtype=torch.int64)
+    local = selector.select(stats, epoch=epoch, seed=seed, classes=mine)
+    parts: List[Optional[Selection]] = [None] * world
+    dist.all_gather_object(parts, local.to_state())
+    pieces = [Selection.from_state(p) for p in parts]
+    merged = merge_class_selections(pieces, stats)
+    check_same_selection(merged)
+    return merged
+
+
+def merge_class_selections(pieces: List[Selection], stats: InferenceStats) -> Selection:
+    """One Selection from per-class pieces over disjoint classes: picks ordered by class then
+    by each piece's order, budgets summed, assignments combined, timings the slowest piece's."""
+    labels = stats.labels.cpu().to(torch.int64)
+    label_of = torch.full((int(stats.indices.max()) + 1 if len(stats) else 0,), -1, dtype=torch.int64)
+    label_of[stats.indices.cpu()] = labels
+    indices = torch.cat([p.indices.cpu() for p in pieces])
+    weights = torch.cat([p.weights.cpu() for p in pieces])
+    order = torch.argsort(label_of[indices], stable=True)
+    budgets = None
+    if all(p.budgets is not None for p in pieces):
+        budgets = torch.stack([p.budgets.cpu() for p in pieces]).sum(0)
+    assignment = None
+    if all(p.assignment is not None for p in pieces):
+        assignment = torch.stack([p.assignment.cpu() for p in pieces]).max(0).values  # -1 where a piece has none
+    timings = {k: max(p.timings.get(k, 0.0) for p in pieces) for k in pieces[0].timings}
+    return Selection(indices=indices[order], weights=weights[order], method=pieces[0].method,
+                     assignment=assignment, budgets=budgets, epoch=pieces[0].epoch, timings=timings,
+                     info={**pieces[0].info, "sharded_by_class": len(pieces)})

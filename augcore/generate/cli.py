@@ -1,8 +1,8 @@
 """``augcore generate``: make the synthetic copies of a selection, or run the whole pipeline.
 
     augcore generate --model PATH --dataset cifar10 --selection sel.pt --out DIR [--shard 0/4]
-    augcore generate --config configs/targeted_synthetic.yaml [--set generate.batch_size=32]
-    augcore generate --config configs/targeted_synthetic.yaml --end-to-end
+    augcore generate --config targeted_synthetic [--set generate.batch_size=32]
+    augcore generate --config targeted_synthetic_digits --end-to-end
 
 Flags override the config's ``generate`` section; ``--set section.key=value`` any key.
 """
@@ -11,34 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Dict
 
-import yaml
-
-
-def _load_raw(path) -> Dict[str, Any]:
-    if path is None:
-        return {}
-    from augcore.configs import resolve_config
-    path = resolve_config(path)
-    with open(path) as fh:
-        raw = yaml.safe_load(fh) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of sections at the top level")
-    return raw
-
-
-def _apply_sets(raw: Dict[str, Any], sets) -> Dict[str, Any]:
-    for item in sets:
-        key, sep, text = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            raise ValueError(f"--set {item!r}: expected section.key=value (e.g. generate.batch_size=32)")
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(text)
-    return raw
+from augcore.config import ConfigError, apply_overrides, load_yaml
 
 
 def _selection_indices(path: str):
@@ -51,7 +25,7 @@ def _selection_indices(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    raw = _apply_sets(_load_raw(args.config), args.set)
+    raw = apply_overrides(load_yaml(args.config), args.set)
     gen = raw.setdefault("generate", {})
     for key in ("model", "kind", "scheduler", "total_steps", "guidance_scale", "steps", "seed", "batch_size",
                 "shard", "device", "dtype"):
@@ -75,20 +49,25 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import backend_from_settings, generate_settings
 
     if not args.selection:
-        raise ValueError("--selection (a Selection .pt file or a JSON list of indices) is required")
-    data = raw.get("train", {}).get("data", {})
+        raise ConfigError("--selection: required without --end-to-end (a Selection .pt file or a JSON list of "
+                          "dataset indices)")
+    train = raw.get("train") or {}
+    data = train.get("data") if isinstance(train, dict) else None
+    if not isinstance(train, dict) or not isinstance(data or {}, dict):
+        raise ConfigError("train.data: expected a mapping of keys (e.g. {name: cifar10, root: data})")
+    data = data or {}
     name = args.dataset or data.get("name")
     if not name:
-        raise ValueError("--dataset (or train.data.name in the config) is required")
+        raise ConfigError("--dataset: required (or train.data.name in the config)")
     from augcore.data import load_dataset
 
     dataset = load_dataset(name, root=args.data_root or data.get("root"), train=True)
     settings = generate_settings(raw)
     out = args.out or os.path.join(raw.get("out") or "runs/targeted_synthetic", "synthetic")
     report = generate_copies(dataset, _selection_indices(args.selection), backend_from_settings(settings), out,
-                             steps=settings["steps"], seed=int(settings["seed"]),
-                             batch_size=int(settings["batch_size"]), shard=settings["shard"],
-                             prompt_template=settings["prompt_template"], progress=settings["progress"])
+                             steps=settings.steps, seed=settings.seed, batch_size=settings.batch_size,
+                             shard=settings.shard, prompt_template=settings.prompt_template,
+                             progress=settings.progress)
     print(json.dumps({"generated": report.generated, "skipped": report.skipped,
                       "images_per_second": round(report.images_per_second, 3),
                       "shard": f"{report.shard[0]}/{report.shard[1]}", "out": report.root}))
@@ -99,7 +78,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Adds the ``generate`` subcommand to ``augcore``'s CLI."""
     p = subparsers.add_parser("generate", help="faithful diffusion copies of selected images (targeted synthetic "
                               "augmentation)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config (see configs/targeted_synthetic.yaml)")
+    p.add_argument("--config", help="a shipped config's name (augcore configs) or a YAML file")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
     p.add_argument("--end-to-end", action="store_true",
                    help="train to the separating epoch, select, generate, retrain (needs --config)")

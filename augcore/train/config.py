@@ -3,28 +3,30 @@
 A config file has the sections below (all optional; defaults are the coreset
 paper's CIFAR-10 / ResNet-20 setup scaled to the embedded digits data where a data
 set is needed). Unknown keys, wrong types and out-of-range values raise
-``ConfigError`` naming the key. ``--set section.key=value`` overrides parse the
-value as YAML (``--set optim.lr=0.05``, ``--set schedule.milestones=[100,150]``).
+``ConfigError`` naming the key; the selector options under ``augment.selector`` are
+typed by the chosen policy (``augment.selector.eps``). ``--set a.b=value`` overrides
+parse the value as YAML (``--set optim.lr=0.05``, ``--set schedule.milestones=[100,150]``,
+``--set augment.selector.method=lazy``). The typed-config machinery is
+``augcore.config``, shared with ``augcore generate``.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-import yaml
-
+from augcore.config import ConfigError, apply_overrides, build, load_yaml, require, require_choice, to_dict
 from augcore.train.schedules import REFINEMENT_MODES, SCHEDULES
 
-AUGMENT_MODES = ("none", "full", "random", "coreset", "max_loss")
 BATCH_AUGS = ("none", "mixup", "cutmix")
 AMP_MODES = ("none", "bf16", "fp16")
+STATS_SOURCES = ("eval", "in_epoch")
+TRAIN_ON = ("full", "selection", "random_subset")
+SELECT_FROM = ("all", "subset")
 
-
-class ConfigError(ValueError):
-    """A configuration key is unknown, mistyped or out of range."""
+__all__ = ["AMP_MODES", "AugmentConfig", "BATCH_AUGS", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
+           "RefinementConfig", "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides", "config_from_dict",
+           "load_config"]
 
 
 @dataclass
@@ -66,7 +68,7 @@ class ScheduleConfig:
 
 @dataclass
 class AugmentConfig:
-    mode: str = "coreset"               # none | full | random | coreset | max_loss
+    mode: str = "coreset"               # a selection policy: augcore.train.policies.POLICIES
     strong: str = "autoaugment"         # strong transform applied to selected examples
     batch_aug: str = "none"             # none | mixup | cutmix (soft-label loss)
     mix_alpha: float = 1.0
@@ -77,7 +79,12 @@ class AugmentConfig:
     placement: str = "append"           # append copies | replace originals in place
     train_on: str = "full"              # full | selection | random_subset
     random_subset_fraction: float = 0.5  # size of the random subset for train_on=random_subset
-    selector: Dict[str, Any] = field(default_factory=dict)  # extra options for build_selector
+    # train_on=random_subset: redraw the training subset every R epochs and select the copies
+    # from all data (the released code's protocol), or keep one subset and select inside it
+    random_subset_redraw: bool = True
+    select_from: str = "all"            # all | subset (train_on=random_subset only)
+    stats: str = "eval"                 # eval: an inference pass per selection | in_epoch: the last epoch's outputs
+    selector: Dict[str, Any] = field(default_factory=dict)  # the policy's options, typed by the policy
 
 
 @dataclass
@@ -112,22 +119,21 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     def validate(self) -> "TrainConfig":
-        def require(ok: bool, key: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"{key}: {message}")
+        from augcore.train.policies import POLICIES, policy_options
 
-        def choice(key: str, value: str, options: Sequence[str]) -> None:
-            require(value in options, key, f"must be one of {tuple(options)}, got {value!r}")
-
+        choice = require_choice
         a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
-        choice("augment.mode", a.mode, AUGMENT_MODES)
+        choice("augment.mode", a.mode, tuple(POLICIES))
+        policy_options(a.mode, a.selector)  # types and ranges of augment.selector.*, by the policy
+        choice("augment.stats", a.stats, STATS_SOURCES)
+        choice("augment.select_from", a.select_from, SELECT_FROM)
         choice("augment.batch_aug", a.batch_aug, BATCH_AUGS)
         choice("augment.weighting", a.weighting, ("unit", "gamma"))
         choice("augment.placement", a.placement, ("append", "inplace"))
-        choice("augment.train_on", a.train_on, ("full", "selection", "random_subset"))
+        choice("augment.train_on", a.train_on, TRAIN_ON)
         choice("schedule.name", s.name, SCHEDULES)
         choice("refinement.mode", r.mode, REFINEMENT_MODES)
         choice("run.amp", self.run.amp, AMP_MODES)
@@ -137,8 +143,10 @@ class TrainConfig:
         require(a.reselect_every >= 1, "augment.reselect_every", f"must be >= 1, got {a.reselect_every}")
         require(a.copies >= 1, "augment.copies", f"must be >= 1, got {a.copies}")
         require(a.mix_alpha > 0, "augment.mix_alpha", f"must be > 0, got {a.mix_alpha}")
-        require(a.mode != "max_loss" or a.train_on == "full", "augment.train_on",
-                "max_loss augments inside each batch and trains on the full data; use train_on: full")
+        require(a.mode != "max_loss_batch" or a.train_on == "full", "augment.train_on",
+                "max_loss_batch augments inside each batch and trains on the full data; use train_on: full")
+        require(a.stats == "eval" or a.train_on == "full", "augment.stats",
+                "in_epoch statistics need every original in every epoch (train_on: full)")
         require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
         require(o.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {o.batch_size}")
         require(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
@@ -155,104 +163,41 @@ class TrainConfig:
         require(not (r.enabled and r.mode == "last" and r.epochs >= s.epochs), "refinement.epochs",
                 f"'last' mode needs refinement.epochs < schedule.epochs ({r.epochs} >= {s.epochs})")
         require(r.lr is None or r.lr > 0, "refinement.lr", f"must be > 0 or null, got {r.lr}")
-        require(self.run.eval_batch_size >= 1, "run.eval_batch_size", "must be >= 1")
-        require(self.data.num_workers >= 0, "data.num_workers", "must be >= 0")
+        require(s.gamma > 0, "schedule.gamma", f"must be > 0, got {s.gamma}")
+        require(s.min_lr >= 0, "schedule.min_lr", f"must be >= 0, got {s.min_lr}")
+        require(r.cosine_lr > 0, "refinement.cosine_lr", f"must be > 0, got {r.cosine_lr}")
+        require(self.run.eval_batch_size >= 1, "run.eval_batch_size", f"must be >= 1, got {self.run.eval_batch_size}")
+        require(self.run.seed >= 0, "run.seed", f"must be >= 0, got {self.run.seed}")
+        require(self.run.num_threads is None or self.run.num_threads >= 1, "run.num_threads",
+                f"must be >= 1 or null, got {self.run.num_threads}")
+        require(self.data.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.data.num_workers}")
+        require(self.data.image_size is None or self.data.image_size >= 1, "data.image_size",
+                f"must be a positive number of pixels or null, got {self.data.image_size}")
+        require(self.data.imbalance_factor is None or 1 <= self.data.imbalance_factor < float("inf"),
+                "data.imbalance_factor", f"must be a finite number >= 1 or null, got {self.data.imbalance_factor}")
+        require(0 <= self.data.label_noise <= 1, "data.label_noise", f"must lie in [0, 1], got {self.data.label_noise}")
+        require(self.optim.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {self.optim.batch_size}")
+        require(self.run.device == "auto" or self.run.device == "cpu" or self.run.device.startswith("cuda"),
+                "run.device", f"must be auto, cpu, cuda or cuda:N, got {self.run.device!r}")
         return self
-
-
-def _field_types(cls) -> Dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Checks ``value`` against the field's type; ints are accepted for floats."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is Union:  # Optional[X]
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin in (list, List):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    return value
 
 
 def config_from_dict(raw: Optional[Dict[str, Any]]) -> TrainConfig:
     """Builds and validates a TrainConfig; every unknown key is reported by name."""
-    raw = raw or {}
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of sections, got {type(raw).__name__}")
-    sections = _field_types(TrainConfig)
-    unknown = sorted(set(raw) - set(sections))
+    # sections name themselves in errors ("optim.lr", not "config.optim.lr")
+    sections = {name: build(cls, (raw or {}).get(name), name)
+                for name, cls in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig),
+                                  ("schedule", ScheduleConfig), ("augment", AugmentConfig),
+                                  ("refinement", RefinementConfig), ("run", RunConfig))}
+    unknown = sorted(set(raw or {}) - set(sections))
     if unknown:
         raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(sections)}")
-    built = {}
-    for name, section_cls in sections.items():
-        values = raw.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{name}: expected a mapping of keys, got {values!r}")
-        types = _field_types(section_cls)
-        unknown = sorted(set(values) - set(types))
-        if unknown:
-            raise ConfigError(f"unknown key(s) {[f'{name}.{k}' for k in unknown]}; "
-                              f"known keys of '{name}': {sorted(types)}")
-        built[name] = section_cls(**{k: _coerce(v, types[k], f"{name}.{k}") for k, v in values.items()})
-    return TrainConfig(**built).validate()
-
-
-def apply_overrides(raw: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
-    """Applies ``section.key=value`` strings (value parsed as YAML) to a raw config dict."""
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (raw or {}).items()}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected section.key=value")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"override {item!r}: the key must be section.key (e.g. optim.lr)")
-        section, name = parts
-        if raw.get(section) is None:
-            raw[section] = {}
-        if not isinstance(raw[section], dict):
-            raise ConfigError(f"override {item!r}: section '{section}' is not a mapping in the config")
-        raw[section][name] = yaml.safe_load(text)
-    return raw
+    return TrainConfig(**sections).validate()
 
 
 def load_config(path: Optional[Union[str, os.PathLike]] = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Reads a YAML config (or the defaults when ``path`` is None) and applies overrides."""
-    raw: Dict[str, Any] = {}
-    if path is not None:
-        from augcore.configs import resolve_config
-        path = resolve_config(path)
-        with open(path) as fh:
-            try:
-                raw = yaml.safe_load(fh) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return config_from_dict(apply_overrides(raw, overrides))
+    """Reads a YAML config (a path or a shipped config's name; the defaults when ``path`` is None)
+    and applies ``--set`` overrides."""
+    return config_from_dict(apply_overrides(load_yaml(path), overrides))

@@ -1,23 +1,23 @@
-"""A batch sampler that splits the single-process run's global batches over ranks."""
+"""The batches of an epoch, and their split over ranks.
+
+One function defines the order of an epoch's batches (``global_batches``: a seeded
+permutation cut into batches); the single-process loop iterates it whole and a DDP
+run gives each rank its slice of every batch, so a W-rank run sees exactly the
+single-process batches.
+"""
 from __future__ import annotations
 
 from typing import Iterator, List
 
 import torch
-from torch.utils.data import DataLoader, Sampler
-from tqdm.auto import tqdm
+from torch.utils.data import Sampler
 
 
 def global_batches(n: int, batch_size: int, seed: int) -> List[torch.Tensor]:
-    """The index batches the single-process trainer's epoch loop sees from
-    ``DataLoader(view, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))``
-    over n items. They are drawn through an identical DataLoader over ``range(n)``
-    iterated the way ``Trainer._train_epoch`` iterates it, inside ``tqdm.auto.tqdm``:
-    that wrapper creates one extra DataLoader iterator (which draws a base seed from
-    the generator) before iterating, so the order depends on it."""
+    """An epoch's batches of row indices: ``randperm(n)`` from a generator seeded with
+    ``seed``, cut into batches of ``batch_size`` (the last may be shorter)."""
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator)
-    return [b.to(torch.int64) for b in tqdm(loader, disable=True)]
+    return list(torch.randperm(n, generator=generator).split(batch_size))
 
 
 class ShardedBatchSampler(Sampler[List[int]]):
@@ -29,6 +29,8 @@ class ShardedBatchSampler(Sampler[List[int]]):
     set attaches to them (the augmented-subset view yields (x, y, w, idx, is_aug))."""
 
     def __init__(self, n: int, batch_size: int, rank: int, world_size: int, seed: int):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if batch_size < world_size:
             raise ValueError(f"the global batch size {batch_size} is smaller than the world size {world_size}")
         self.batches = global_batches(n, batch_size, seed)
