@@ -264,15 +264,19 @@ def _expf(x: torch.Tensor) -> torch.Tensor:
     """expf of a float32 tensor as the C library computes it. exp in float64 rounded to float32
     is correctly rounded; glibc's expf errs by up to 0.502 ulp, so it can round the other way
     when the exact value lies within 0.002 ulp of a midpoint between two floats. Those few
-    values (about 0.2%) are recomputed by the C library's expf itself."""
+    values (about 0.5%) are recomputed by the C library's expf itself."""
     exact = x.double().exp()
     out = exact.float()
-    below = out.double()
-    toward = torch.where(exact > below, torch.tensor(float("inf")), torch.tensor(float("-inf")))
-    neighbour = torch.nextafter(out, toward.to(torch.float32)).double()
-    near_midpoint = (exact - (below + neighbour) / 2).abs() < 0.01 * (neighbour - below).abs()
     expf = _libm_expf()
-    if expf is not None and bool(near_midpoint.any()):
-        where = near_midpoint.nonzero(as_tuple=True)
+    if expf is None:
+        return out
+    # rounding to float32 drops the low 29 of float64's 52 mantissa bits, and a midpoint
+    # drops exactly 2^28: shift the window 2^28 +- w to [0, 2w) modulo 2^29, in place
+    window = int(0.003 * (1 << 29))
+    bits = exact.view(torch.int64).add_((1 << 29) - (1 << 28) + window).bitwise_and_((1 << 29) - 1)
+    near_midpoint = bits < 2 * window
+    near_midpoint |= out < 2.0 ** -126  # float32 subnormals sit on another grid
+    where = near_midpoint.nonzero(as_tuple=True)
+    if where[0].numel():
         out[where] = torch.tensor([expf(v) for v in x[where].tolist()], dtype=torch.float32)
     return out
