@@ -19,6 +19,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+from augcore.checks import check_choice
 from augcore.ops import facility_location, grad_proxies, normalize_weights
 from augcore.ops.budgets import REFERENCE_SPLITS, SPLITS, split_budget
 from augcore.ops.facility_location import METHODS, SIMILARITIES
@@ -86,9 +87,7 @@ class CoresetSelector:
                  budget_split: Optional[str] = None, weights: Optional[str] = None,
                  keep_zero_weight: Optional[bool] = None):
         self.fraction = check_fraction(fraction)
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-        self.preset = preset
+        self.preset = check_choice("preset", preset, PRESETS)
         given = {"proxy": proxy, "similarity": similarity, "method": method, "weights": weights,
                  "keep_zero_weight": keep_zero_weight}
         if preset == "reference":
