@@ -3,6 +3,7 @@ helpers and generation either accepts an input or rejects it with TypeError / Va
 FileNotFoundError / CorruptFileError whose message names the parameter; valid unusual
 inputs (numpy, views, float64/float16, duplicates, groups of one, N = 0) keep working."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -287,3 +288,46 @@ def test_numpy_numbers_are_taken_where_python_numbers_are():
     assert len(counted) == 4 and len(fraction) == round(0.1 * len(STATS))
     assert check_steps(np.array([5, 3]), np.int64(10)) == (3, 5)
     assert parse_shard(np.array([1, 4])) == (1, 4)
+
+
+# ----------------------------------------------------------------------------- classes found beyond the report
+
+def test_a_finite_imbalance_factor_that_empties_a_class_is_reported():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert long_tail_counts([20, 20, 20], 20.0) == [20, 4, 1]      # the largest factor keeping every class
+    with pytest.warns(UserWarning, match=r"imbalance_factor=21 leaves classes \[2\] with no examples"):
+        assert long_tail_counts([20, 20, 20], 21.0) == [20, 4, 0]   # LDAM's formula, unchanged
+    with pytest.raises(ValueError, match="class 1 is empty"):
+        long_tail_counts([20, 0, 20], 2.0)
+
+
+def test_a_tiny_test_fraction_names_the_parameter_not_sklearn():
+    with pytest.raises(ValueError, match=r"test_fraction=0.001 cannot split 1797 examples of 10 classes"):
+        load_dataset("digits", test_fraction=0.001)
+
+
+def test_numpy_and_list_selections_are_converted_and_garbage_is_named():
+    selection = Selection(np.array([3, 1]), [1.0, 0.5], "manual")
+    assert selection.indices.dtype == torch.int64 and selection.weights.dtype == torch.float32
+    assert SelectionHistory(5).update(selection)["weight_max"] == 1.0
+    with pytest.raises(TypeError, match="selection.weights"):
+        Selection(torch.tensor([1]), None, "manual")
+
+
+def test_noise_on_a_uint8_image_and_a_model_without_embeddings_are_named():
+    with pytest.raises(TypeError, match="GaussianNoise expects a float image"):
+        GaussianNoise(0.1)(torch.zeros(3, 4, 4, dtype=torch.uint8))
+    from augcore.influence import LastLayerInfluence, train_augmenter
+    emb = torch.randn(10, 2)
+    layer = torch.nn.Linear(2, 2)
+    influence = LastLayerInfluence(layer.weight, layer.bias, emb, layer(emb).detach()).fit(emb, torch.arange(10) % 2)
+    with pytest.raises(TypeError, match=r"must return \(logits, embedding\)"):
+        train_augmenter(TranslationAugmenter(2, hidden=4), layer, influence, emb, torch.arange(10) % 2, epochs=1,
+                        progress=False)
+
+
+def test_seeds_beyond_64_bits_are_named():
+    with pytest.raises(ValueError, match="seed must be <="):
+        seed_everything(2 ** 64)
+    seed_everything(2 ** 64 - 1)

@@ -147,5 +147,5 @@ def test_bad_stats_are_rejected_with_the_reason():
         MaxLossSelector(0.5).select(elsewhere)
     with pytest.raises(TypeError, match="stats.labels: expected an integer dtype"):
         MaxLossSelector(0.5).select(InferenceStats(stats.logits, stats.labels.float(), stats.losses, stats.indices))
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be >= 0"):
         RandomSelector(0.5).select(stats, seed=-1)

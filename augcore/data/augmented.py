@@ -70,8 +70,10 @@ class AugmentedSubsetDataset(Dataset):
     def __init__(self, base: ImageDataset, selection: Optional[Selection], *, weak: Transform, strong: Transform,
                  copies: int = 1, weighting: str = "unit", placement: str = "append", train_on: str = "full",
                  random_subset_indices: Optional[Union[torch.Tensor, Sequence[int]]] = None):
-        if not isinstance(base, ImageDataset):
-            raise TypeError(f"base must be an augcore ImageDataset, got {type(base).__name__}")
+        # an ImageDataset, or anything shaped like one (the generation pipeline's synthetic-augmented data)
+        if not all(hasattr(base, attr) for attr in ("image", "targets", "__len__")):
+            raise TypeError(f"base must be an augcore ImageDataset (with .image(i) and .targets), "
+                            f"got {type(base).__name__}")
         check_choice("weighting", weighting, WEIGHTINGS)
         check_choice("placement", placement, PLACEMENTS)
         check_choice("train_on", train_on, TRAIN_ON)

@@ -30,6 +30,7 @@ import copy
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -243,9 +244,16 @@ def long_tail_counts(class_sizes: Sequence[int], imbalance_factor: float) -> Lis
     if num_classes == 0:
         raise ValueError("class_sizes must name at least one class, got []")
     n_max = min(class_sizes)
+    if n_max == 0:
+        raise ValueError(f"class_sizes: class {class_sizes.index(0)} is empty; a long-tailed profile needs every class")
     if num_classes == 1:
         return [n_max]
-    return [int(n_max * (1.0 / imbalance_factor) ** (c / (num_classes - 1.0))) for c in range(num_classes)]
+    counts = [int(n_max * (1.0 / imbalance_factor) ** (c / (num_classes - 1.0))) for c in range(num_classes)]
+    if counts[-1] == 0:  # LDAM's formula, kept exactly; but say so when it empties tail classes
+        warnings.warn(f"imbalance_factor={imbalance_factor:g} leaves classes {[c for c, n in enumerate(counts) if n == 0]} "
+                      f"with no examples (n_max = {n_max}); at most {n_max} keeps one example in every class",
+                      stacklevel=2)
+    return counts
 
 
 def _as_list(name: str, value) -> list:

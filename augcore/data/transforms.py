@@ -59,6 +59,9 @@ class GaussianNoise:
         self.sigma = check_number("noise sigma", sigma, min=0.0)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if not isinstance(image, torch.Tensor) or not image.is_floating_point():
+            raise TypeError(f"GaussianNoise expects a float image in [0, 1], got "
+                            f"{image.dtype if isinstance(image, torch.Tensor) else type(image).__name__}")
         return (image + self.sigma * torch.randn_like(image)).clamp_(0.0, 1.0)
 
     def __repr__(self) -> str:
@@ -139,7 +142,7 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
             if autoaugment_policy is not None and not isinstance(autoaugment_policy, str):
                 raise TypeError(f"autoaugment_policy must be a policy name or None, got {autoaugment_policy!r}")
             policy = (autoaugment_policy or _AUTOAUGMENT_POLICY.get(dataset.name, "imagenet")).upper()
-            check_choice("autoaugment_policy", policy, list(v2.AutoAugmentPolicy.__members__))
+            check_choice("AutoAugment policy (autoaugment_policy)", policy, list(v2.AutoAugmentPolicy.__members__))
             uint8_ops.append(v2.AutoAugment(v2.AutoAugmentPolicy[policy]))
         elif part == "randaugment":
             uint8_ops.append(v2.RandAugment())

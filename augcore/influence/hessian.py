@@ -160,6 +160,12 @@ class ParameterHessian:
     def __init__(self, model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  batches: Sequence[Tuple[torch.Tensor, torch.Tensor]], *, damping: float = 0.0,
                  parameter_names: Optional[Iterable[str]] = None):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable (output, targets) -> batch-mean loss, got {type(loss_fn).__name__}")
+        if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[0], torch.Tensor):
+            raise TypeError("batches must be a list of (inputs, targets) pairs; wrap a single batch as [(inputs, targets)]")
         self.model = model
         self.loss_fn = loss_fn
         self.batches = list(batches)

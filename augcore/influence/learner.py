@@ -26,6 +26,13 @@ from augcore.influence.scores import LastLayerInfluence
 Model = Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
 
+def _logits_and_embedding(output) -> Tuple[torch.Tensor, torch.Tensor]:
+    if not (isinstance(output, (tuple, list)) and len(output) == 2
+            and all(isinstance(t, torch.Tensor) for t in output)):
+        raise TypeError(f"model must return (logits, embedding) (augcore models do), got {type(output).__name__}")
+    return output[0], output[1]
+
+
 def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLayerInfluence, inputs: torch.Tensor,
                     labels: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
                     regularisation: float = 1.0, seed: int = 0,
@@ -73,10 +80,10 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
                 rows = order[start:start + batch_size].to(inputs.device)
                 x, y = inputs[rows], labels[rows]
                 with torch.no_grad():
-                    logits, embedding = model(x)
+                    logits, embedding = _logits_and_embedding(model(x))
                     base = influence.up_loss(embedding, y, logits)
                 augmented, params = augmenter(x)
-                aug_logits, aug_embedding = model(augmented)
+                aug_logits, aug_embedding = _logits_and_embedding(model(augmented))
                 influence_term = (influence.up_loss(aug_embedding, y, aug_logits) - base).mean()
                 penalty = augmenter.regulariser(params).mean()
                 loss = influence_term + regularisation * penalty

@@ -73,6 +73,8 @@ def conjugate_gradient(matvec: Matvec, rhs: torch.Tensor, *, tol: float = 1e-6, 
     if rhs_norm == 0.0:
         return SolveResult(x, 0, 0.0, 0.0, True)
     if preconditioner is not None:
+        if not isinstance(preconditioner, torch.Tensor):
+            raise TypeError(f"preconditioner must be a tensor or None, got {type(preconditioner).__name__}")
         if preconditioner.shape != rhs.shape or not bool((preconditioner > 0).all()):
             raise ValueError(f"preconditioner must be a positive vector of shape {tuple(rhs.shape)}")
         inverse_diagonal = 1.0 / preconditioner.to(rhs.dtype)

@@ -45,6 +45,12 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError(f"images: expected (B, C, H, W), got shape {tuple(images.shape)}")
 
 
+def _check_parameter(name: str, value) -> None:
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got "
+                        f"{value.dtype if isinstance(value, torch.Tensor) else type(value).__name__}")
+
+
 def identity_grid(batch: int, height: int, width: int, dtype: torch.dtype = torch.float32,
                   device: Optional[torch.device] = None) -> torch.Tensor:
     """(B, H, W, 2) sampling grid of the identity, (x, y) in [-1, 1] (``align_corners=True``)."""
@@ -64,6 +70,7 @@ def _sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def affine_warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Bilinear affine warp; ``theta`` (B, 2, 3), identity [[1, 0, 0], [0, 1, 0]]."""
     _check_images(images)
+    _check_parameter("theta", theta)
     if theta.shape != (images.shape[0], 2, 3):
         raise ValueError(f"theta: expected ({images.shape[0]}, 2, 3), got {tuple(theta.shape)}")
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=True)
@@ -80,6 +87,7 @@ def flow_warp(images: torch.Tensor, scale_map: torch.Tensor, shift_map: torch.Te
     _check_images(images)
     batch, _, height, width = images.shape
     for name, m in (("scale_map", scale_map), ("shift_map", shift_map)):
+        _check_parameter(name, m)
         if m.shape != (batch, 2, height, width):
             raise ValueError(f"{name}: expected ({batch}, 2, {height}, {width}), got {tuple(m.shape)}")
     smoothing = check_int("smoothing", smoothing, min=1)
@@ -97,6 +105,8 @@ def colour_transform(images: torch.Tensor, mix: torch.Tensor, shift: torch.Tenso
     """x~ = x + cw x + cb per pixel: ``mix`` cw (B, C, C), ``shift`` cb (B, C); zeros = identity."""
     _check_images(images)
     batch, channels = images.shape[:2]
+    _check_parameter("mix", mix)
+    _check_parameter("shift", shift)
     if mix.shape != (batch, channels, channels) or shift.shape != (batch, channels):
         raise ValueError(f"mix/shift: expected ({batch}, {channels}, {channels}) and ({batch}, {channels}), "
                          f"got {tuple(mix.shape)} and {tuple(shift.shape)}")

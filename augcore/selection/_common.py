@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import zlib
 from typing import Optional
 
@@ -16,7 +17,12 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 def check_fraction(fraction: float, name: str = "fraction") -> float:
     """A budget fraction of the training set: a real number (Python or numpy) in (0, 1]."""
-    return checks.check_fraction(name, fraction)
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+        raise TypeError(f"{name} must be a number in (0, 1], got {fraction!r} ({type(fraction).__name__})")
+    value = float(fraction)
+    if not 0.0 < value <= 1.0:  # also NaN
+        raise ValueError(f"{name} must lie in (0, 1] (a fraction of the training set), got {value}")
+    return value
 
 
 def budget_from_fraction(fraction: float, n: int) -> int:

@@ -87,6 +87,12 @@ class Selection:
     timings: Dict[str, float] = field(default_factory=dict)
     info: Dict[str, Any] = field(default_factory=dict)  # selector-specific facts (e.g. selected fraction)
 
+    def __post_init__(self):
+        self.indices = _as_tensor_field("selection", "indices", self.indices)
+        self.weights = _as_tensor_field("selection", "weights", self.weights)
+        if not isinstance(self.method, str):
+            raise TypeError(f"selection.method must be a string, got {self.method!r}")
+
     def __len__(self) -> int:
         return self.indices.numel()
 

@@ -52,7 +52,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def seed_everything(seed: int) -> None:
-    seed = check_int("seed", seed, min=0)
+    seed = check_int("seed", seed, min=0, max=2 ** 64 - 1)  # torch.manual_seed takes 64 bits
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)

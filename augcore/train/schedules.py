@@ -129,5 +129,7 @@ class RefinementPlan:
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     lr = check_number("lr", lr, min=0.0)
+    if not hasattr(optimizer, "param_groups"):
+        raise TypeError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
     for group in optimizer.param_groups:
         group["lr"] = lr
