@@ -352,3 +352,38 @@ def test_opening_a_store_removes_a_killed_runs_temp_files(tmp_path):
     SyntheticStore(tmp_path).open_for_writing({"seed": 0})
     assert not any(p.exists() for p in stale)
     assert len(SyntheticStore(tmp_path).records()) == 8
+
+
+# ----------------------------------------------------------------------------- other data files
+
+def test_a_damaged_svhn_file_is_named(tmp_path):
+    import scipy.io
+
+    folder = tmp_path / "svhn"
+    folder.mkdir()
+    path = folder / "test_32x32.mat"
+    scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 4), np.uint8), "y": np.array([[1], [2], [10], [3]])})
+    assert load_dataset("svhn", tmp_path, train=False).targets.tolist() == [1, 2, 0, 3]
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CorruptFileError, match="test_32x32.mat"):
+        load_dataset("svhn", tmp_path, train=False)
+    scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 4), np.uint8)})
+    with pytest.raises(CorruptFileError, match="expected keys 'X' and 'y'"):
+        load_dataset("svhn", tmp_path, train=False)
+
+
+def test_a_damaged_image_in_a_class_folder_is_named_when_read(tmp_path):
+    from PIL import Image
+
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((6, 6, 3), 40 * i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    (tmp_path / "dog" / "3.png").write_bytes(b"\x89PNG not really")
+    splits = [load_dataset("imagefolder", tmp_path, train=train, image_size=6, test_fraction=0.4)
+              for train in (True, False)]
+    data = next(d for d in splits if any(p.endswith(os.path.join("dog", "3.png")) for p in d._images.paths))
+    broken = next(i for i, p in enumerate(data._images.paths) if p.endswith(os.path.join("dog", "3.png")))
+    assert data.image(0).shape == (3, 6, 6)
+    with pytest.raises(CorruptFileError, match=r"3\.png"):
+        data.image(broken)

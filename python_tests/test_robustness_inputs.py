@@ -11,22 +11,24 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from augcore.checks import CorruptFileError, IndexOutOfRangeError
-from augcore.data import AugmentedSubsetDataset, load_dataset, long_tail_counts, random_subset_indices
+from augcore.data import (AugmentedSubsetDataset, add_symmetric_label_noise, load_dataset, long_tail_counts,
+                          make_long_tailed, random_subset_indices)
 from augcore.data.transforms import Cutout, CutMix, GaussianNoise, Mixup, strong_transform, weak_transform
 from augcore.generate.datasets import UpsampledDataset
 from augcore.generate.driver import check_prompt_template, parse_shard, plan_units
 from augcore.generate.schedule import check_steps, strength_for_steps
-from augcore.influence import (ImageAugmenter, InfluenceSelector, LastLayerHessian, TranslationAugmenter,
-                               conjugate_gradient, flow_warp, lissa)
+from augcore.generate.store import SyntheticStore
+from augcore.influence import (ImageAugmenter, InfluenceSelector, LastLayerHessian, LastLayerInfluence,
+                               TranslationAugmenter, conjugate_gradient, flow_warp, lissa)
 from augcore.models import build_model
 from augcore.selection import (HighLossSelector, InferenceStats, MaxLossSelector, MisclassifiedSelector,
                                RandomSelector, Selection, SelectionHistory, SlowLearnableSelector, random_stats)
 from augcore.selection.kmeans import batched_kmeans
-from augcore.train.checkpoint import seed_everything
+from augcore.train.checkpoint import load_checkpoint, seed_everything
 from augcore.train.losses import per_example_cross_entropy, weighted_cross_entropy
 from augcore.train.metrics import topk_correct
 from augcore.train.sam import SAM
-from augcore.train.schedules import LRSchedule, RefinementPlan
+from augcore.train.schedules import LRSchedule, RefinementPlan, set_lr
 
 ALLOWED = (TypeError, ValueError, FileNotFoundError, CorruptFileError)
 
@@ -176,6 +178,17 @@ ENTRY_POINTS = {
     "check_prompt_template": (lambda v: check_prompt_template(v), ["prompt_template"]),
     "UpsampledDataset.k": (lambda v: UpsampledDataset(DIGITS, [1, 2], k=v), ["k"]),
     "UpsampledDataset.indices": (lambda v: UpsampledDataset(DIGITS, v, k=2), ["indices"]),
+    "UpsampledDataset.base": (lambda v: UpsampledDataset(v, [0], k=2), ["base"]),
+    "add_symmetric_label_noise.rate": (lambda v: add_symmetric_label_noise(DIGITS, v), ["label_noise"]),
+    "make_long_tailed.dataset": (lambda v: make_long_tailed(v, 2.0), ["dataset"]),
+    "RefinementPlan.refine_epochs": (lambda v: RefinementPlan(True, 10, v), ["refine_epochs", "refinement"]),
+    "set_lr.lr": (lambda v: set_lr(torch.optim.SGD(TINY.parameters(), lr=0.1), v), ["lr"]),
+    "load_checkpoint.path": (lambda v: load_checkpoint(v), ["path", "checkpoint"]),
+    "Selection.load.path": (lambda v: Selection.load(v), ["path", "selection"]),
+    "SelectionHistory.load.path": (lambda v: SelectionHistory.load(v), ["path", "history"]),
+    "SelectionHistory.from_json": (lambda v: SelectionHistory.from_json(v), ["json", "selectionhistory", "text"]),
+    "SyntheticStore.root": (lambda v: SyntheticStore(v).records(), ["root", "store"]),
+    "LastLayerInfluence.weight": (lambda v: LastLayerInfluence(v, None, STATS.embeddings, STATS.logits), ["weight"]),
 }
 
 

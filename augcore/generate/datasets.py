@@ -20,13 +20,17 @@ from .driver import PAPER_STEPS_FOR_K
 from .store import SyntheticStore
 
 
+def _check_base(base) -> None:
+    if not hasattr(base, "__len__") or getattr(base, "targets", None) is None:
+        raise TypeError(f"base must be a data set with per-item labels in .targets (an ImageDataset), "
+                        f"got {type(base).__name__}")
+
+
 class _AppendedDataset(Dataset):
     """The base dataset followed by extra items, each tied to a base index."""
 
     def __init__(self, base, extra_sources: torch.Tensor, transform=None):
-        if not hasattr(base, "__len__") or getattr(base, "targets", None) is None:
-            raise TypeError(f"base must be a data set with per-item labels in .targets (an ImageDataset), "
-                            f"got {type(base).__name__}")
+        _check_base(base)
         self.base = base
         self.transform = transform if transform is not None else getattr(base, "transform", None)
         base_targets = torch.as_tensor(base.targets, dtype=torch.int64)
@@ -76,6 +80,7 @@ class UpsampledDataset(_AppendedDataset):
     (the original plus k - 1 repeats); k = 2 is its best in the paper."""
 
     def __init__(self, base, indices, k: int = 2, transform=None):
+        _check_base(base)
         k = check_int("k (appearances of each selected image, original included)", k, min=1)
         idx = check_indices("indices", indices, size=len(base)).unique()
         super().__init__(base, idx.repeat_interleave(k - 1), transform)
@@ -114,6 +119,7 @@ class SyntheticAugmentedDataset(_AppendedDataset):
     """
 
     def __init__(self, base, store, steps: Optional[Sequence[int]] = None, k: Optional[int] = None, transform=None):
+        _check_base(base)
         self.store = store if isinstance(store, SyntheticStore) else SyntheticStore(store)
         records = self.store.records()
         if not records:
