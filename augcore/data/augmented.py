@@ -158,6 +158,8 @@ class AugmentedSubsetDataset(Dataset):
         return self.dataset_indices.numel()
 
     def __getitem__(self, row: int):
+        if not isinstance(row, numbers.Integral) or isinstance(row, bool):
+            raise TypeError(f"row must be an integer, got {row!r} ({type(row).__name__})")
         if not -len(self) <= row < len(self):
             raise IndexError(f"row {row} out of range for {len(self)} rows")
         index = int(self.dataset_indices[row])

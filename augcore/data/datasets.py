@@ -27,6 +27,7 @@ Data-set options used by the coreset paper (Liu & Mirzasoleiman, 2022):
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 import pickle
 import re
@@ -41,7 +42,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from augcore.checks import (CorruptFileError, check_bool, check_choice, check_indices, check_int, check_number)
+from augcore.checks import (CorruptFileError, IndexOutOfRangeError, check_bool, check_choice, check_indices, check_int,
+                            check_number)
 
 PathLike = Union[str, os.PathLike]
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -201,11 +203,23 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self._images)
 
+    def _check_index(self, index) -> int:
+        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+            if isinstance(index, torch.Tensor) and index.numel() == 1 and not index.is_floating_point():
+                index = int(index)
+            else:
+                raise TypeError(f"index must be an integer, got {index!r} ({type(index).__name__})")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexOutOfRangeError(f"index {index} out of range for {self.name} of {n} images")
+        return int(index) % n
+
     def image(self, index: int) -> torch.Tensor:
         """The raw uint8 (C, H, W) image, ignoring any transform."""
-        return self._images[index]
+        return self._images[self._check_index(index)]
 
     def __getitem__(self, index: int):
+        index = self._check_index(index)
         image = self._images[index]
         if self.transform is not None:
             image = self.transform(image)

@@ -153,6 +153,12 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
     """
     from tqdm.auto import tqdm
 
+    missing = [a for a in ("generate", "total_steps", "conditional", "resolution", "channels") if not hasattr(backend, a)]
+    if missing:
+        raise TypeError(f"backend must come from augcore.generate.load_backend (it lacks {', '.join(missing)}), "
+                        f"got {type(backend).__name__}")
+    if not hasattr(dataset, "__len__"):
+        raise TypeError(f"dataset must be a data set of (image, label) items, got {type(dataset).__name__}")
     steps = check_steps(steps, backend.total_steps)
     sources = sorted(set(_check_indices(indices)))
     if sources and (sources[0] < 0 or sources[-1] >= len(dataset)):

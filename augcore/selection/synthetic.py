@@ -42,7 +42,10 @@ def random_stats(num_examples: int, num_classes: int, *, embedding_dim: Optional
         embeddings = (class_means[labels] * (1 + hard.float()[:, None])
                       + 0.5 * torch.randn(num_examples, embedding_dim, generator=gen)).relu()
     losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r} ({exc})") from None
     return InferenceStats(logits=logits.to(device), labels=labels.to(device), losses=losses.to(device),
                           indices=torch.arange(num_examples, device=device),
                           embeddings=None if embeddings is None else embeddings.to(device))

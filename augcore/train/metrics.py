@@ -25,6 +25,8 @@ def write_rows(rows: Sequence[Dict[str, Any]], csv_path: Optional[str] = None,
     """Writes all rows to CSV and/or JSON lines. The whole file is rewritten from the
     rows held in memory (and in the checkpoint), so a resumed run never duplicates
     or loses an epoch."""
+    if isinstance(rows, (str, bytes, dict)) or not all(isinstance(row, dict) for row in rows):
+        raise TypeError("rows must be a list of dicts (one per epoch)")
     if csv_path:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=_columns(rows), restval="")
@@ -50,6 +52,7 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Iterable[int]) 
 
 
 def summarize_weights(weights: torch.Tensor) -> Dict[str, float]:
+    weights = torch.as_tensor(weights)
     if weights.numel() == 0:
         return {"weight_min": math.nan, "weight_mean": math.nan, "weight_max": math.nan}
     w = weights.double()

@@ -107,6 +107,8 @@ class RefinementPlan:
     @classmethod
     def build(cls, schedule: LRSchedule, enabled: bool, epochs: int, mode: str = "extra",
               lr: Optional[float] = None, cosine_lr: float = 1e-4) -> "RefinementPlan":
+        if not isinstance(schedule, LRSchedule):
+            raise TypeError(f"schedule must be an LRSchedule, got {type(schedule).__name__}")
         if lr is None:
             lr = cosine_lr if schedule.name == "cosine" else schedule.final_lr()
         lr = check_number("refinement lr", lr, min=0.0, min_inclusive=not enabled)
