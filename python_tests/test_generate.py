@@ -329,6 +329,15 @@ def test_combined_dataset_k_picks_steps_and_checks_completeness(filled_store, tm
         SyntheticAugmentedDataset(data, root, steps=[4])
 
 
+def test_combined_dataset_refuses_a_store_missing_whole_units(unc, tmp_path):
+    data = TinyDataset(n=7)
+    generate_copies(data, [1, 4, 6], unc, str(tmp_path), steps=(2, 3), batch_size=2, progress=False)
+    for step in (2, 3):  # the unit holding item 6, at every step: each step still holds the same items
+        os.unlink(tmp_path / "parts" / f"s{step:03d}-u000001.jsonl")
+    with pytest.raises(ValueError, match="holds copies of 2 of the 3 selected images"):
+        SyntheticAugmentedDataset(data, str(tmp_path))
+
+
 def test_upsample_baseline_counts(filled_store):
     data, _ = filled_store
     picked = [1, 4, 6]

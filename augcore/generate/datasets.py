@@ -132,10 +132,15 @@ class SyntheticAugmentedDataset(_AppendedDataset):
             if have != sources:
                 raise ValueError(f"{self.store.root}: step {s} lacks copies of {len(sources - have)} selected images; "
                                  "finish the generation run (it resumes) before training")
+        planned = (self.store.settings() or {}).get("num_sources")
+        if isinstance(planned, int) and len(sources) != planned:  # whole units missing at every step
+            raise ValueError(f"{self.store.root}: holds copies of {len(sources)} of the {planned} selected images its "
+                             "store.json plans; finish the generation run (it resumes) before training")
         base_size = tuple(base.image_size) if hasattr(base, "image_size") else None
         for r in kept:
             if r["source"] >= len(base):
-                raise IndexOutOfRangeError(f"{self.store.root}: copy of item {r['source']} but the dataset has {len(base)} items")
+                raise IndexOutOfRangeError(f"{self.store.root}: copy of item {r['source']} but the dataset has "
+                                           f"{len(base)} items")
             if base_size is not None and tuple(r["shape"][-2:]) != base_size:
                 raise ValueError(f"{self.store.root}: copies are {r['shape']} but the dataset's images are {base_size}")
         super().__init__(base, torch.tensor([r["source"] for r in kept], dtype=torch.int64), transform)
