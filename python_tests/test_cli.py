@@ -73,19 +73,23 @@ def test_parser_has_the_commands():
         parser.parse_args([])
 
 
-def test_demo_writes_table_results_and_plot(tmp_path, capsys):
+def test_demo_runs_both_protocols_and_reports_the_gain(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--seeds", "1", "--epochs", "1", "--methods", "none", "coreset",
-                 "--no-progress"]) == 0
+    assert main(["demo", "--out", str(out), "--seeds", "2", "--subset-epochs", "2", "--epochs", "1",
+                 "--methods", "none", "random", "coreset", "--no-progress"]) == 0
     table = capsys.readouterr().out
-    assert "coreset" in table and "overhead" in table
+    assert "Table 1 protocol" in table and "Table 4 protocol" in table and "coreset - random" in table
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["methods"]["none"]["fraction_augmented"] == 0.0
-    assert summary["methods"]["coreset"]["fraction_augmented"] == pytest.approx(0.3, abs=1e-3)
-    assert summary["methods"]["coreset"]["selection_time_mean"] > 0
-    for name in ("results.csv", "results.jsonl", "accuracy_vs_fraction.png"):
-        assert (out / name).is_file()
-    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+    part1, part2 = summary["parts"]["table1"], summary["parts"]["table4"]
+    # part 1 trains on the 5% subset and its copies; 'none' has no subset there
+    assert set(part1["cells"]) == {"random@0.05", "coreset@0.05"}
+    assert set(part2["cells"]) == {"none", "random@0.3", "coreset@0.3"}
+    rows = [json.loads(line) for line in (out / "table1_results.jsonl").read_text().splitlines()]
+    gain = part1["coreset_minus_random"]["0.05"]
+    by = {(r["method"], r["seed"]): r["last_top1"] for r in rows}
+    assert gain["per_seed"] == pytest.approx([by[("coreset", s)] - by[("random", s)] for s in (0, 1)])
+    assert part2["cells"]["none"]["top1_mean"] >= 0 and (out / "accuracy_vs_fraction.png").is_file()
+    assert all(r["fraction_augmented"] == pytest.approx(0.05, abs=2e-3) for r in rows)
 
 
 def test_plugin_modules_register_their_commands(tmp_path, monkeypatch):

@@ -143,6 +143,37 @@ def test_random_subset_setting_redraws_the_subset_and_selects_from_all_data(digi
     assert all(bool(torch.isin(p, s).all()) for s, p in kept)
 
 
+def test_in_epoch_statistics_replace_the_inference_pass_after_epoch_0(digits):
+    from augcore.selection import CoresetSelector
+    cfg = _config(augment={"mode": "coreset", "stats": "in_epoch", "reselect_every": 1},
+                  schedule={"epochs": 3, "milestones": []})
+    trainer = _trainer(cfg, digits)
+    seen = _spy_selections(trainer)
+    recorded = []
+    model_forward = trainer.model.forward
+
+    def recording_forward(x):   # an independent record of what training computed, in train mode
+        logits, embedding = model_forward(x)
+        if trainer.model.training and torch.is_grad_enabled():
+            recorded.append(logits.detach().clone())
+        return logits, embedding
+    trainer.model.forward = recording_forward
+    result = trainer.fit()
+    assert result.inference_passes == 1                          # epoch 0 only
+    assert [r["inference_time"] > 0 for r in result.rows] == [True, False, False]
+    train = digits[0]
+    for epoch, stats, selection in seen[1:]:
+        assert torch.equal(stats.indices, torch.arange(len(train)))  # every original exactly once
+        assert torch.equal(stats.labels, train.targets)
+        direct = CoresetSelector(0.2).select(stats, epoch=epoch, seed=0)
+        assert torch.equal(selection.indices, direct.indices)
+    # the stats of the selection at epoch 1 are logits that epoch 0's training steps computed
+    steps = len(trainer._loader(trainer.policy.view, 0))
+    epoch0 = torch.cat(recorded[:steps])
+    stats1 = seen[1][1]
+    assert all(bool((epoch0 == row).all(1).any()) for row in stats1.logits)
+
+
 def test_influence_policy_holds_out_validation_and_selects_lowest_scores(digits):
     from augcore.influence.selector import InfluenceSelector
     cfg = _config(augment={"mode": "influence", "fraction": 0.1, "reselect_every": 2,
@@ -283,3 +314,21 @@ def test_cli_errors_are_one_line_with_exit_2(argv, capsys):
     assert _cli(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("options", [{"method": "lazy"}, {"method": "stochastic"}, {"preset": "reference"},
+                                     {"method": "lazy", "budget_split": "equal", "weights": "raw"}])
+def test_class_sharded_coreset_pieces_merge_to_the_full_selection(options):
+    """What each DDP rank solves (its classes, the global budgets), merged, is the one-process selection."""
+    from augcore.distributed import merge_class_selections
+    from augcore.selection import CoresetSelector, random_stats
+    stats = random_stats(600, 7, seed=3)
+    selector = CoresetSelector(0.1, **options)
+    full = selector.select(stats, epoch=2, seed=5)
+    for world in (2, 3):
+        pieces = [selector.select(stats, epoch=2, seed=5, classes=torch.arange(r, 7, world)) for r in range(world)]
+        merged = merge_class_selections(pieces, stats, weighting=selector.weights)
+        order = torch.argsort(stats.labels[full.indices], stable=True)   # the full selection in class order
+        assert torch.equal(merged.indices, full.indices[order])
+        torch.testing.assert_close(merged.weights, full.weights[order])
+        assert torch.equal(merged.budgets, torch.bincount(stats.labels[full.indices], minlength=7))

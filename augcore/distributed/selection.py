@@ -145,27 +145,34 @@ def select_by_class_distributed(selector: Selector, stats: InferenceStats, *, ep
     parts: List[Optional[Selection]] = [None] * world
     dist.all_gather_object(parts, local.to_state())
     pieces = [Selection.from_state(p) for p in parts]
-    merged = merge_class_selections(pieces, stats)
+    merged = merge_class_selections(pieces, stats, weighting=getattr(selector, "weights", None))
     check_same_selection(merged)
     return merged
 
 
-def merge_class_selections(pieces: List[Selection], stats: InferenceStats) -> Selection:
+def merge_class_selections(pieces: List[Selection], stats: InferenceStats,
+                           weighting: Optional[str] = None) -> Selection:
     """One Selection from per-class pieces over disjoint classes: picks ordered by class then
-    by each piece's order, budgets summed, assignments combined, timings the slowest piece's."""
+    by each piece's order, picks per class counted, assignments combined, timings the
+    slowest piece's. Weights normalised over the whole selection (``normalize_weights``'s
+    ``weighting``) are recomputed from the pieces' medoid counts (``info["gamma"]``)."""
+    from augcore.ops import normalize_weights
+
     labels = stats.labels.cpu().to(torch.int64)
     label_of = torch.full((int(stats.indices.max()) + 1 if len(stats) else 0,), -1, dtype=torch.int64)
     label_of[stats.indices.cpu()] = labels
     indices = torch.cat([p.indices.cpu() for p in pieces])
     weights = torch.cat([p.weights.cpu() for p in pieces])
     order = torch.argsort(label_of[indices], stable=True)
-    budgets = None
-    if all(p.budgets is not None for p in pieces):
-        budgets = torch.stack([p.budgets.cpu() for p in pieces]).sum(0)
+    if weighting is not None and all("gamma" in p.info for p in pieces):
+        weights = normalize_weights(torch.cat([p.info["gamma"].cpu() for p in pieces]), weighting)
+    budgets = torch.bincount(label_of[indices], minlength=stats.num_classes)
     assignment = None
     if all(p.assignment is not None for p in pieces):
         assignment = torch.stack([p.assignment.cpu() for p in pieces]).max(0).values  # -1 where a piece has none
     timings = {k: max(p.timings.get(k, 0.0) for p in pieces) for k in pieces[0].timings}
+    info = {**pieces[0].info, "sharded_by_class": len(pieces)}
+    if all("gamma" in p.info for p in pieces):
+        info["gamma"] = torch.cat([p.info["gamma"].cpu() for p in pieces])[order]
     return Selection(indices=indices[order], weights=weights[order], method=pieces[0].method,
-                     assignment=assignment, budgets=budgets, epoch=pieces[0].epoch, timings=timings,
-                     info={**pieces[0].info, "sharded_by_class": len(pieces)})
+                     assignment=assignment, budgets=budgets, epoch=pieces[0].epoch, timings=timings, info=info)

@@ -124,18 +124,24 @@ class CoresetSelector:
         self.greedy, self.eps, self.budget_split = settings["method"], float(settings["eps"]), budget_split
         self.weights, self.keep_zero_weight = settings["weights"], bool(settings["keep_zero_weight"])
 
-    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0,
+               classes: Optional[torch.Tensor] = None) -> Selection:
+        """The coreset of ``stats``. ``classes`` (class ids) restricts the solve to those classes,
+        with the budgets of the whole problem: the pieces of disjoint class sets, merged
+        (``augcore.distributed.merge_class_selections``), equal the full selection; DDP
+        shards a selection this way."""
         if self.preset == "reference":
-            return self._select_reference(stats, epoch, seed)
+            return self._select_reference(stats, epoch, seed, classes)
         t0 = time.perf_counter()
         validate_stats(stats, need_embeddings=self.proxy == "last_layer")
-        require_nonempty_classes(stats, "CoresetSelector")
+        sizes = require_nonempty_classes(stats, "CoresetSelector")
         n, c = len(stats), stats.num_classes
         budget = budget_from_fraction(self.fraction, n)
+        budgets = budget if classes is None else _only(split_budget(sizes, budget, self.budget_split), classes)
         proxies = grad_proxies(stats.logits, stats.labels).errors
         t1 = time.perf_counter()
         result = facility_location(
-            proxies, budget, groups=stats.labels,
+            proxies, budgets, groups=stats.labels,
             embeddings=stats.embeddings if self.proxy == "last_layer" else None, bias=self.bias,
             similarity=self.similarity, method=self.greedy, eps=self.eps,
             seed=derive_seed(seed, epoch, self.method), budget_split=self.budget_split, num_groups=c)
@@ -164,7 +170,8 @@ class CoresetSelector:
                   "proxy": self.proxy, "similarity": self.similarity, "greedy": self.greedy,
                   "budget_split": self.budget_split, "preset": self.preset})
 
-    def _select_reference(self, stats: InferenceStats, epoch: int, seed: int) -> Selection:
+    def _select_reference(self, stats: InferenceStats, epoch: int, seed: int,
+                          classes: Optional[torch.Tensor]) -> Selection:
         """The released ``get_coreset``: per class, submodlib's dense kernel and LazyGreedy."""
         t0 = time.perf_counter()
         validate_stats(stats)
@@ -187,9 +194,10 @@ class CoresetSelector:
         objective: List[float] = []
         assignment = torch.full((n,), -1, dtype=torch.int64)
         kernel_time = greedy_time = 0.0
+        solve = budgets if classes is None else _only(budgets, classes)
         for g in range(c):
             members = (labels == g).nonzero().flatten()
-            k = int(budgets[g])
+            k = int(solve[g])
             if k == 0:
                 objective.append(0.0)
                 continue
@@ -220,6 +228,13 @@ class CoresetSelector:
                   "gamma": gamma.cpu(), "objective": objective, "proxy": "logits", "similarity": "exp",
                   "greedy": "lazy", "budget_split": self.budget_split, "preset": "reference",
                   "released_code_fails_on_classes": failing})
+
+
+def _only(budgets: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Per-class budgets with every class outside ``classes`` set to 0."""
+    keep = torch.zeros(budgets.numel(), dtype=torch.bool)
+    keep[torch.as_tensor(classes, dtype=torch.int64).reshape(-1)] = True
+    return torch.where(keep, budgets, torch.zeros_like(budgets))
 
 
 def released_kernel(points: torch.Tensor) -> torch.Tensor:

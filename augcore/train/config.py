@@ -145,8 +145,9 @@ class TrainConfig:
         require(a.mix_alpha > 0, "augment.mix_alpha", f"must be > 0, got {a.mix_alpha}")
         require(a.mode != "max_loss_batch" or a.train_on == "full", "augment.train_on",
                 "max_loss_batch augments inside each batch and trains on the full data; use train_on: full")
-        require(a.stats == "eval" or a.train_on == "full", "augment.stats",
-                "in_epoch statistics need every original in every epoch (train_on: full)")
+        require(a.stats == "eval" or (a.train_on == "full" and a.placement == "append" and a.batch_aug == "none"),
+                "augment.stats", "in_epoch statistics need every original, unmixed, in every epoch "
+                "(train_on: full, placement: append, batch_aug: none)")
         require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
         require(o.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {o.batch_size}")
         require(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
