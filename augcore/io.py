@@ -94,15 +94,27 @@ class _ChecksummingWriter:
         self.digest = hashlib.sha256()
         self.tail = b""
 
+    def _emit(self, data) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+
     def write(self, data) -> int:
-        data = bytes(data)
-        joined = self.tail + data
-        cut = max(len(joined) - _ZIP_END_LENGTH, 0)
-        if cut:
-            self.fh.write(joined[:cut])
-            self.digest.update(joined[:cut])
-        self.tail = joined[cut:]
-        return len(data)
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        size = view.nbytes
+        if size >= _ZIP_END_LENGTH:  # large writes (tensor storages) pass through without a copy
+            if self.tail:
+                self._emit(self.tail)
+            self._emit(view[:size - _ZIP_END_LENGTH])
+            self.tail = bytes(view[size - _ZIP_END_LENGTH:])
+        else:
+            joined = self.tail + bytes(view)
+            cut = max(len(joined) - _ZIP_END_LENGTH, 0)
+            if cut:
+                self._emit(joined[:cut])
+            self.tail = joined[cut:]
+        return size
 
     def flush(self) -> None:
         self.fh.flush()
