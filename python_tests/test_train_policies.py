@@ -198,6 +198,42 @@ def test_influence_policy_holds_out_validation_and_selects_lowest_scores(digits)
     assert scores.numel() == len(stats)
 
 
+def test_influence_policy_learns_the_augmentation_and_resumes_it(digits, tmp_path):
+    from augcore.influence.transforms import ImageAugmenter
+    options = {"val_fraction": 0.2, "augmenter": "learned", "augmenter_epochs": 2}
+    cfg = _config(augment={"mode": "influence", "fraction": 0.1, "reselect_every": 1, "selector": options},
+                  schedule={"epochs": 2, "milestones": []})
+    trainer = _trainer(cfg, digits, out_dir=str(tmp_path / "full"))
+    initial = {k: v.clone() for k, v in trainer.policy.augmenter.state_dict().items()}
+    trainer.fit()
+    learned = trainer.policy.augmenter
+    assert isinstance(learned, ImageAugmenter)
+    assert any(not torch.equal(initial[k], v) for k, v in learned.state_dict().items())   # E was trained
+    view = trainer.policy.view
+    row = view.num_originals   # the first strong copy
+    index = int(view.dataset_indices[row])
+    torch.manual_seed(7)
+    copy = view[row][0]
+    torch.manual_seed(7)
+    expected = learned(trainer.parts.weak(trainer.train_base.image(index)).unsqueeze(0))[0][0]
+    torch.testing.assert_close(copy, expected.detach())
+
+    class Killed(Exception):
+        pass
+
+    def kill(t, epoch, row):
+        raise Killed()
+    cut = _trainer(cfg, digits, out_dir=str(tmp_path / "cut"), callbacks=[kill])
+    with pytest.raises(Killed):
+        cut.fit()
+    resumed = _trainer(cfg, digits, out_dir=str(tmp_path / "cut"))
+    resumed.fit(resume=True)
+    for k, v in learned.state_dict().items():
+        assert torch.equal(resumed.policy.augmenter.state_dict()[k], v), k
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
+
+
 def test_influence_runs_end_to_end_from_the_shipped_config(tmp_path):
     from augcore.cli import main
     out = tmp_path / "influence"

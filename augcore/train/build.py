@@ -30,6 +30,7 @@ class RunParts:
     test_set: Any              # test data under the eval transform
     inference_set: Any         # training data under the eval transform (selection passes)
     strong_view: Any           # training data under the strong transform
+    weak: Any                  # the weak transform
     make_view: Callable        # (selection, originals rows or None) -> AugmentedSubsetDataset
     refine_view: Any           # weak-only view of the whole data (refinement epochs)
     model: nn.Module
@@ -78,9 +79,10 @@ def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_s
         weak, strong = weak_transform(train_base), strong_transform(config.augment.strong, train_base)
     a = config.augment
 
-    def make_view(selection, originals: Optional[torch.Tensor]):
+    def make_view(selection, originals: Optional[torch.Tensor], strong_override=None):
         train_on = a.train_on if originals is None or a.train_on != "full" else "random_subset"
-        return AugmentedSubsetDataset(train_base, selection, weak=weak, strong=strong, copies=a.copies,
+        return AugmentedSubsetDataset(train_base, selection, weak=weak, strong=strong_override or strong,
+                                      copies=a.copies,
                                       weighting=a.weighting, placement=a.placement, train_on=train_on,
                                       random_subset_indices=originals if train_on == "random_subset" else None)
 
@@ -88,6 +90,6 @@ def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_s
         model = build_model(config, train_base, device)
     return RunParts(config=config, train_base=train_base, test_set=test_base.with_transform(eval_transform(test_base)),
                     inference_set=train_base.with_transform(eval_transform(train_base)),
-                    strong_view=train_base.with_transform(strong), make_view=make_view,
+                    strong_view=train_base.with_transform(strong), weak=weak, make_view=make_view,
                     refine_view=AugmentedSubsetDataset(train_base, None, weak=weak, strong=strong),
                     model=model.to(device), device=device, num_classes=train_base.num_classes)

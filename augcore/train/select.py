@@ -43,6 +43,7 @@ def select_from_checkpoint(path: Union[str, os.PathLike], *, method: Optional[st
                           strategy=strategy, batch_size=config.run.eval_batch_size, device=parts.device,
                           num_workers=config.data.num_workers)
     ctx = PolicyContext(dataset=parts.train_base, make_view=parts.make_view, strong_view=parts.strong_view,
+                            weak=parts.weak,
                         model=parts.model, stats=stats, augment=config.augment, seed=config.run.seed,
                         device=parts.device, strategy=strategy)
     policy = POLICIES[mode](ctx, policy_options(mode, config.augment.selector))

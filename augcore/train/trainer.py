@@ -117,6 +117,7 @@ class Trainer:
                                    strategy=self.strategy, batch_size=cfg.run.eval_batch_size, device=self.device,
                                    num_workers=cfg.data.num_workers, source=a.stats)
         ctx = PolicyContext(dataset=self.train_base, make_view=parts.make_view, strong_view=parts.strong_view,
+                            weak=parts.weak,
                             model=self.model, stats=self.stats, augment=a, seed=cfg.run.seed, device=self.device,
                             strategy=self.strategy, autocast=self.update.autocast)
         self.policy = POLICIES[a.mode](ctx, policy_options(a.mode, a.selector))

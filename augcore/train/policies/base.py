@@ -69,8 +69,9 @@ class SelectionEvent:
 class PolicyContext:
     """What the loop hands a policy (built once per run by ``augcore.train.setup``)."""
     dataset: Any                     # the training ImageDataset
-    make_view: Callable[[Optional[Selection], Optional[torch.Tensor]], Any]  # (selection, subset rows) -> view
+    make_view: Callable[..., Any]    # (selection, originals rows or None, strong=None) -> view
     strong_view: Any                 # dataset under the strong transform (per-step policies)
+    weak: Any                        # the weak transform (raw image -> tensor)
     model: torch.nn.Module           # the unwrapped model
     stats: Any                       # a StatsProvider (augcore.train.stats)
     augment: Any                     # the AugmentConfig
@@ -113,7 +114,7 @@ class SelectionPolicy:
         self.history = SelectionHistory(len(ctx.dataset))
         self.subset = self._draw_subset(0) if a.train_on == "random_subset" else None
         self.selection: Optional[Selection] = self.initial_selection()
-        self.view = ctx.make_view(self.selection, self.originals())
+        self.view = self.make_view()
         self.selection_epochs: list = []
 
     @classmethod
@@ -138,6 +139,15 @@ class SelectionPolicy:
     def is_due(self, epoch: int) -> bool:
         return self.selects and epoch % self.ctx.augment.reselect_every == 0
 
+    def make_view(self, selection: Optional[Selection] = None):
+        """The training view of ``selection`` (default: the current one) over ``originals()``."""
+        return self.ctx.make_view(self.selection if selection is None else selection, self.originals(),
+                                  **self.view_options())
+
+    def view_options(self) -> Dict[str, Any]:
+        """Overrides of the view's settings (e.g. ``strong``, a learned augmentation)."""
+        return {}
+
     def originals(self) -> Optional[torch.Tensor]:
         """Dataset rows trained on as originals (None: every example)."""
         return self.subset
@@ -157,7 +167,7 @@ class SelectionPolicy:
             self.subset = self._draw_subset(epoch)
         if not self.is_due(epoch):
             if redraw:
-                self.view = self.ctx.make_view(self.selection, self.originals())
+                self.view = self.make_view()
             return None
         t0 = time.perf_counter()
         pass_seconds = self.ctx.stats.pass_seconds
@@ -166,7 +176,7 @@ class SelectionPolicy:
         t1 = time.perf_counter()
         self.selection = self.select(epoch, stats)
         t2 = time.perf_counter()
-        self.view = self.ctx.make_view(self.selection, self.originals())
+        self.view = self.make_view()
         # the paper's Fig. 7: how much of the selection the max-loss set of the same size shares
         max_loss = self._max_loss_rows(stats, len(self.selection)) if self.needs_model_stats else None
         self.history.update(self.selection, max_loss)
@@ -190,7 +200,7 @@ class SelectionPolicy:
         self.subset = state.get("subset", self.subset)
         self.history = SelectionHistory.from_json(state["history"])
         self.selection_epochs = list(state["selection_epochs"])
-        self.view = self.ctx.make_view(self.selection, self.originals())
+        self.view = self.make_view()
 
     # ------------------------------------------------------------------ helpers
     def _draw_subset(self, epoch: int) -> torch.Tensor:

@@ -54,7 +54,7 @@ class FullAugmentation(SelectionPolicy):
         event = super().begin_epoch(epoch)
         if self.subset is not before:  # the random subset was redrawn: augment the new one
             self.selection = self.initial_selection()
-            self.view = self.ctx.make_view(self.selection, self.originals())
+            self.view = self.make_view()
         return event
 
 
@@ -191,7 +191,7 @@ class MaxLossBatchPolicy(SelectionPolicy):
     def load_state_dict(self, state) -> None:
         super().load_state_dict(state)
         # the saved selection is the last epoch's picks, a log record: the view never holds copies
-        self.view = self.ctx.make_view(self.initial_selection(), self.originals())
+        self.view = self.make_view(self.initial_selection())
 
     def end_epoch(self, epoch: int) -> Optional[Selection]:
         if not self._picked:

@@ -6,6 +6,13 @@ The policy supplies what the selector needs: a validation split held out of trai
 stratified by class; those examples are neither trained on nor selected), and the
 classifier's last layer (``model.classifier``, else the last ``nn.Linear``). Every R
 epochs it runs one inference pass over the candidates and one over the validation split.
+
+``augment.selector.augmenter: learned`` also *learns* the augmentation (the paper's
+estimator E, ``augcore.influence.ImageAugmenter``): after each selection, E is trained for
+``augmenter_epochs`` on the selected images to minimise their augmented copies' predicted
+influence on the validation loss (``augcore.influence.learner.train_augmenter``, the
+classifier frozen), and the strong copies become E's transform of the weakly augmented
+image instead of the ``augment.strong`` preset. E continues training across selections.
 """
 from __future__ import annotations
 
@@ -21,6 +28,23 @@ from augcore.selection.base import InferenceStats, Selection
 from augcore.train.policies.base import SelectionPolicy, construct, register_policy, selector_options_dataclass
 
 _SKIP = ("weight", "bias", "val_stats", "budget", "variants", "dtype")
+
+
+class LearnedAugmentation:
+    """A strong transform: the weak transform, then the learned augmenter E's transform of it."""
+
+    def __init__(self, weak, augmenter: nn.Module):
+        self.weak = weak
+        self.augmenter = augmenter
+
+    def __call__(self, image) -> torch.Tensor:
+        x = self.weak(image)
+        with torch.no_grad():
+            out, _ = self.augmenter(x.unsqueeze(0))
+        return out[0]
+
+    def __repr__(self) -> str:
+        return f"LearnedAugmentation({self.weak!r}, {type(self.augmenter).__name__})"
 
 
 def classifier_layer(model: nn.Module) -> nn.Linear:
@@ -49,7 +73,10 @@ def stratified_rows(labels: torch.Tensor, fraction: float, generator: torch.Gene
 class InfluencePolicy(SelectionPolicy):
     __doc__ = __doc__
     Options = selector_options_dataclass("influence", InfluenceSelector, skip=_SKIP,
-                                         extra=(("val_fraction", float, 0.1),))
+                                         extra=(("val_fraction", float, 0.1), ("augmenter", str, "none"),
+                                                ("augmenter_epochs", int, 5),
+                                                ("augmenter_regularisation", float, 1.0)))
+    policy_only_options = ("val_fraction", "augmenter", "augmenter_epochs", "augmenter_regularisation")
 
     def __init__(self, ctx, options):
         from augcore.selection._common import cpu_generator
@@ -59,13 +86,22 @@ class InfluencePolicy(SelectionPolicy):
         keep = torch.ones(labels.numel(), dtype=torch.bool)
         keep[self.val_rows] = False
         self.train_rows = keep.nonzero().flatten()
+        self.augmenter = self._new_augmenter(ctx) if options.augmenter == "learned" else None
         super().__init__(ctx, options)
 
     @classmethod
     def check_options(cls, options) -> None:
         if not 0.0 < options.val_fraction < 1.0:
             raise ConfigError(f"augment.selector.val_fraction: must lie in (0, 1), got {options.val_fraction}")
-        kwargs = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "val_fraction"}
+        if options.augmenter not in ("none", "learned"):
+            raise ConfigError(f"augment.selector.augmenter: must be one of ('none', 'learned'), "
+                              f"got {options.augmenter!r}")
+        if options.augmenter_epochs < 1:
+            raise ConfigError(f"augment.selector.augmenter_epochs: must be >= 1, got {options.augmenter_epochs}")
+        if options.augmenter_regularisation < 0:
+            raise ConfigError(f"augment.selector.augmenter_regularisation: must be >= 0, "
+                              f"got {options.augmenter_regularisation}")
+        kwargs = cls.selector_kwargs(options)
         # the selector's own checks, on a stand-in validation set of one example
         stand_in = InferenceStats(logits=torch.zeros(1, 2), labels=torch.zeros(1, dtype=torch.int64),
                                   losses=torch.zeros(1), indices=torch.zeros(1, dtype=torch.int64),
@@ -79,12 +115,63 @@ class InfluencePolicy(SelectionPolicy):
             return self.train_rows
         return rows[~torch.isin(rows, self.val_rows)]
 
+    @classmethod
+    def selector_kwargs(cls, options) -> dict:
+        return {f.name: getattr(options, f.name) for f in fields(options) if f.name not in cls.policy_only_options}
+
     def select(self, epoch: int, stats: InferenceStats) -> Selection:
         val_stats = self.ctx.stats.model_stats(self.val_rows)
         layer = classifier_layer(self.ctx.model)
-        kwargs = {f.name: getattr(self.options, f.name) for f in fields(self.options) if f.name != "val_fraction"}
-        selector = InfluenceSelector(layer.weight, layer.bias, val_stats, float(self.ctx.augment.fraction), **kwargs)
-        return selector.select(stats, epoch=epoch, seed=self.ctx.seed)
+        selector = InfluenceSelector(layer.weight, layer.bias, val_stats, float(self.ctx.augment.fraction),
+                                     **self.selector_kwargs(self.options))
+        selection = selector.select(stats, epoch=epoch, seed=self.ctx.seed)
+        if self.augmenter is not None and len(selection):
+            self._learn_augmenter(selector, stats, selection, epoch)
+        return selection
+
+    # -------------------------------------------------------------- the learned augmentation
+    @staticmethod
+    def _new_augmenter(ctx):
+        from augcore.influence.transforms import ImageAugmenter
+
+        channels, height, width = ctx.dataset.channels, *ctx.dataset.image_size
+        return ImageAugmenter(channels, height, width)
+
+    def _learn_augmenter(self, selector, stats: InferenceStats, selection: Selection, epoch: int) -> None:
+        from augcore.influence.learner import train_augmenter
+        from augcore.selection._common import derive_seed
+
+        _, _, influence = selector.scores(stats, seed=self.ctx.seed)   # the fitted s_val, on these stats
+        rows = selection.indices.cpu()
+        images = torch.stack([self.ctx.stats.inference_set[int(i)][0] for i in rows]).to(self.ctx.device)
+        labels = torch.as_tensor(self.ctx.dataset.targets)[rows].to(self.ctx.device)
+        model = self.ctx.model
+        was_training = model.training
+        model.eval()   # a frozen classifier: no BatchNorm statistics move while E learns
+        self.augmenter.to(self.ctx.device)
+        try:
+            train_augmenter(self.augmenter, model, influence, images, labels, epochs=self.options.augmenter_epochs,
+                            regularisation=self.options.augmenter_regularisation,
+                            seed=derive_seed(self.ctx.seed, epoch, "augmenter") % (2 ** 31), progress=False)
+        finally:
+            model.train(was_training)
+            self.augmenter.cpu().eval()
+
+    def view_options(self):
+        if self.augmenter is None:
+            return {}
+        return {"strong_override": LearnedAugmentation(self.ctx.weak, self.augmenter)}
+
+    def state_dict(self):
+        state = super().state_dict()
+        if self.augmenter is not None:
+            state["augmenter"] = {k: v.clone() for k, v in self.augmenter.state_dict().items()}
+        return state
+
+    def load_state_dict(self, state) -> None:
+        if self.augmenter is not None:
+            self.augmenter.load_state_dict(state["augmenter"])
+        super().load_state_dict(state)
 
     def originals(self) -> Optional[torch.Tensor]:
         """The validation split is held out of the training data."""
