@@ -19,7 +19,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"run.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
+        raise ValueError(f"run.device: {name!r} needs CUDA, which is not available here; use 'auto' or 'cpu'")
     return device
 
 

@@ -122,9 +122,15 @@ class TrainConfig:
         return to_dict(self)
 
     def validate(self) -> "TrainConfig":
+        from augcore.data.datasets import DATASETS
+        from augcore.data.transforms import STRONG_AUGMENTATIONS
+        from augcore.models import MODELS
         from augcore.train.policies import POLICIES, policy_options
 
         choice = require_choice
+        choice("data.name", self.data.name, sorted(DATASETS))
+        choice("model.name", self.model.name, sorted(MODELS))
+        choice("augment.strong", self.augment.strong, STRONG_AUGMENTATIONS)
         a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
         choice("augment.mode", a.mode, tuple(POLICIES))
         policy_options(a.mode, a.selector)  # types and ranges of augment.selector.*, by the policy
