@@ -1,0 +1,72 @@
+"""augcore bench (augcore.benchmarks): options reach the runner, peers are optional, objectives are checked."""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from augcore import benchmarks
+from augcore.cli import main
+
+
+@pytest.fixture
+def hide(monkeypatch):
+    """hide("apricot", ...) makes those modules look uninstalled to the runner."""
+    real = importlib.util.find_spec
+
+    def install(*names):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in names else real(name, *a))
+    return install
+
+
+def rows_by_method(result, fraction=0.1):
+    return {r["method"]: r for r in result["rows"] if r["fraction"] == fraction}
+
+
+def test_against_submodlib_with_apricot_missing(hide):
+    pytest.importorskip("submodlib")
+    hide("apricot")
+    result = benchmarks.run_benchmark(quick=True, points=600, out=lambda line: None)
+    rows = rows_by_method(result)
+    assert result["reference"] == benchmarks.REFERENCE
+    assert rows["apricot lazy"]["skipped"] == "skipped: apricot not installed (pip install apricot-select)"
+    assert rows["apricot lazy"]["seconds"] is None
+    # augcore's lazy greedy and submodlib's LazyGreedy are both exact greedy on the same objective
+    assert rows["augcore lazy"]["objective_vs_reference"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.98 < rows["augcore stochastic"]["objective_vs_reference"] <= 1.0 + 1e-6
+
+
+def test_without_any_peer_the_reference_is_augcore_lazy(hide):
+    hide("apricot", "submodlib")
+    lines = []
+    result = benchmarks.run_benchmark(quick=True, points=600, out=lines.append)
+    rows = rows_by_method(result)
+    assert result["reference"] == "augcore lazy"
+    assert rows["augcore lazy"]["objective_vs_reference"] == 1.0 and rows["augcore lazy"]["speedup_vs_reference"] == 1.0
+    assert rows[benchmarks.REFERENCE]["skipped"].startswith("skipped: submodlib not installed")
+    assert any("reference: augcore lazy (skipped: submodlib not installed" in line for line in lines)
+
+
+def test_the_cli_passes_its_options_through(hide, tmp_path, capsys):
+    hide("apricot", "submodlib")
+    assert main(["bench", "--quick", "--points", "300", "--json", str(tmp_path / "rows.json")]) == 0
+    saved = json.loads((tmp_path / "rows.json").read_text())
+    assert saved["info"]["points"] == 300 and {r["fraction"] for r in saved["rows"]} == {0.1}
+    assert "| 10% | augcore lazy |" in capsys.readouterr().out
+
+
+def test_too_few_points_is_refused():
+    with pytest.raises(ValueError, match="points must be at least 100 .* got 50"):
+        benchmarks.run_benchmark(quick=True, points=50, out=lambda line: None)
+
+
+def test_float64_objective_matches_a_brute_force_sum():
+    rng = np.random.default_rng(0)
+    points, labels = rng.normal(size=(40, 3)), np.arange(40) % 2
+    picks = np.array([0, 5, 1])
+    brute = 0.0
+    for i in range(40):
+        same = [j for j in picks if labels[j] == labels[i]]
+        brute += max(np.exp(-np.linalg.norm(points[i] - points[j]) / 3) for j in same)
+    # the expanded |x|^2 + |y|^2 - 2 x.y form leaves ~1e-16 of d^2 at a pick itself: ~1e-8 after the sqrt
+    assert benchmarks.float64_objective(points, labels, picks) == pytest.approx(brute, rel=1e-7)
