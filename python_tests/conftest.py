@@ -1,9 +1,34 @@
 """Session-wide test settings, applied before any test module is imported."""
 import os
 
+import pytest
 import torch
 
 # Without a GPU, Triton kernels run in its interpreter on the CPU. Triton reads this
 # when a kernel is decorated, so it must be set before any module imports augcore.ops.triton.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def small_train_config(augment=None, **sections):
+    """A 3-epoch CPU training config for the loop's tests; ``sections`` update its sections."""
+    from augcore.train import config_from_dict
+
+    base = {"schedule": {"epochs": 3, "name": "multistep", "milestones": [2]},
+            "optim": {"lr": 0.05, "batch_size": 32},
+            "augment": {"mode": "random", "fraction": 0.25, "reselect_every": 2, "strong": "cutout", **(augment or {})},
+            "run": {"progress": False, "device": "cpu", "eval_batch_size": 256, "num_threads": 1}}
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return config_from_dict(base)
+
+
+@pytest.fixture(scope="session")
+def small_digits():
+    """(128 training, 64 test) digits: enough for the loop to learn something in seconds."""
+    from augcore.data import load_dataset
+
+    train = load_dataset("digits", train=True)
+    test = load_dataset("digits", train=False)
+    g = torch.Generator().manual_seed(0)
+    return train.subset(torch.randperm(len(train), generator=g)[:128]), test.subset(torch.arange(64))

@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from conftest import small_train_config
 
-from augcore.data import load_dataset
-from augcore.train import (LRSchedule, RefinementPlan, Trainer, config_from_dict, per_example_cross_entropy,
+from augcore.train import (LRSchedule, RefinementPlan, Trainer, per_example_cross_entropy,
                            weighted_cross_entropy)
 
 
@@ -81,22 +81,13 @@ def test_weighted_cross_entropy_matches_float64_hand_computation():
 
 # ---------------------------------------------------------------------------- the trainer
 
-@pytest.fixture(scope="module")
-def digits():
-    train = load_dataset("digits", train=True)
-    test = load_dataset("digits", train=False)
-    g = torch.Generator().manual_seed(0)
-    return train.subset(torch.randperm(len(train), generator=g)[:128]), test.subset(torch.arange(64))
+@pytest.fixture
+def digits(small_digits):
+    return small_digits
 
 
 def _config(**sections):
-    base = {"schedule": {"epochs": 3, "name": "multistep", "milestones": [2]},
-            "optim": {"lr": 0.05, "batch_size": 32},
-            "augment": {"mode": "random", "fraction": 0.25, "reselect_every": 2, "strong": "cutout"},
-            "run": {"progress": False, "device": "cpu", "eval_batch_size": 256, "num_threads": 1}}
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return config_from_dict(base)
+    return small_train_config(**sections)
 
 
 def _trainer(cfg, digits, **kw):

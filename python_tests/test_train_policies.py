@@ -4,29 +4,21 @@ import json
 
 import pytest
 import torch
+from conftest import small_train_config
 
 from augcore.config import ConfigError
-from augcore.data import load_dataset
 from augcore.selection import Selection
-from augcore.train import POLICIES, SelectionPolicy, Trainer, config_from_dict, register_policy
+from augcore.train import POLICIES, SelectionPolicy, Trainer, register_policy
 
 
-@pytest.fixture(scope="module")
-def digits():
-    train = load_dataset("digits", train=True)
-    test = load_dataset("digits", train=False)
-    g = torch.Generator().manual_seed(0)
-    return train.subset(torch.randperm(len(train), generator=g)[:120]), test.subset(torch.arange(64))
+@pytest.fixture
+def digits(small_digits):
+    return small_digits
 
 
 def _config(**sections):
-    base = {"schedule": {"epochs": 3, "name": "multistep", "milestones": [2]},
-            "optim": {"lr": 0.05, "batch_size": 32},
-            "augment": {"mode": "coreset", "fraction": 0.2, "reselect_every": 2, "strong": "cutout"},
-            "run": {"progress": False, "device": "cpu", "eval_batch_size": 256, "num_threads": 1}}
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return config_from_dict(base)
+    augment = {"mode": "coreset", "fraction": 0.2, **sections.pop("augment", {})}
+    return small_train_config(augment, **sections)
 
 
 def _trainer(cfg, digits, **kw):

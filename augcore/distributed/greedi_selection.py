@@ -23,6 +23,9 @@ from augcore.selection.base import InferenceStats, Selection
 
 
 def check_greedi_selector(selector) -> None:
+    if getattr(selector, "preset", "augcore") == "reference":
+        raise ValueError("greedi: preset='reference' runs the released single-machine selection; GreeDi is not "
+                         "that algorithm (use preset='augcore')")
     if selector.proxy != "logits" or selector.similarity != "exp":
         raise ValueError("greedi supports proxy='logits' with similarity='exp' only, got "
                          f"proxy={selector.proxy!r}, similarity={selector.similarity!r}")

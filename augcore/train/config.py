@@ -1,8 +1,9 @@
 """Training configuration: nested dataclasses loaded from YAML, validated on load.
 
-A config file has the sections below (all optional; defaults are the coreset
-paper's CIFAR-10 / ResNet-20 setup scaled to the embedded digits data where a data
-set is needed). Unknown keys, wrong types and out-of-range values raise
+A config file has the sections below (all optional; the defaults train a small CNN
+on the embedded digits data with the coreset paper's optimiser and schedule shape:
+SGD, momentum 0.9, LR 0.1, x0.1 at 50% and 75% of the epochs; docs/paper_settings.md
+compares the shipped configs with the papers). Unknown keys, wrong types and out-of-range values raise
 ``ConfigError`` naming the key; the selector options under ``augment.selector`` are
 typed by the chosen policy (``augment.selector.eps``). ``--set a.b=value`` overrides
 parse the value as YAML (``--set optim.lr=0.05``, ``--set schedule.milestones=[100,150]``,
@@ -78,7 +79,9 @@ class AugmentConfig:
     weighting: str = "unit"             # unit (released code) | gamma (paper)
     placement: str = "append"           # append copies | replace originals in place
     train_on: str = "full"              # full | selection | random_subset
-    random_subset_fraction: float = 0.5  # size of the random subset for train_on=random_subset
+    # size of the random training subset for train_on=random_subset; null: the same size as the
+    # selection (augment.fraction), as the released code's random-subset setting
+    random_subset_fraction: Optional[float] = None
     # train_on=random_subset: redraw the training subset every R epochs and select the copies
     # from all data (the released code's protocol), or keep one subset and select inside it
     random_subset_redraw: bool = True
@@ -144,7 +147,8 @@ class TrainConfig:
         choice("refinement.mode", r.mode, REFINEMENT_MODES)
         choice("run.amp", self.run.amp, AMP_MODES)
         require(0.0 < a.fraction <= 1.0, "augment.fraction", f"must lie in (0, 1], got {a.fraction}")
-        require(0.0 < a.random_subset_fraction <= 1.0, "augment.random_subset_fraction",
+        require(a.random_subset_fraction is None or 0.0 < a.random_subset_fraction <= 1.0,
+                "augment.random_subset_fraction",
                 f"must lie in (0, 1], got {a.random_subset_fraction}")
         require(a.reselect_every >= 1, "augment.reselect_every", f"must be >= 1, got {a.reselect_every}")
         require(a.copies >= 1, "augment.copies", f"must be >= 1, got {a.copies}")

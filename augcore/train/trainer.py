@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from augcore.io import atomic_torch_save
 from augcore.selection.base import Selection
-from augcore.train.build import build_run, resolve_device  # noqa: F401  (resolve_device re-exported)
+from augcore.train.build import build_run
 from augcore.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, set_rng_state
 from augcore.train.config import TrainConfig, config_from_dict
 from augcore.train.metrics import summarize_weights, topk_correct

@@ -207,7 +207,9 @@ class SelectionPolicy:
         from augcore.selection._common import budget_from_fraction
 
         n = len(self.ctx.dataset)
-        size = max(1, budget_from_fraction(self.ctx.augment.random_subset_fraction, n))
+        a = self.ctx.augment
+        fraction = a.fraction if a.random_subset_fraction is None else a.random_subset_fraction
+        size = max(1, budget_from_fraction(fraction, n))
         return random_rows(n, size, self.ctx.seed, epoch, "random_subset")
 
     @staticmethod
