@@ -360,3 +360,16 @@ def test_class_sharded_coreset_pieces_merge_to_the_full_selection(options):
         assert torch.equal(merged.indices, full.indices[order])
         torch.testing.assert_close(merged.weights, full.weights[order])
         assert torch.equal(merged.budgets, torch.bincount(stats.labels[full.indices], minlength=7))
+
+
+def test_import_augcore_reaches_every_subpackage_lazily():
+    import subprocess
+    import sys
+    code = ("import sys, augcore\n"
+            "eager = sorted(m for m in sys.modules if m.startswith('augcore.') and m.split('.')[1] in "
+            "('selection', 'train', 'data', 'generate', 'influence', 'distributed', 'models'))\n"
+            "assert not eager, eager\n"
+            "assert augcore.selection.CoresetSelector(0.1).fraction == 0.1\n"
+            "assert augcore.train.Trainer and augcore.generate and augcore.influence and augcore.distributed\n"
+            "assert 'selection' in dir(augcore)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
