@@ -26,14 +26,20 @@ def rows_by_method(result, fraction=0.1):
 def test_against_submodlib_with_apricot_missing(hide):
     pytest.importorskip("submodlib")
     hide("apricot")
-    result = benchmarks.run_benchmark(quick=True, points=600, out=lambda line: None)
-    rows = rows_by_method(result)
+    result = benchmarks.run_benchmark(points=600, large_n=2000, out=lambda line: None)
     assert result["reference"] == benchmarks.REFERENCE
-    assert rows["apricot lazy"]["skipped"] == "skipped: apricot not installed (pip install apricot-select)"
-    assert rows["apricot lazy"]["seconds"] is None
-    # augcore's lazy greedy and submodlib's LazyGreedy are both exact greedy on the same objective
-    assert rows["augcore lazy"]["objective_vs_reference"] == pytest.approx(1.0, abs=1e-6)
-    assert 0.98 < rows["augcore stochastic"]["objective_vs_reference"] <= 1.0 + 1e-6
+    assert {r["fraction"] for r in result["rows"]} == {0.1, 0.3, 0.5}
+    rows = rows_by_method(result)
+    for name in ("apricot lazy", "apricot stochastic"):
+        assert rows[name]["skipped"] == "skipped: apricot not installed (pip install apricot-select)"
+        assert rows[name]["seconds"] is None
+    for fraction in (0.1, 0.3, 0.5):
+        rows = rows_by_method(result, fraction)
+        # augcore's lazy greedy and submodlib's LazyGreedy are both exact greedy on the same objective
+        assert rows["augcore lazy"]["objective_vs_reference"] == pytest.approx(1.0, abs=1e-6)
+        assert 0.98 < rows["augcore stochastic"]["objective_vs_reference"] <= 1.0 + 1e-6
+    (on_the_fly,) = [r for r in result["rows"] if r["method"].startswith("augcore on-the-fly, one group of 2000")]
+    assert on_the_fly["peak_rss_mib"] > 0
 
 
 def test_without_any_peer_the_reference_is_augcore_lazy(hide):
@@ -52,6 +58,7 @@ def test_the_cli_passes_its_options_through(hide, tmp_path, capsys):
     assert main(["bench", "--quick", "--points", "300", "--json", str(tmp_path / "rows.json")]) == 0
     saved = json.loads((tmp_path / "rows.json").read_text())
     assert saved["info"]["points"] == 300 and {r["fraction"] for r in saved["rows"]} == {0.1}
+    assert not any(r["method"].startswith("apricot") for r in saved["rows"])   # --quick leaves apricot out
     assert "| 10% | augcore lazy |" in capsys.readouterr().out
 
 
