@@ -1,10 +1,13 @@
 """collect_stats: one eval-mode pass, outputs checked against a direct float64 forward."""
+import copy
+
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from augcore.selection import base_indices, collect_stats
+from augcore.selection import CoresetSelector, InferenceStats, base_indices, collect_stats
+from augcore.selection.inference import StatsAccumulator, find_classifier
 
 
 class TinyNet(nn.Module):
@@ -89,21 +92,105 @@ def test_subset_indices_are_base_dataset_indices():
     assert loader_stats.indices.tolist() == [40, 3, 17, 8, 22, 5]
 
 
-def test_without_embeddings_and_models_returning_only_logits():
+def test_without_embeddings():
     ds, _, _ = make_data()
     net = trained_net()
     assert collect_stats(net, ds, embeddings=False, progress=False).embeddings is None
     logits_only = nn.Sequential(nn.Flatten(), nn.Linear(192, 4))
     assert collect_stats(logits_only, ds, embeddings=False, progress=False).logits.shape == (37, 4)
-    with pytest.raises(TypeError, match=r"must return \(logits, embedding\)"):
-        collect_stats(logits_only, ds, progress=False)
+
+
+def sequential_net():
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(3, 5, 3), nn.BatchNorm2d(5), nn.ReLU(), nn.Flatten(), nn.Linear(180, 16),
+                         nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 4))
+
+
+@pytest.mark.parametrize("batch_size", [5, 512])
+def test_logits_only_sequential_gets_the_final_linear_input(batch_size):
+    ds, x, y = make_data()
+    net = sequential_net()
+    stats = collect_stats(net, ds, batch_size=batch_size, progress=False)
+    ref = copy.deepcopy(net).double().eval()
+    with torch.no_grad():
+        emb = ref[:-1](x.double())  # everything before the final linear layer
+        logits = ref[-1](emb)
+    torch.testing.assert_close(stats.embeddings.double(), emb, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(stats.logits.double(), logits, rtol=1e-5, atol=1e-5)
+    assert not any(m._forward_hooks for m in net.modules())  # hooks removed
+
+
+def test_torchvision_resnet18_unchanged_and_exact_last_layer_selection():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=5)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 3, 32, 32, generator=gen), torch.arange(12) % 5
+    ref = copy.deepcopy(net).double().eval()
+    ref.fc = nn.Identity()
+    stats = collect_stats(net, TensorDataset(x, y), batch_size=8, progress=False)
+    with torch.no_grad():
+        emb = ref(x.double())
+    torch.testing.assert_close(stats.embeddings.double(), emb, rtol=1e-4, atol=1e-5)
+    assert find_classifier(net, x[:2]) == "fc"
+    named = collect_stats(net, TensorDataset(x, y), batch_size=8, progress=False, classifier="fc")
+    assert torch.equal(named.embeddings, stats.embeddings)
+    # the exact last-layer proxy needs the embeddings: same picks as from the float64 reference's
+    selector = CoresetSelector(0.5, proxy="last_layer", method="naive")
+    exact = InferenceStats(logits=stats.logits, labels=stats.labels, losses=stats.losses, indices=stats.indices,
+                           embeddings=emb.float())
+    assert selector.select(stats).indices.tolist() == selector.select(exact).indices.tolist()
+
+
+def test_named_classifier_overrides_a_returned_embedding():
+    ds, x, _ = make_data()
+    net = trained_net()
+    stats = collect_stats(net, ds, progress=False, classifier=net.head)
+    assert torch.equal(stats.embeddings, collect_stats(net, ds, progress=False).embeddings)
+    inner = collect_stats(net, ds, progress=False, classifier="features.2")  # the ReLU's input: BN output
+    ref = copy.deepcopy(net).eval()
+    with torch.no_grad():
+        bn = ref.features[:2](x)
+    torch.testing.assert_close(inner.embeddings, bn.flatten(1), rtol=1e-5, atol=1e-5)
+
+
+def test_embedding_errors_name_the_way_out():
+    ds, _, _ = make_data()
+
+    class Scaled(nn.Module):  # logits are not any linear layer's output
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(192, 4))
+
+        def forward(self, x):
+            return 2.0 * self.body(x)
+
+    with pytest.raises(ValueError, match="pass classifier="):
+        collect_stats(Scaled(), ds, progress=False)
+    assert collect_stats(Scaled(), ds, progress=False, classifier="body.1").embeddings.shape == (37, 192)
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        collect_stats(nn.Sequential(nn.Flatten()), TensorDataset(torch.randn(4, 2, 2), torch.zeros(4).long()),
+                      progress=False)
+    with pytest.raises(ValueError, match="names no submodule"):
+        collect_stats(Scaled(), ds, progress=False, classifier="fc")
 
     class NoEmbedding(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(192, 4)
+
         def forward(self, x):
-            return logits_only(x), None
+            return self.lin(x.flatten(1)), None
 
     with pytest.raises(TypeError, match="returned NoneType as its embedding"):
         collect_stats(NoEmbedding(), ds, progress=False)
+
+    class Dict(nn.Module):
+        def forward(self, x):
+            return {"logits": x.flatten(1)[:, :4]}
+
+    with pytest.raises(TypeError, match="must return logits or"):
+        collect_stats(Dict(), ds, progress=False)
 
 
 def test_loader_and_argument_errors():
