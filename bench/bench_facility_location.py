@@ -55,3 +55,57 @@ def test_grad_proxies(benchmark, cifar):
 def test_plain_torch_proxies_baseline(benchmark, cifar):
     logits, labels, _ = cifar
     benchmark(lambda: torch.softmax(logits, 1) - torch.nn.functional.one_hot(labels, C))
+
+
+# --- before/after on one machine: python bench/bench_facility_location.py --compare OLD_TREE ---------
+# OLD_TREE holds another build of the package (e.g. `git archive <commit> augcore csrc CMakeLists.txt`
+# built in place); each round runs both builds in fresh subprocesses, alternating, so a load change
+# on the machine hits both alike. Prints medians per (budget, method).
+_CHILD = r"""
+import json, sys, time, torch
+import augcore
+g = torch.Generator().manual_seed(0)
+labels = torch.arange(50_000) % 10
+logits = torch.randn(50_000, 10, generator=g) + 3.0 * torch.nn.functional.one_hot(labels, 10)
+proxies = augcore.grad_proxies(logits, labels).errors
+out = {}
+for fraction in (0.1, 0.3, 0.5):
+    for method in ("stochastic", "lazy"):
+        t0 = time.perf_counter()
+        res = augcore.facility_location(proxies, int(fraction * 50_000), labels, method=method)
+        out[f"{int(fraction * 100)}% {method}"] = [time.perf_counter() - t0, float(res.objective.sum())]
+print(json.dumps(out))
+"""
+
+
+def _compare(old_tree: str, rounds: int) -> None:
+    import json
+    import os
+    import statistics
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runs = {"before": [], "after": []}
+    for _ in range(rounds):
+        for name, tree in (("before", old_tree), ("after", here)):
+            env = dict(os.environ, PYTHONPATH=tree)
+            text = subprocess.run([sys.executable, "-c", _CHILD], env=env, cwd=tree, check=True,
+                                  capture_output=True, text=True).stdout
+            runs[name].append(json.loads(text.strip().splitlines()[-1]))
+    print(f"{'budget, method':18s} {'before s':>9s} {'after s':>9s} {'after/before':>12s}  objective before / after")
+    for key in runs["before"][0]:
+        b = statistics.median(r[key][0] for r in runs["before"])
+        a = statistics.median(r[key][0] for r in runs["after"])
+        print(f"{key:18s} {b:9.3f} {a:9.3f} {a / b:12.2f}  {runs['before'][0][key][1]:.6f} / "
+              f"{runs['after'][0][key][1]:.6f}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="before/after timing of facility_location at CIFAR-10 scale")
+    ap.add_argument("--compare", required=True, help="root of the other build's tree")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    _compare(args.compare, args.rounds)

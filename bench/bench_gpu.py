@@ -1,25 +1,28 @@
 """GPU selection benchmark: logits -> per-class coreset weights, end to end.
 
-Scenarios (ARCHITECTURE.md, issue 3):
-  cifar:    50,000 points, 10 classes, dim 10, budgets 10/30/50 %   (target < 5 ms on an H200)
-  imagenet: 1,281,167 points, 1,000 classes, dim 1,000, budgets 10/30 % (target < 1 s, memory bounded)
+Scenarios:
+  cifar:    50,000 points, 10 classes, dim 10, budgets 10/30/50 %    (target < 5 ms on an H100/H200)
+  imagenet: 1,281,167 points, 1,000 classes, dim 1,000, budgets 10/30 % (target < 1 s)
 
-Each scenario times, in one run on the same inputs: the compiled CUDA op, the Triton
-backend, a plain-PyTorch GPU implementation (dense per-class cdist + exp, greedy
-over a padded (G, n, n) batch; stochastic sampling with torch.randperm), and the
-compiled CPU kernels; it prints milliseconds and ratios. Needs a CUDA GPU:
+In one run on the same inputs it times the compiled CUDA op, a plain-PyTorch GPU
+implementation (per-class cdist + exp, greedy over a padded (G, n, n) batch) and the
+compiled CPU kernels, and compares the CPU's and the GPU's picks class by class,
+reporting the first (class, step) where they diverge (the contract says never). At
+ImageNet scale the CPU runs on the first ``--cpu-classes`` classes only. Needs a GPU:
 
-    python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic]
+    python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import statistics
 import time
 
 import torch
 
-import augcore  # noqa: F401
+import augcore
 from augcore.ops import facility_location, grad_proxies, normalize_weights
 
 
@@ -30,11 +33,11 @@ def _data(n, classes, dim, device, seed=0):
     return logits, labels
 
 
-def _augcore(logits, labels, fraction, backend, method, memory_limit):
+def _augcore(logits, labels, fraction, method, memory_limit, num_groups):
     proxies = grad_proxies(logits, labels).errors
     budget = int(round(fraction * logits.shape[0]))
-    res = facility_location(proxies, budget, labels, method=method, backend=backend, memory_limit=memory_limit)
-    return normalize_weights(res.weights)
+    res = facility_location(proxies, budget, labels, method=method, memory_limit=memory_limit, num_groups=num_groups)
+    return res, normalize_weights(res.weights)
 
 
 def _plain_torch(logits, labels, fraction, method, eps=0.01):
@@ -68,7 +71,8 @@ def _plain_torch(logits, labels, fraction, method, eps=0.01):
 
 
 def _time(fn, repeats, device):
-    fn()  # warm-up (compilation, allocator)
+    """Median milliseconds of `repeats` runs after one warm-up (synchronised around each on CUDA)."""
+    fn()
     times = []
     for _ in range(repeats):
         if device == "cuda":
@@ -78,7 +82,21 @@ def _time(fn, repeats, device):
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
+    return statistics.median(times) * 1e3
+
+
+def first_divergence(cpu, gpu, classes):
+    """(class, step, cpu pick, gpu pick) of the first difference in greedy order, or None."""
+    cpu_idx, gpu_idx = cpu.indices.cpu(), gpu.indices.cpu()
+    for c in classes:
+        a = cpu_idx[int(cpu.group_ptr[c]):int(cpu.group_ptr[c + 1])]
+        b = gpu_idx[int(gpu.group_ptr[c]):int(gpu.group_ptr[c + 1])]
+        for step, (u, v) in enumerate(zip(a.tolist(), b.tolist())):
+            if u != v:
+                return c, step, u, v
+        if a.numel() != b.numel():
+            return c, min(a.numel(), b.numel()), None, None
+    return None
 
 
 SCENARIOS = {
@@ -93,30 +111,55 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--method", default="stochastic", choices=["naive", "lazy", "stochastic"])
     ap.add_argument("--memory-limit", type=int, default=8 << 30)
-    ap.add_argument("--skip-cpu", action="store_true", help="skip the CPU kernels (slow at ImageNet scale)")
+    ap.add_argument("--cpu-classes", type=int, default=16, help="classes the CPU solves at ImageNet scale")
+    ap.add_argument("--skip-torch", action="store_true", help="skip the plain-PyTorch baseline")
+    ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False)")
-    print(f"device: {torch.cuda.get_device_name()}  build: {augcore.build_info()}")
-    names = SCENARIOS if args.scenario == "all" else [args.scenario]
-    for name in names:
+    print(f"device: {torch.cuda.get_device_name()}  build: {augcore.build_info()}", flush=True)
+    rows = []
+    for name in (SCENARIOS if args.scenario == "all" else [args.scenario]):
         sc = SCENARIOS[name]
         logits, labels = _data(sc["n"], sc["classes"], sc["dim"], "cuda")
+        classes = sc["classes"]
         for frac in sc["fractions"]:
-            row = {}
-            row["cuda"] = _time(lambda: _augcore(logits, labels, frac, "compiled", args.method, args.memory_limit),
-                                args.repeats, "cuda")
-            if args.method != "lazy":
-                row["triton"] = _time(lambda: _augcore(logits, labels, frac, "triton", args.method, args.memory_limit),
-                                      max(1, args.repeats // 2), "cuda")
-            row["torch"] = _time(lambda: _plain_torch(logits, labels, frac, args.method), 1, "cuda")
-            if not args.skip_cpu:
-                lc, yc = logits.cpu(), labels.cpu()
-                row["cpu"] = _time(lambda: _augcore(lc, yc, frac, "compiled", args.method, args.memory_limit), 1,
-                                   "cpu")
-            ratios = "  ".join(f"{k}/cuda={v / row['cuda']:.1f}x" for k, v in row.items() if k != "cuda")
-            times = "  ".join(f"{k}={v:.2f}ms" for k, v in row.items())
-            print(f"{name:9s} {int(frac * 100):2d}%  {times}  {ratios}")
+            row = {"scenario": name, "budget_pct": int(frac * 100), "method": args.method, "classes": classes}
+            run = lambda: _augcore(logits, labels, frac, args.method, args.memory_limit, classes)  # noqa: E731
+            row["cuda_ms"] = _time(run, args.repeats, "cuda")
+            gpu, _ = run()
+            row["cuda_similarity_ms"] = gpu.timings["similarity"] * 1e3
+            row["cuda_greedy_ms"] = gpu.timings["greedy"] * 1e3
+            if not args.skip_torch:
+                row["torch_ms"] = _time(lambda: _plain_torch(logits, labels, frac, args.method), 1, "cuda")
+            # CPU on the same inputs: all classes (CIFAR) or the first --cpu-classes (ImageNet)
+            cpu_classes = classes if name == "cifar" else min(classes, args.cpu_classes)
+            keep = (labels < cpu_classes).nonzero().flatten()
+            lc, yc = logits[keep].cpu(), labels[keep].cpu()
+            per_class = gpu.budgets[:cpu_classes].tolist()
+
+            def cpu_run():
+                proxies = grad_proxies(lc, yc).errors
+                return facility_location(proxies, per_class, yc, method=args.method, num_groups=cpu_classes)
+
+            row["cpu_ms"] = _time(cpu_run, 1, "cpu") * (classes / cpu_classes)
+            row["cpu_classes"] = cpu_classes
+            cpu = cpu_run()
+            # the GPU's picks of those classes, in the CPU problem's indices
+            sub = facility_location(grad_proxies(logits[keep], labels[keep]).errors, per_class, labels[keep],
+                                    method=args.method, num_groups=cpu_classes)
+            div = first_divergence(cpu, sub, range(cpu_classes))
+            row["first_divergence"] = "none" if div is None else "class %d step %d: cpu %s gpu %s" % div
+            row["gains_equal"] = bool(torch.equal(cpu.gains, sub.gains.cpu()))
+            rows.append(row)
+            times = "  ".join(f"{k}={v:.2f}" for k, v in row.items() if k.endswith("_ms"))
+            print(f"{name:9s} {row['budget_pct']:2d}%  {times}  divergence={row['first_divergence']}  "
+                  f"gains_equal={row['gains_equal']}", flush=True)
+        del logits, labels
+        torch.cuda.empty_cache()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -49,18 +49,20 @@ def test_pairwise_distances_wrapper_on_cuda():
     assert torch.equal(a.values.cpu(), b.values)
 
 
-def _check_against_cpu(x, h, sim, ptr, bud, kind, method, mode, eps=0.1, seed=5, memory_limit=1 << 30):
+def _check_against_cpu(x, h, sim, ptr, bud, kind, method, mode, eps=0.1, seed=5, memory_limit=1 << 30, tie_break=0):
     scale = float(x.shape[1] if h is None else x.shape[1] * (h.shape[1] + 1))
-    args = (kind, scale, 1.0, METHODS[method], eps, seed, MODES[mode], memory_limit)
+    args = (kind, scale, 1.0, METHODS[method], eps, seed, MODES[mode], memory_limit, tie_break)
     cpu = OPS.facility_location(x, h, sim, ptr, bud, *args)
     gpu = OPS.facility_location(x.cuda(), _cuda(h), _cuda(sim), ptr, bud, *args)
     picks, gains, gamma, assign, objective, timings = gpu
     assert picks.is_cuda and gains.is_cuda and gamma.is_cuda and assign.is_cuda and objective.is_cuda
+    # fixed-point gains: the same integers on both devices, so everything is equal exactly
     assert torch.equal(picks.cpu(), cpu[0])
+    assert torch.equal(gains.cpu(), cpu[1])
     assert torch.equal(gamma.cpu(), cpu[2])
     assert torch.equal(assign.cpu(), cpu[3])
-    torch.testing.assert_close(gains.cpu(), cpu[1], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(objective.cpu(), cpu[4], rtol=1e-12, atol=1e-12)
+    assert torch.equal(objective.cpu(), cpu[4])
+    assert timings.is_cuda and bool((timings >= 0).all())
     return gpu
 
 
@@ -94,6 +96,7 @@ def test_facility_location_cuda_precomputed_similarity():
     cpu = OPS.facility_location(empty, None, sim, ptr, bud, 2, 1.0, 1.0, 0, 0.1, 0, 0, 1 << 30)
     gpu = OPS.facility_location(empty.cuda(), None, sim.cuda(), ptr, bud, 2, 1.0, 1.0, 0, 0.1, 0, 0, 1 << 30)
     assert torch.equal(gpu[0].cpu(), cpu[0]) and torch.equal(gpu[3].cpu(), cpu[3])
+    assert torch.equal(gpu[1].cpu(), cpu[1])
 
 
 def test_facility_location_cuda_large_group_state_in_global_memory():
@@ -133,14 +136,59 @@ def test_facility_location_cuda_runs_on_the_current_stream():
     assert torch.equal(out[0].cpu(), cpu[0])
 
 
-def test_wrapper_on_cuda_matches_cpu_and_triton_backend():
+def test_wrapper_on_cuda_matches_cpu():
     g = torch.Generator().manual_seed(8)
     x = torch.randn(500, 10, generator=g)
     labels = torch.randint(0, 10, (500,), generator=g)
     cpu = facility_location(x, 50, labels, seed=3)
     gpu = facility_location(x.cuda(), 50, labels.cuda(), seed=3)
-    tri = facility_location(x.cuda(), 50, labels.cuda(), seed=3, backend="triton")
-    for r in (gpu, tri):
-        assert torch.equal(r.indices.cpu(), cpu.indices)
-        assert torch.equal(r.weights.cpu(), cpu.weights)
-        assert torch.equal(r.assignment.cpu(), cpu.assignment)
+    assert torch.equal(gpu.indices.cpu(), cpu.indices)
+    assert torch.equal(gpu.gains.cpu(), cpu.gains)
+    assert torch.equal(gpu.weights.cpu(), cpu.weights)
+    assert torch.equal(gpu.assignment.cpu(), cpu.assignment)
+    assert gpu.timings["greedy"] > 0
+
+
+@pytest.mark.parametrize("sizes", [(4831,), (6144,), (98, 103, 109)])
+def test_sizes_that_failed_to_launch(sizes):
+    """dynamic + static shared memory above 48 KB: the kernel's attribute is now always set."""
+    x, _, ptr, bud = _groups(sizes, tuple(max(1, s // 50) for s in sizes), 10, seed=11)
+    for method in ("lazy", "stochastic"):
+        _check_against_cpu(x, None, None, ptr, bud, 0, method, "auto")
+
+
+def test_more_than_524288_points_in_one_group_on_the_fly():
+    """More point blocks than the old shared partial[] array held (2,048 x 256 points)."""
+    x, _, ptr, bud = _groups((530_000,), (2,), 2, seed=12)
+    _check_against_cpu(x, None, None, ptr, bud, 0, "stochastic", "on_the_fly", eps=0.99)
+
+
+@pytest.mark.parametrize("method", ["naive", "stochastic"])
+def test_tie_break_high_and_duplicates_match_cpu(method):
+    g = torch.Generator().manual_seed(13)
+    x = torch.randint(0, 3, (300, 2), generator=g).float()  # a lattice: exact ties everywhere
+    ptr, bud = torch.tensor([0, 120, 300]), torch.tensor([30, 60])
+    for tie_break in (0, 1):
+        _check_against_cpu(x, None, None, ptr, bud, 0, method, "auto", tie_break=tie_break)
+
+
+def test_overflowing_distances_give_the_cpu_answer():
+    """craig with distances that overflow float32: both devices count them as FLT_MAX."""
+    x = torch.tensor([[0.0], [3e38], [-3e38], [1.0], [2.0]])
+    ptr, bud = torch.tensor([0, 5]), torch.tensor([3])
+    for method in ("naive", "stochastic"):
+        _check_against_cpu(x, None, None, ptr, bud, 1, method, "dense")
+        _check_against_cpu(x, None, None, ptr, bud, 1, method, "on_the_fly")
+
+
+def test_grad_proxies_cuda_checks_label_range():
+    with pytest.raises(ValueError, match="labels must lie in"):
+        OPS.grad_proxies(torch.randn(4, 3).cuda(), torch.tensor([0, 1, 3, 2]).cuda(), None, 0)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        OPS.grad_proxies(torch.randn(4, 3).cuda(), torch.tensor([0, -1, 1, 2]).cuda(), None, 0)
+
+
+def test_lazy_with_high_ties_is_cpu_only():
+    x, _, ptr, bud = _groups((30,), (5,), 3, seed=14)
+    with pytest.raises(ValueError, match="CPU tensors only"):
+        OPS.facility_location(x.cuda(), None, None, ptr, bud, 0, 3.0, 1.0, 1, 0.1, 0, 0, 1 << 30, 1)

@@ -6,7 +6,7 @@ made where the producer's device allows it. Results are always torch tensors.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -90,17 +90,59 @@ class Segments(NamedTuple):
 
 
 def segments_from_groups(groups: Optional[Any], n: int, device: torch.device,
-                         num_groups: Optional[int] = None) -> Segments:
-    """Sorts rows by group once; kernels only ever see ``indptr``."""
-    if groups is None:
+                         num_groups: Optional[int] = None,
+                         finite: Sequence[Tuple[torch.Tensor, str]] = ()) -> Segments:
+    """Sorts rows by group once; kernels only ever see ``indptr``.
+
+    Also checks that every tensor in ``finite`` (pairs of tensor and name) holds only
+    finite values. On a GPU everything that must come back to the host (label range,
+    finiteness, class sizes) comes back in one transfer, or two when ``num_groups`` is
+    not given (the sizes need the largest label first): no other synchronisation.
+    """
+    labels = None
+    if groups is not None:
+        labels = as_tensor(groups, "groups")
+        if labels.dim() != 1 or labels.shape[0] != n:
+            raise ValueError(f"groups: expected shape ({n},), got {tuple(labels.shape)}")
+        if labels.dtype not in _INT_DTYPES:
+            raise TypeError(f"groups: expected an integer dtype, got {labels.dtype}")
+        labels = labels.to(device=device, dtype=torch.int64)
+    parts = []
+    if labels is not None and n:
+        parts += [labels.min().view(1), labels.max().view(1)]
+    parts += [(~torch.isfinite(t)).any().view(1).to(torch.int64) for t, _ in finite if t.numel()]
+    counted = labels is not None and num_groups is not None
+    if counted:
+        ones = torch.ones_like(labels)
+        parts.append(torch.zeros(num_groups, dtype=torch.int64, device=device).index_add_(
+            0, labels.clamp(0, max(num_groups - 1, 0)), ones) if num_groups else labels.new_zeros(0))
+    host = torch.cat(parts).cpu() if parts else torch.zeros(0, dtype=torch.int64)  # the one transfer
+    at = 0
+    if labels is not None and n:
+        lo, hi = int(host[0]), int(host[1])
+        at = 2
+        if lo < 0:
+            raise ValueError(f"groups: values must be >= 0, found {lo}")
+        if num_groups is not None and hi >= num_groups:
+            raise ValueError(f"groups: value {hi} out of range for num_groups={num_groups}")
+        if num_groups is None:
+            num_groups = hi + 1
+    for t, name in finite:
+        if t.numel():
+            if int(host[at]):
+                check_finite(t, name)  # raises naming the first bad entry
+            at += 1
+    if labels is None:
         order = torch.arange(n, device=device)
         sizes = torch.tensor([n], dtype=torch.int64)
     else:
-        labels = as_tensor(groups, "groups")
-        num_groups = check_labels(labels, n, "groups", num_groups)
-        labels = labels.to(device=device, dtype=torch.int64)
+        num_groups = int(num_groups or 0)
         order = torch.sort(labels, stable=True).indices
-        sizes = torch.bincount(labels, minlength=num_groups).cpu()
+        if counted:
+            sizes = host[at:at + num_groups].clone()
+        else:
+            sizes = torch.zeros(num_groups, dtype=torch.int64, device=device).index_add_(
+                0, labels, torch.ones_like(labels)).cpu()
     indptr = torch.zeros(sizes.numel() + 1, dtype=torch.int64)
     torch.cumsum(sizes, 0, out=indptr[1:])
     return Segments(order, indptr, sizes)

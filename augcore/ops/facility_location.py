@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
+import numpy as np
 import torch
 
-from augcore._build import compiled_ops
+from augcore._build import check_device_supported, compiled_ops
+from augcore.checks import check_choice, check_int, check_int_list, check_number
 from augcore.ops._common import as_tensor, check_finite, segments_from_groups
 from augcore.ops.budgets import SPLITS, split_budget
 from augcore.ops.distances import block_offsets, prepare_points
@@ -16,6 +19,7 @@ METHODS = {"naive": 0, "lazy": 1, "stochastic": 2}
 SIMILARITIES = {"exp": 0, "craig": 1}
 MODES = {"auto": 0, "dense": 1, "on_the_fly": 2}
 TIE_BREAKS = {"low": 0, "high": 1}
+BACKENDS = ("auto", "compiled")
 _PRECOMPUTED = 2
 
 
@@ -33,7 +37,7 @@ class FacilityLocationResult:
     budgets: torch.Tensor     # (G,) int64 per-group budgets
     group_ptr: torch.Tensor   # (G+1,) int64 offsets of each group's picks in ``indices``
     objective: torch.Tensor   # (G,) float64 F(S_g) = sum_i max_{j in S_g} s_ij
-    timings: Dict[str, float] = field(default_factory=dict)  # seconds: prepare, similarity, greedy, total
+    timings: Mapping = field(default_factory=dict)  # seconds: prepare, similarity, greedy, kernel, total (Timings)
 
 
 def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None, *,
@@ -75,11 +79,12 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         the blocks solved at once fit in ``memory_limit`` bytes. Both give the same
         picks: the similarity of a pair is computed by the same float32 code.
 
-      backend: "auto" and "compiled" run the compiled op of the tensors' device (CPU or
-        CUDA; one launch runs every greedy step on the GPU); "triton" runs
-        ``augcore.ops.triton.facility_location_triton`` (one launch per step for all
-        groups; proxy space, "exp" similarity only; CUDA tensors, or CPU tensors under
-        TRITON_INTERPRET=1). See docs/gpu.md.
+      backend: "auto" and "compiled" (the same): the compiled op of the tensors' device
+        (CPU or CUDA; on the GPU one launch runs every greedy step). See docs/gpu.md.
+
+    Gains are exact sums of fixed-point terms (docs/gpu.md, "Determinism"), so the
+    same inputs and seed give the same picks and gains on every device, thread count
+    and input order within a group.
 
     Returns a ``FacilityLocationResult``. Weights gamma count, for each pick, the
     points of its group whose most similar pick it is (ties to the earlier pick);
@@ -87,30 +92,26 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
     ``augcore.normalize_weights``.
     """
     t0 = time.perf_counter()
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
-    if not (0.0 < float(eps) < 1.0):
-        raise ValueError(f"eps must lie in (0, 1), got {eps}")
-    if budget_split not in SPLITS:
-        raise ValueError(f"budget_split must be one of {SPLITS}, got {budget_split!r}")
-    if backend not in ("auto", "compiled", "triton"):
-        raise ValueError(f"backend must be 'auto', 'compiled' or 'triton', got {backend!r}")
-    if backend == "triton" and (not isinstance(similarity, str) or similarity != "exp" or embeddings is not None):
-        raise ValueError("backend='triton' supports proxy space with similarity='exp' only "
-                         "(no embeddings, no craig, no precomputed matrix); use backend='compiled'")
-    if tie_break not in TIE_BREAKS:
-        raise ValueError(f"tie_break must be one of {tuple(TIE_BREAKS)}, got {tie_break!r}")
-    if backend == "triton" and tie_break != "low":
-        raise ValueError("backend='triton' implements tie_break='low' only; use backend='compiled'")
+    check_choice("method", method, METHODS)
+    check_choice("mode", mode, MODES)
+    check_choice("budget_split", budget_split, SPLITS)
+    check_choice("backend", backend, BACKENDS)
+    check_choice("tie_break", tie_break, TIE_BREAKS)
+    eps = check_number("eps", eps, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
+    seed = check_int("seed", seed, min=-(1 << 63), max=(1 << 63) - 1)
+    memory_limit = check_int("memory_limit", memory_limit, min=0)
+    bias = check_number("bias", bias)
     if bias not in (0, 1):
         raise ValueError(f"bias must be 0 (weights only) or 1 (weights and bias), got {bias}")
+    if num_groups is not None:
+        num_groups = check_int("num_groups", num_groups, min=0)
+    if scale is not None:
+        scale = check_number("scale", scale, min=0.0, min_inclusive=False)
+    budget = _checked_budget(budget)
 
     precomputed = None
     if isinstance(similarity, str):
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {tuple(SIMILARITIES)} or a matrix, got {similarity!r}")
+        check_choice("similarity", similarity, SIMILARITIES)
         if proxies is None:
             raise ValueError("proxies are required unless similarity is a precomputed matrix")
         x_sorted, emb_sorted, seg = prepare_points(proxies, embeddings, groups, num_groups)
@@ -118,15 +119,17 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         if scale is None:
             dim = x_sorted.shape[1] if emb_sorted is None else x_sorted.shape[1] * (emb_sorted.shape[1] + bias)
             scale = float(max(dim, 1))
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
     else:
         sim = as_tensor(similarity, "similarity")
         if sim.dim() != 2 or sim.shape[0] != sim.shape[1]:
             raise ValueError(f"similarity: expected a square (N, N) matrix, got shape {tuple(sim.shape)}")
-        check_finite(sim, "similarity")
-        if sim.numel() and float(sim.min()) < 0:
-            raise ValueError("similarity must be non-negative: facility location assumes s_ij >= 0")
+        if not sim.is_floating_point():
+            raise TypeError(f"similarity: expected a floating dtype, got {sim.dtype}")
+        check_device_supported(sim, "similarity")
+        if sim.device.type == "cpu":  # on CUDA the op checks with one synchronisation
+            check_finite(sim, "similarity")
+            if sim.numel() and float(sim.min()) < 0:
+                raise ValueError("similarity must be non-negative: facility location assumes s_ij >= 0")
         n = sim.shape[0]
         seg = segments_from_groups(groups, n, sim.device, num_groups)
         precomputed = _gather_blocks(sim, seg).to(torch.float32)
@@ -134,28 +137,77 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
 
     budgets = split_budget(seg.sizes, budget, budget_split)
     t1 = time.perf_counter()
-    if backend == "triton":
-        from augcore.ops.triton import facility_location_triton
-        selected, gains, gamma, assign_pos, objective = facility_location_triton(
-            x_sorted, seg.indptr, budgets, float(scale), METHODS[method], float(eps), int(seed))
-        timings = torch.full((2,), float("nan"), dtype=torch.float64)
-    else:
-        selected, gains, gamma, assign_pos, objective, timings = compiled_ops().facility_location(
-            x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
-            METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit), TIE_BREAKS[tie_break])
+    selected, gains, gamma, assign_pos, objective, seconds = compiled_ops().facility_location(
+        x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
+        METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit), TIE_BREAKS[tie_break])
     t2 = time.perf_counter()
 
+    # back to original indices with gathers and one scatter: no host synchronisation on CUDA
     order = seg.order
     assignment = torch.full_like(order, -1)
-    assigned = assign_pos >= 0
-    assignment[order[assigned]] = order[assign_pos[assigned]]
+    assignment[order] = torch.where(assign_pos >= 0, order[assign_pos.clamp_min(0)], assign_pos)
     group_ptr = torch.zeros(budgets.numel() + 1, dtype=torch.int64)
     torch.cumsum(budgets, 0, out=group_ptr[1:])
+    indices = order[selected]
+    host = {"prepare": t1 - t0, "kernel": t2 - t1, "total": time.perf_counter() - t0}
     return FacilityLocationResult(
-        indices=order[selected], gains=gains, weights=gamma, assignment=assignment, budgets=budgets,
-        group_ptr=group_ptr, objective=objective,
-        timings={"prepare": t1 - t0, "similarity": float(timings[0]), "greedy": float(timings[1]),
-                 "total": time.perf_counter() - t0, "kernel": t2 - t1})
+        indices=indices, gains=gains, weights=gamma, assignment=assignment, budgets=budgets,
+        group_ptr=group_ptr, objective=objective, timings=Timings(host, seconds))
+
+
+def _checked_budget(budget: Any) -> Union[int, list]:
+    """A total number of picks (int, numpy integer or 0-d integer tensor) or a list of
+    per-group integers; anything else (floats, bools, strings) raises naming ``budget``."""
+    if isinstance(budget, torch.Tensor):
+        if budget.is_floating_point() or budget.is_complex() or budget.dtype == torch.bool:
+            raise TypeError(f"budget must hold integers, got a {budget.dtype} tensor")
+        if budget.dim() > 1:
+            raise ValueError(f"budget must be an integer or a 1-D list of per-group integers, got shape "
+                             f"{tuple(budget.shape)}")
+        budget = budget.item() if budget.dim() == 0 else budget.tolist()
+    elif isinstance(budget, np.ndarray):
+        if budget.ndim > 1:
+            raise ValueError(f"budget must be an integer or a 1-D list of per-group integers, got shape "
+                             f"{budget.shape}")
+        budget = budget.item() if budget.ndim == 0 else budget.tolist()
+    if isinstance(budget, (list, tuple)):
+        return check_int_list("budget", budget)
+    return check_int("budget", budget)  # the range is split_budget's check
+
+
+class Timings(Mapping):
+    """Seconds of one call, wall-clock: "prepare" (checks, sorting), "similarity" and
+    "greedy" (the kernel's two phases), "kernel" (the whole op call) and "total".
+
+    On the CPU every value is wall-clock and total >= kernel >= similarity + greedy.
+    On CUDA the call returns before the device finishes: "prepare", "kernel" and
+    "total" are host seconds, and "similarity" and "greedy" are device seconds,
+    read from the GPU (one synchronisation) the first time they are accessed.
+    """
+
+    def __init__(self, host: Dict[str, float], device_seconds: torch.Tensor):
+        self._host = dict(host)
+        self._device = device_seconds
+        self._values: Optional[Dict[str, float]] = None
+
+    def _resolve(self) -> Dict[str, float]:
+        if self._values is None:
+            similarity, greedy = (float(v) for v in self._device.cpu().tolist())
+            self._values = {"prepare": self._host["prepare"], "similarity": similarity, "greedy": greedy,
+                            "kernel": self._host["kernel"], "total": self._host["total"]}
+        return self._values
+
+    def __getitem__(self, key: str) -> float:
+        return self._resolve()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("prepare", "similarity", "greedy", "kernel", "total"))
+
+    def __len__(self) -> int:
+        return 5
+
+    def __repr__(self) -> str:
+        return f"Timings({self._resolve()!r})"
 
 
 def _gather_blocks(sim: torch.Tensor, seg) -> torch.Tensor:

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple, Optional
 import torch
 
 from augcore._build import check_device_supported, compiled_ops
+from augcore.checks import check_choice
 from augcore.ops._common import as_tensor, check_finite, check_float_matrix, check_labels, check_same_device
 
 LOSSES = {"ce": 0, "mse": 1}
@@ -34,15 +35,21 @@ def grad_proxies(logits: Any, labels: Any, embeddings: Any = None, loss: str = "
     check_device_supported(logits, "logits")
     check_same_device("logits", logits, "labels", labels)
     n, c = logits.shape
-    check_labels(labels, n, "labels", num_classes=c)
-    check_finite(logits, "logits")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    check_choice("loss", loss, LOSSES)
+    on_cpu = logits.device.type == "cpu"
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels: expected shape ({n},), got {tuple(labels.shape)}")
+    if on_cpu:  # on CUDA the op checks range and finiteness with one synchronisation
+        check_labels(labels, n, "labels", num_classes=c)
+        check_finite(logits, "logits")
+    elif labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"labels: expected an integer dtype, got {labels.dtype}")
     if embeddings is not None:
         embeddings = as_tensor(embeddings, "embeddings")
         check_float_matrix(embeddings, "embeddings", rows=n)
         check_same_device("logits", logits, "embeddings", embeddings)
-        check_finite(embeddings, "embeddings")
+        if on_cpu:
+            check_finite(embeddings, "embeddings")
         embeddings = embeddings.contiguous()
     errors, per_example, e_sq, h_sq = compiled_ops().grad_proxies(
         logits.contiguous(), labels.to(torch.int64).contiguous(), embeddings, LOSSES[loss])

@@ -2,7 +2,7 @@
 
 They are the executable form of the contracts in ARCHITECTURE.md: slow, simple,
 written straight from the math, and used by the tests as the independent check
-of the C++/CUDA/Triton kernels. The exact last-layer distance here forms the
+of the C++/CUDA kernels. The exact last-layer distance here forms the
 C*(H+b)-dimensional gradients explicitly, so it also checks the factored formula.
 """
 from __future__ import annotations

@@ -27,6 +27,10 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kGainBlock = 1024;
+// One candidate's gain (or one commit) is split over threads only from this many blocks
+// on: a parallel region per evaluation costs more than 16K points' work, and far more
+// when the cores are oversubscribed (spinning OpenMP barriers).
+constexpr int64_t kParallelBlocks = 16;
 
 // sum_t max(0, s[t] - m[t]) in fixed point: exact, so lanes may add in any order.
 int64_t block_gain(const float* s, const float* m, int64_t len, const FixedPoint& fp) {
@@ -235,7 +239,7 @@ class GreedySolver {
   }
 
   int64_t gain_of(int64_t c) {
-    if (!parallel_ || num_blocks_ == 1) return gain_serial(c, scratch_.data());
+    if (!parallel_ || num_blocks_ < kParallelBlocks) return gain_serial(c, scratch_.data());
     int64_t total = 0;
 #pragma omp parallel reduction(+ : total)
     {
@@ -273,7 +277,7 @@ class GreedySolver {
   // m_i = max(m_i, s_ic); a point moves to c only if c is strictly more similar
   // (ties stay with the earlier pick); the first pick takes every point.
   void commit(int64_t c) {
-#pragma omp parallel if (parallel_ && num_blocks_ > 1)
+#pragma omp parallel if (parallel_ && num_blocks_ >= kParallelBlocks)
     {
       std::vector<float> scratch(std::max<int64_t>(Rows::scratch_floats, 1));
 #pragma omp for schedule(static)
@@ -435,7 +439,7 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
       ok &= block[t] >= 0.0f && block[t] <= std::numeric_limits<float>::max();
       mx = std::max(mx, block[t]);
     }
-    TORCH_CHECK(ok, "facility_location: similarity must be finite and non-negative; group ", g,
+    TORCH_CHECK_VALUE(ok, "facility_location: similarity must be finite and non-negative; group ", g,
                 " has a negative, infinite or NaN entry");
     block_max[g] = mx;
   }
