@@ -226,3 +226,113 @@ def test_with_an_augcore_model():
         logits, emb = model(x)
     torch.testing.assert_close(stats.logits, logits, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(stats.embeddings, emb.flatten(1), rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- batched loading of ImageDataset
+
+def digits_views():
+    from augcore.data import load_dataset
+    from augcore.data.transforms import eval_transform, weak_transform
+
+    train = load_dataset("digits", train=True)
+    return train, train.with_transform(eval_transform(train)), train.with_transform(weak_transform(train))
+
+
+def small_cnn():
+    from augcore.models import build_model
+
+    torch.manual_seed(4)
+    return build_model("small_cnn", 10, in_channels=1)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_batched_image_loading_equals_the_per_item_pass(num_workers):
+    from augcore.selection.inference import _image_root
+
+    _, plain, weak = digits_views()
+    assert _image_root(plain) is plain and _image_root(weak) is None  # random transforms stay per item
+    model = small_cnn()
+    per_item = collect_stats(model, DataLoader(plain, batch_size=100), progress=False)  # the per-item path
+    batched = collect_stats(model, plain, batch_size=100, num_workers=num_workers, progress=False)
+    for name in ("logits", "embeddings", "labels", "indices", "losses"):
+        assert torch.equal(getattr(batched, name), getattr(per_item, name)), name
+    rows = [900, 3, 17, 1000, 44]
+    sub = collect_stats(model, Subset(plain, rows), batch_size=2, progress=False)
+    assert sub.indices.tolist() == rows
+    torch.testing.assert_close(sub.logits, per_item.logits[rows], rtol=1e-5, atol=1e-6)  # other batch size
+
+
+def test_channels_last_and_bf16_change_outputs_by_rounding_only():
+    _, plain, _ = digits_views()
+    model = small_cnn()
+    sub = Subset(plain, list(range(64)))
+    ref = collect_stats(model, sub, progress=False)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = collect_stats(model, sub, channels_last=True, progress=False)
+    torch.testing.assert_close(fast.logits, ref.logits, rtol=1e-4, atol=1e-4)
+    assert all(p.is_contiguous() for p in model.parameters())  # NCHW weights put back
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+    half = collect_stats(model, sub, amp="bf16", progress=False)
+    torch.testing.assert_close(half.logits, ref.logits, rtol=0.05, atol=0.05)
+    with pytest.raises(ValueError, match="fp16"):
+        collect_stats(model, sub, amp="fp16", progress=False)
+    with pytest.raises(ValueError, match="amp"):
+        collect_stats(model, sub, amp="int8", progress=False)
+
+
+# ----------------------------------------------------------------------------- StatsAccumulator
+
+def test_accumulator_equals_collect_stats_fed_in_shuffled_batches():
+    ds, x, y = make_data(n=40)
+    net = trained_net()
+    reference = collect_stats(net, ds, batch_size=7, progress=False)
+    acc = StatsAccumulator(40, 4)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(5))
+    net.eval()
+    with torch.no_grad():
+        for batch in order.split(6):
+            logits, emb = net(x[batch])
+            acc.add(batch, logits, y[batch], emb)
+    stats = acc.finish()
+    for name in ("logits", "embeddings", "losses"):
+        torch.testing.assert_close(getattr(stats, name), getattr(reference, name), rtol=1e-5, atol=1e-6)
+    assert torch.equal(stats.labels, y) and torch.equal(stats.indices, torch.arange(40))
+
+
+def test_accumulator_covers_given_dataset_indices_in_their_order():
+    acc = StatsAccumulator(3, 2, embed_dim=1, indices=torch.tensor([7, 2, 5]))
+    acc.add(torch.tensor([5, 7]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]),
+            torch.tensor([[50.0], [70.0]]))
+    acc.add(torch.tensor([2]), torch.tensor([[3.0, 3.0]]), torch.tensor([1]), torch.tensor([[20.0]]))
+    stats = acc.finish()
+    assert stats.indices.tolist() == [7, 2, 5]
+    assert stats.logits.tolist() == [[0.0, 2.0], [3.0, 3.0], [1.0, 0.0]]
+    assert stats.labels.tolist() == [1, 1, 0] and stats.embeddings.flatten().tolist() == [70.0, 20.0, 50.0]
+    torch.testing.assert_close(stats.losses, torch.nn.functional.cross_entropy(
+        torch.tensor([[0.0, 2.0], [3.0, 3.0], [1.0, 0.0]]), torch.tensor([1, 1, 0]), reduction="none"))
+
+
+def test_accumulator_errors():
+    logits, labels = torch.zeros(2, 3), torch.tensor([0, 1])
+    acc = StatsAccumulator(4, 3)
+    acc.add(torch.tensor([0, 1]), logits, labels)
+    with pytest.raises(ValueError, match=r"\[1\] were already recorded"):
+        acc.add(torch.tensor([1, 2]), logits, labels)
+    with pytest.raises(ValueError, match="2 of 4 dataset indices were never recorded"):
+        acc.finish()
+    with pytest.raises(ValueError, match="not among the 4"):
+        acc.add(torch.tensor([2, 9]), logits, labels)
+    with pytest.raises(ValueError, match="repeats a dataset index"):
+        acc.add(torch.tensor([3, 3]), logits, labels)
+    with pytest.raises(ValueError, match="embeddings to every add or to none"):
+        acc.add(torch.tensor([2, 3]), logits, labels, torch.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"logits must be \(B, 3\)"):
+        acc.add(torch.tensor([2, 3]), torch.zeros(2, 4), labels)
+    with pytest.raises(ValueError, match="needs 2 indices"):
+        acc.add(torch.tensor([2]), logits, labels)
+    with pytest.raises(ValueError, match="repeated"):
+        StatsAccumulator(2, 3, indices=[4, 4])
+    acc.add(torch.tensor([2, 3]), logits, labels)
+    assert acc.finish().logits.shape == (4, 3)
+    acc.add(torch.tensor([0, 1]), logits, labels)  # a new epoch starts after finish
+    assert acc.num_seen == 2
