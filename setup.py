@@ -63,6 +63,8 @@ setup(
         "vision": ["torchvision"],
         "generate": ["diffusers", "transformers", "accelerate", "safetensors"],
         "test": ["pytest", "pytest-benchmark", "hypothesis", "submodlib-py", "apricot-select"],
+        "lightning": ["lightning"],
+        "huggingface": ["transformers", "accelerate"],
     },
     entry_points={"console_scripts": ["augcore = augcore.cli:main"]},
     zip_safe=False,

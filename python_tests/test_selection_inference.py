@@ -187,10 +187,22 @@ def test_embedding_errors_name_the_way_out():
 
     class Dict(nn.Module):
         def forward(self, x):
-            return {"logits": x.flatten(1)[:, :4]}
+            return {"scores": x.flatten(1)[:, :4]}
 
-    with pytest.raises(TypeError, match="must return logits or"):
+    with pytest.raises(TypeError, match="must return logits,"):
         collect_stats(Dict(), ds, progress=False)
+
+    class ModelOutput(nn.Module):  # Hugging Face style: a mapping with "logits"
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(192, 4)
+
+        def forward(self, x):
+            return {"logits": self.lin(x.flatten(1))}
+
+    out = ModelOutput()
+    stats = collect_stats(out, ds, progress=False)
+    torch.testing.assert_close(stats.embeddings, torch.stack([ds[i][0].flatten() for i in range(37)]))
 
 
 def test_loader_and_argument_errors():

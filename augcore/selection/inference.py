@@ -12,7 +12,7 @@ already computes, so a re-selection needs no extra pass.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -222,9 +222,12 @@ def _is_pair(out: Any) -> bool:
 
 
 def _logits_of(out: Any) -> torch.Tensor:
+    if isinstance(out, Mapping) and "logits" in out:  # a Hugging Face ModelOutput or a dict
+        out = out["logits"]
     logits = out[0] if _is_pair(out) else out
     if not isinstance(logits, torch.Tensor):
-        raise TypeError("collect_stats: the model's forward must return logits or (logits, embedding) "
+        raise TypeError("collect_stats: the model's forward must return logits, (logits, embedding) or a mapping "
+                        "with 'logits' "
                         f"(augcore.models convention), got {type(out).__name__}"
                         + (" of length %d" % len(out) if isinstance(out, (tuple, list)) else ""))
     return logits
