@@ -31,12 +31,13 @@ SHELL_FENCES = ("bash", "sh", "shell")
 COMMAND_WORDS = ("augcore", "bash", "python", "python3", "pip", "torchrun", "git")
 
 # command prefix -> arguments appended in smoke mode ({scratch}: the document's scratch folder)
-DEMO_SMOKE = ["--seeds", "1", "--epochs", "1", "--no-progress", "--out", "{scratch}/demo"]
+DEMO_SMOKE = ["--seeds", "1", "--subset-epochs", "1", "--epochs", "1", "--no-progress", "--out", "{scratch}/demo"]
 SMOKE: Dict[str, List[str]] = {
     "augcore demo": DEMO_SMOKE,
     # milestones back to their default (50% and 75% of the epochs): a config's own would lie past epoch 1
     "augcore train": ["--set", "schedule.epochs=1", "--set", "schedule.milestones=[]", "--set", "run.progress=false"],
     "augcore bench": ["--points", "2000"],
+    "augcore repro": ["--seeds", "1", "--epochs", "1", "--no-progress", "--out", "{scratch}/repro"],
     "bash scripts/run.sh demo": DEMO_SMOKE,
     # collect, do not run: this test is part of the suite it would start
     "bash scripts/run.sh test": ["--collect-only", "-q"],
