@@ -14,7 +14,9 @@ Conventions kept from apricot 0.6 (``apricot/utils.py``, ``_calculate_pairwise_d
   ("corr"): the squared cosine / correlation; "precomputed": ``X`` is the
   similarity matrix, row j holding candidate j's similarity to every point; any
   other sklearn distance metric: ``D.max() - D`` of sklearn's distances.
-  Similarities are computed in float64 and handed to the kernel in float32.
+  Similarities are float32 (the kernel's type; euclidean and cosine are computed
+  in float32 Gram form, as sklearn does in float64): where two candidates' float64
+  gains differ by less than float32 rounding, the pick can differ from apricot's.
 * F(S) = sum_i max_{j in S} s_ij with a running maximum starting at 0; gains are
   ``float64``. Similarities must be non-negative (apricot's check).
 * Ties: "naive" and "two-stage" take the smallest index among equal gains
@@ -35,6 +37,7 @@ ignored (as in apricot); ``verbose`` prints nothing. After ``fit``,
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import numpy as np
@@ -131,8 +134,8 @@ class FacilityLocationSelection:
             X, y=y, sample_weight=sample_weight)
 
     def _similarity(self, X: Any) -> torch.Tensor:
-        """apricot's pairwise similarities, float64 arithmetic rounded to float32, laid out
-        [point, candidate] for the kernel (a transposed view: no copy either way)."""
+        """apricot's pairwise similarities in float32, laid out [point, candidate] for the
+        kernel (a transposed view: no copy either way)."""
         x = as_matrix(_LIB, "X", X, dtype=torch.float64)
         if self.metric == "precomputed":
             if x.shape[0] != x.shape[1]:
@@ -140,19 +143,23 @@ class FacilityLocationSelection:
                                  f"{tuple(x.shape)}")
             sim = x.to(torch.float32)  # row j: candidate j's similarities, as apricot reads it
         elif self.metric == "euclidean":
-            sq = (x * x).sum(1)
-            # sklearn's euclidean_distances(X, X, squared=True): Gram form, clipped at 0, zero diagonal
-            sim = _rows_float32(x, lambda rows, blk: (sq[rows, None] + sq[None, :] - 2.0 * blk).clamp_min_(0.0))
+            # sklearn's euclidean_distances(X, X, squared=True): Gram form, clipped at 0, zero diagonal;
+            # in float32, in place (the kernel's similarities are float32 anyway)
+            x32 = x.to(torch.float32)
+            sq = (x * x).sum(1).to(torch.float32)
+            sim = torch.addmm(sq[:, None], x32, x32.T, alpha=-2.0).add_(sq[None, :]).clamp_min_(0.0)
             sim.fill_diagonal_(0.0)
             torch.sub(sim.max(), sim, out=sim)
+            return sim.T
         elif self.metric in ("cosine", "correlation"):
             if self.metric == "correlation":
                 x = x - x.mean(1, keepdim=True)
             norms = x.norm(dim=1)
-            x = x / torch.where(norms > 0, norms, torch.ones_like(norms))[:, None]
-            sim = _rows_float32(x, lambda rows, blk: blk.clamp_(-1.0, 1.0).square_())
+            unit = (x / torch.where(norms > 0, norms, torch.ones_like(norms))[:, None]).to(torch.float32)
+            sim = (unit @ unit.T).clamp_(-1.0, 1.0).square_()
             if self.metric == "cosine":  # sklearn's cosine_distances zeroes the diagonal distance
                 sim.fill_diagonal_(1.0)
+            return sim.T
         else:
             from sklearn.metrics import pairwise_distances
             try:
@@ -170,20 +177,14 @@ class FacilityLocationSelection:
                 f"optimizer={self.optimizer!r}) [augcore]")
 
 
-def _rows_float32(x: torch.Tensor, finish, block: int = 1024) -> torch.Tensor:
-    """``finish(rows, x[rows] @ x.T)`` for row blocks, in float64, stored as float32:
-    the float64 intermediates never exceed one block."""
-    n = x.shape[0]
-    out = torch.empty(n, n, dtype=torch.float32)
-    for start in range(0, n, block):
-        rows = torch.arange(start, min(n, start + block))
-        out[start:start + rows.numel()] = finish(rows, x[rows] @ x.T)
-    return out
-
-
 def _seed_from(random_state: Any) -> int:
     if random_state is None:
         return 0
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2 ** 31 - 1))
     return check_int("random_state", random_state, min=0)
+
+
+# ``apricot.functions.facilityLocation.FacilityLocationSelection`` is how some callers
+# (CORDS) spell it; ``from augcore.compat import apricot`` keeps that spelling working.
+functions = SimpleNamespace(facilityLocation=SimpleNamespace(FacilityLocationSelection=FacilityLocationSelection))

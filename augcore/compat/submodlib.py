@@ -42,6 +42,7 @@ After ``maximize``, ``last_result`` holds augcore's ``FacilityLocationResult``
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -179,3 +180,8 @@ def _similarities(points: torch.Tensor, metric: str) -> torch.Tensor:
                       torch.zeros_like(gram))
     sim.fill_diagonal_(1.0)
     return sim
+
+
+# ``submodlib.functions.facilityLocation.FacilityLocationFunction`` is how the coreset
+# paper's released code spells it; ``from augcore.compat import submodlib`` keeps it working.
+functions = SimpleNamespace(facilityLocation=SimpleNamespace(FacilityLocationFunction=FacilityLocationFunction))
