@@ -136,10 +136,14 @@ def _reference_proportional(sizes: list, budget: int, generator: torch.Generator
     total = sum(sizes)
     if total == 0:
         return [0] * len(sizes)
-    out = [math.ceil(n / total * budget) for n in sizes]  # float64, in numpy's order of operations
+    ceiled = [math.ceil(n / total * budget) for n in sizes]  # float64, in numpy's order of operations
+    # float rounding can lift a share past its group (54.00000000000001 of 54): the released code
+    # then asks submodlib for more than the class holds and fails; such a group is capped (taken
+    # whole, as the reference preset does) and keeps its budget
+    out = [min(b, n) for b, n in zip(ceiled, sizes)]
     excess = sum(out) - budget
     if excess > 0:
-        eligible = [g for g, b in enumerate(out) if b > 0]
+        eligible = [g for g, b in enumerate(out) if b > 0 and b == ceiled[g]]
         for pos in torch.randperm(len(eligible), generator=generator)[:excess].tolist():
             out[eligible[pos]] -= 1
     return out

@@ -12,12 +12,12 @@ from augcore.selection.baselines import HighLossSelector, MaxLossSelector, Miscl
 from augcore.selection.coreset import CoresetSelector
 from augcore.selection.factory import SELECTORS, build_selector
 from augcore.selection.history import SelectionHistory
-from augcore.selection.inference import base_indices, collect_stats
+from augcore.selection.inference import StatsAccumulator, base_indices, collect_stats, find_classifier
 from augcore.selection.kmeans import KMeansResult, batched_kmeans
 from augcore.selection.slow_learnable import SlowLearnableSelector
 from augcore.selection.synthetic import random_stats
 
 __all__ = ["CoresetSelector", "HighLossSelector", "InferenceStats", "KMeansResult", "MaxLossSelector",
            "MisclassifiedSelector", "RandomSelector", "SELECTORS", "Selection", "SelectionHistory", "Selector",
-           "SlowLearnableSelector", "base_indices", "batched_kmeans", "budget_from_fraction", "build_selector",
-           "collect_stats", "derive_seed", "random_stats"]
+           "SlowLearnableSelector", "StatsAccumulator", "base_indices", "batched_kmeans", "budget_from_fraction",
+           "build_selector", "collect_stats", "derive_seed", "find_classifier", "random_stats"]
