@@ -131,7 +131,9 @@ def _add_demo(subparsers) -> None:
     p.add_argument("--parts", nargs="+", default=list(d.parts), choices=("table1", "table4"),
                    help="which protocols to run (default both)")
     p.add_argument("--threads", type=positive_int, default=d.num_threads,
-                   help=f"torch CPU threads (default {d.num_threads})")
+                   help=f"torch CPU threads per run (default {d.num_threads})")
+    p.add_argument("--workers", type=positive_int, default=d.workers,
+                   help=f"runs at a time, one process each (default {d.workers})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
 
@@ -141,7 +143,8 @@ def _cmd_demo(args) -> int:
     run_demo(DemoSettings(out=args.out, seeds=args.seeds, subset_fraction=args.subset_fraction,
                           subset_epochs=args.subset_epochs, epochs=args.epochs, fraction=args.fraction,
                           reselect_every=args.reselect_every, strong=args.strong, methods=tuple(args.methods),
-                          parts=tuple(args.parts), num_threads=args.threads, progress=not args.no_progress))
+                          parts=tuple(args.parts), num_threads=args.threads, workers=args.workers,
+                          progress=not args.no_progress))
     return 0
 
 
@@ -167,7 +170,8 @@ def _add_repro(subparsers) -> None:
     p.add_argument("--strong", default=d.strong)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--threads", type=positive_int, default=d.num_threads)
+    p.add_argument("--threads", type=positive_int, default=d.num_threads, help="torch CPU threads per run")
+    p.add_argument("--workers", type=positive_int, default=d.workers, help="runs at a time, one process each")
     p.add_argument("--device", default=d.device)
     p.add_argument("--out", default=d.out)
     p.add_argument("--no-progress", action="store_true")
@@ -179,8 +183,8 @@ def _cmd_repro(args) -> int:
     run_repro(ReproSettings(protocol=args.protocol, dataset=args.dataset, root=args.root, model=args.model,
                             methods=tuple(args.methods), budgets=tuple(args.budgets), seeds=args.seeds,
                             epochs=args.epochs, reselect_every=args.reselect_every, strong=args.strong, lr=args.lr,
-                            batch_size=args.batch_size, num_threads=args.threads, device=args.device, out=args.out,
-                            progress=not args.no_progress))
+                            batch_size=args.batch_size, num_threads=args.threads, workers=args.workers,
+                            device=args.device, out=args.out, progress=not args.no_progress))
     return 0
 
 

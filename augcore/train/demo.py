@@ -10,14 +10,14 @@ Two parts, both through the reproduction harness (``augcore.train.repro``):
    weak-only baseline), where on digits the gain is small.
 
 Writes the harness's CSV/JSON results, ``summary.json`` and ``accuracy_vs_fraction.png``
-into the output folder.
+into the output folder (not each run's checkpoint and plots: ``augcore repro`` keeps those).
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Sequence
 
 from augcore.config import require
@@ -42,9 +42,11 @@ class DemoSettings:
     strong: str = "autoaugment"
     methods: Sequence[str] = DEMO_METHODS
     parts: Sequence[str] = ("table1", "table4")
-    # one thread: the 8x8 convolutions are too small to gain from more, and on a busy
-    # machine OpenMP threads that wait for a core slow every step several-fold
+    # one thread per run and runs in parallel processes, one per core: the 8x8 convolutions
+    # are too small to gain from more threads, and OpenMP threads that wait for a core slow
+    # every step several-fold on a busy machine
     num_threads: int = 1
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     progress: bool = True
 
 
@@ -56,7 +58,7 @@ def run_demo(settings: DemoSettings) -> Dict:
     started = time.perf_counter()
     common = dict(dataset="digits", model="small_cnn", seeds=settings.seeds, strong=settings.strong, lr=0.05,
                   batch_size=64, schedule="cosine", num_threads=settings.num_threads, out=settings.out,
-                  progress=settings.progress)
+                  progress=settings.progress, workers=settings.workers, keep_runs=False)
     report: Dict = {"parts": {}}
     if "table1" in settings.parts:
         methods = [m for m in settings.methods if m in ("random", "coreset", "max_loss")]

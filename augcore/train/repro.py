@@ -57,6 +57,8 @@ class ReproSettings:
     device: str = "auto"
     out: str = "runs/repro"
     progress: bool = True
+    workers: int = 1                            # runs at a time, each in its own process
+    keep_runs: bool = True                      # each run's folder (checkpoint, logs, plots) under out
     extra: Dict = field(default_factory=dict)   # more config sections merged into every run
 
     def check(self) -> "ReproSettings":
@@ -68,6 +70,7 @@ class ReproSettings:
                 f"must be fractions in (0, 1], got {list(self.budgets)}")
         require(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        require(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
         require(self.reselect_every is None or self.reselect_every >= 1, "reselect_every",
                 f"must be >= 1, got {self.reselect_every}")
         require(self.protocol != "table1" or not {"none", "full"} & set(self.methods), "methods",
@@ -110,38 +113,66 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def run_repro(settings: ReproSettings, *, echo=print) -> Dict:
-    """Runs every (method, budget, seed); writes ``results.jsonl`` and ``summary.json``; returns the summary."""
+def run_one(settings: ReproSettings, method: str, budget: float, seed: int) -> Dict:
+    """One (method, budget, seed) run of the training loop; its result row."""
     import torch
-    from tqdm.auto import tqdm
 
     from augcore.train.config import config_from_dict
-    from augcore.train.metrics import write_rows
     from augcore.train.trainer import Trainer
+
+    raw = run_config(settings, method, budget, seed)
+    try:
+        config = config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{settings.protocol} {method} {budget:g}: {exc}") from None
+    torch.manual_seed(seed)
+    wall0 = time.perf_counter()
+    trainer = Trainer(config, out_dir=raw["run"]["out"] if settings.keep_runs else None)
+    result = trainer.fit()
+    n = len(trainer.train_base)
+    return {"protocol": settings.protocol, "method": method, "budget": budget, "seed": seed,
+            "last_top1": result.last_top1, "best_top1": result.best_top1,
+            "wall_time": time.perf_counter() - wall0, "train_time": result.train_time,
+            "selection_time": result.selection_time, "selector_time": result.selector_time,
+            "inference_passes": result.inference_passes,
+            "fraction_augmented": result.num_augmented / len(result.rows) / n}
+
+
+def run_repro(settings: ReproSettings, *, echo=print) -> Dict:
+    """Runs every (method, budget, seed), ``settings.workers`` at a time in separate processes
+    (each run is deterministic, so the results do not depend on the number of workers);
+    writes ``<protocol>_results.csv/.jsonl`` and ``<protocol>_summary.json``; returns the summary."""
+    from tqdm.auto import tqdm
+
+    from augcore.train.metrics import write_rows
 
     settings.check()
     started = time.perf_counter()
-    rows: List[Dict] = []
-    for method, budget, seed in tqdm(_runs(settings), desc=f"{settings.protocol} runs", unit="run",
-                                     disable=not settings.progress):
-        raw = run_config(settings, method, budget, seed)
-        try:
-            config = config_from_dict(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{settings.protocol} {method} {budget:g}: {exc}") from None
-        torch.manual_seed(seed)
-        wall0 = time.perf_counter()
-        trainer = Trainer(config, out_dir=raw["run"]["out"])
-        result = trainer.fit()
-        n = len(trainer.train_base)
-        rows.append({"protocol": settings.protocol, "method": method, "budget": budget, "seed": seed,
-                     "last_top1": result.last_top1, "best_top1": result.best_top1,
-                     "wall_time": time.perf_counter() - wall0, "train_time": result.train_time,
-                     "selection_time": result.selection_time, "selector_time": result.selector_time,
-                     "inference_passes": result.inference_passes,
-                     "fraction_augmented": result.num_augmented / len(result.rows) / n})
+    runs = _runs(settings)
+    bar = tqdm(total=len(runs), desc=f"{settings.protocol} runs", unit="run", disable=not settings.progress)
+    done: Dict[int, Dict] = {}
+
+    def record(position: int, row: Dict) -> None:
+        done[position] = row
+        bar.update(1)
+        rows = [done[i] for i in sorted(done)]
         write_rows(rows, os.path.join(settings.out, f"{settings.protocol}_results.csv"),
                    os.path.join(settings.out, f"{settings.protocol}_results.jsonl"))
+
+    if settings.workers == 1:
+        for position, run in enumerate(runs):
+            record(position, run_one(settings, *run))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: a fresh interpreter per worker (forking a process that holds torch threads is unsafe)
+        with ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_one, settings, *run): position for position, run in enumerate(runs)}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+    bar.close()
+    rows = [done[i] for i in sorted(done)]
     summary = summarize(rows, settings)
     summary["total_wall_time"] = time.perf_counter() - started
     atomic_write_text(os.path.join(settings.out, f"{settings.protocol}_summary.json"),
