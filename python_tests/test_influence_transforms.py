@@ -174,3 +174,13 @@ def test_clear_errors():
         flow_warp(torch.zeros(1, 1, 4, 4), torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), smoothing=2)
     with pytest.raises(ValueError, match="theta"):
         affine_warp(torch.zeros(2, 1, 4, 4), torch.zeros(1, 2, 3))
+
+
+def test_augmenters_keep_nn_module_apply():
+    """``module.apply(fn)`` (weight init over a model holding an augmenter) must still work."""
+    import torch
+    from augcore.influence.transforms import ImageAugmenter, TranslationAugmenter
+    seen = []
+    for augmenter in (ImageAugmenter(1, 8, 8), TranslationAugmenter(4)):
+        torch.nn.Sequential(augmenter).apply(lambda m: seen.append(type(m).__name__))
+    assert "ImageAugmenter" in seen and "TranslationAugmenter" in seen

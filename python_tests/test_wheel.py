@@ -94,7 +94,8 @@ def test_commands_of_the_installed_package(fresh_env):
     augcore = fresh_env["venv"] / "bin" / "augcore"
     listing = run_in(fresh_env, augcore, "configs")
     assert "digits_demo" in listing and "cifar10_resnet20_coreset" in listing
-    run_in(fresh_env, augcore, "demo", "--seeds", "1", "--subset-epochs", "1", "--epochs", "1", "--no-progress", "--out", "demo")
+    run_in(fresh_env, augcore, "demo", "--seeds", "1", "--subset-epochs", "1", "--epochs", "1", "--no-progress",
+           "--out", "demo")
     assert (fresh_env["work"] / "demo" / "summary.json").is_file()
     trained = run_in(fresh_env, augcore, "train", "--config", "digits_demo", "--set", "schedule.epochs=1",
                      "--set", "run.progress=false", "--out", "train")

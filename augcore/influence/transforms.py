@@ -196,7 +196,7 @@ class ImageAugmenter(_Augmenter):
             params["colour_shift"] = colour[:, channels * channels:]
         return params
 
-    def apply(self, x: torch.Tensor, params: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, params: Dict[str, torch.Tensor]) -> torch.Tensor:
         if "flow_scale" in params:
             x = flow_warp(x, params["flow_scale"], params["flow_shift"], self.smoothing)
         if "affine" in params:
@@ -208,7 +208,7 @@ class ImageAugmenter(_Augmenter):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         params = self.transform_parameters(x)
-        return self.apply(x, params), params
+        return self.transform(x, params), params
 
 
 class TranslationAugmenter(_Augmenter):
@@ -235,9 +235,9 @@ class TranslationAugmenter(_Augmenter):
         # saturated shifts onto the box's diagonals).
         return {"shift": self.max_shift * raw / torch.sqrt(1.0 + raw.pow(2).sum(1, keepdim=True))}
 
-    def apply(self, x: torch.Tensor, params: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, params: Dict[str, torch.Tensor]) -> torch.Tensor:
         return x + params["shift"]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         params = self.transform_parameters(x)
-        return self.apply(x, params), params
+        return self.transform(x, params), params
