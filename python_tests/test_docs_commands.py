@@ -42,6 +42,7 @@ SMOKE: Dict[str, List[str]] = {
     # collect, do not run: this test is part of the suite it would start
     "bash scripts/run.sh test": ["--collect-only", "-q"],
     "bash scripts/run.sh bench": ["--quick", "--points", "2000"],
+    "python bench/bench_selection_overhead.py": ["--seeds", "1", "--epochs", "1"],
 }
 
 # command text (tokens joined by one space, comment dropped) -> why only a user can run it
