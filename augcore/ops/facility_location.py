@@ -127,7 +127,7 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
             raise TypeError(f"similarity: expected a floating dtype, got {sim.dtype}")
         check_device_supported(sim, "similarity")
         if sim.device.type == "cpu":  # on CUDA the op checks with one synchronisation
-            check_finite(sim, "similarity")
+            check_finite(sim, "similarity")   # then the minimum is a number
             if sim.numel() and float(sim.min()) < 0:
                 raise ValueError("similarity must be non-negative: facility location assumes s_ij >= 0")
         n = sim.shape[0]
