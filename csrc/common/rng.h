@@ -6,11 +6,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define AUGCORE_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define AUGCORE_HOST_DEVICE inline
-#endif
+#include "host_device.h"
 
 namespace augcore {
 
