@@ -1,6 +1,5 @@
 """End to end through the CLI: train on digits with a coreset selector, resume, select, demo."""
 import json
-import os
 
 import pytest
 import torch
