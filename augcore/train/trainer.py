@@ -176,11 +176,11 @@ class Trainer:
             scale = self.strategy.loss_scale(step, x.shape[0])
             augmented += int(is_aug.sum())
             if not refining:
-                n_before = x.shape[0]
                 x, y, w, picked = self.policy.augment_batch(x, y, w, idx)
-                augmented += picked.numel()
-                is_aug = torch.cat([is_aug, torch.ones(x.shape[0] - n_before, dtype=torch.bool)])
-                idx = torch.cat([idx, picked])
+                if picked.numel():   # per-step copies joined the batch
+                    augmented += picked.numel()
+                    is_aug = torch.cat([is_aug, torch.ones(picked.numel(), dtype=torch.bool)])
+                    idx = torch.cat([idx, picked])
             targets = y
             if mix is not None:
                 x, targets = mix(x, F.one_hot(y, self.num_classes).float())

@@ -85,13 +85,6 @@ def empty_selection(method: str, epoch: int = 0) -> Selection:
     return Selection(indices=torch.empty(0, dtype=torch.int64), weights=torch.empty(0), method=method, epoch=epoch)
 
 
-def random_rows(n: int, size: int, seed: int, epoch: int, stream: str) -> torch.Tensor:
-    """``size`` distinct rows of ``range(n)`` drawn from (seed, epoch, stream), sorted."""
-    from augcore.selection._common import cpu_generator
-
-    return torch.randperm(n, generator=cpu_generator(seed, epoch, stream))[:size].sort().values
-
-
 class SelectionPolicy:
     """Base policy: nothing selected, nothing augmented (subclasses override ``select``).
 
@@ -129,7 +122,7 @@ class SelectionPolicy:
         return None
 
     def select(self, epoch: int, stats: InferenceStats) -> Selection:
-        raise NotImplementedError
+        raise NotImplementedError(f"policy {self.name!r} re-selects (selects=True) but defines no select()")
 
     def augment_batch(self, x, y, w, idx) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-step augmentation; returns the batch and the dataset indices of the copies added."""
@@ -165,6 +158,8 @@ class SelectionPolicy:
                   and epoch % a.reselect_every == 0)
         if redraw:
             self.subset = self._draw_subset(epoch)
+            if not self.selects:  # a fixed selection (full) follows the training subset
+                self.selection = self.initial_selection()
         if not self.is_due(epoch):
             if redraw:
                 self.view = self.make_view()
@@ -204,13 +199,13 @@ class SelectionPolicy:
 
     # ------------------------------------------------------------------ helpers
     def _draw_subset(self, epoch: int) -> torch.Tensor:
-        from augcore.selection._common import budget_from_fraction
+        from augcore.data import random_subset_indices
+        from augcore.selection._common import budget_from_fraction, derive_seed
 
-        n = len(self.ctx.dataset)
         a = self.ctx.augment
         fraction = a.fraction if a.random_subset_fraction is None else a.random_subset_fraction
-        size = max(1, budget_from_fraction(fraction, n))
-        return random_rows(n, size, self.ctx.seed, epoch, "random_subset")
+        size = max(1, budget_from_fraction(fraction, len(self.ctx.dataset)))
+        return random_subset_indices(self.ctx.dataset, size, seed=derive_seed(self.ctx.seed, epoch, "random_subset"))
 
     @staticmethod
     def _max_loss_rows(stats: InferenceStats, size: int) -> Optional[torch.Tensor]:

@@ -49,14 +49,6 @@ class FullAugmentation(SelectionPolicy):
         pool = self.subset if self.subset is not None else torch.arange(len(self.ctx.dataset))
         return Selection(indices=pool.clone(), weights=torch.ones(pool.numel()), method="full")
 
-    def begin_epoch(self, epoch: int):
-        before = self.subset
-        event = super().begin_epoch(epoch)
-        if self.subset is not before:  # the random subset was redrawn: augment the new one
-            self.selection = self.initial_selection()
-            self.view = self.make_view()
-        return event
-
 
 class SelectorPolicy(SelectionPolicy):
     """Runs a ``Selector`` every R epochs; its constructor's keyword options become the
@@ -71,8 +63,7 @@ class SelectorPolicy(SelectionPolicy):
 
     @classmethod
     def selector_kwargs(cls, options: Any) -> dict:
-        return {k: v for k, v in vars(options).items() if k in cls.Options.__dataclass_fields__
-                and k not in cls.policy_only_options}
+        return {k: v for k, v in vars(options).items() if k not in cls.policy_only_options}
 
     policy_only_options: ClassVar[Tuple[str, ...]] = ()
 
