@@ -37,12 +37,13 @@ inline FacilityLocationPlan plan_facility_location(const at::Tensor& x, const st
   check_float_matrix(x, "x", op);
   TORCH_CHECK_VALUE(method >= kNaive && method <= kStochastic, op, ": method must be 0 (naive), 1 (lazy) or 2 (stochastic), got ",
                     method);
-  TORCH_CHECK_VALUE(similarity_kind >= kExp && similarity_kind <= kPrecomputed, op,
-                    ": similarity_kind must be 0 (exp), 1 (craig) or 2 (precomputed), got ", similarity_kind);
+  TORCH_CHECK_VALUE(similarity_kind >= kExp && similarity_kind <= kCraigSquared, op,
+                    ": similarity_kind must be 0 (exp), 1 (craig), 2 (precomputed) or 3 (craig_squared), got ",
+                    similarity_kind);
   TORCH_CHECK_VALUE(mode >= kAuto && mode <= kOnTheFly, op, ": mode must be 0 (auto), 1 (dense) or 2 (on_the_fly), got ",
                     mode);
-  TORCH_CHECK_VALUE(tie_break == kTiesLow || tie_break == kTiesHigh, op, ": tie_break must be 0 (low) or 1 (high), got ",
-                    tie_break);
+  TORCH_CHECK_VALUE(tie_break >= kTiesLow && tie_break <= kTiesApricot, op,
+                    ": tie_break must be 0 (low), 1 (high) or 2 (apricot), got ", tie_break);
   TORCH_CHECK_VALUE(eps > 0.0 && eps < 1.0, op, ": eps must lie in (0, 1), got ", eps);
   // the similarity uses -1/scale as a float: it must be a finite negative number
   const float neg_inv_scale = static_cast<float>(-1.0 / scale);

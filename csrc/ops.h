@@ -9,11 +9,13 @@
 namespace augcore {
 
 enum LossKind : int64_t { kCrossEntropy = 0, kSquared = 1 };
-enum SimilarityKind : int64_t { kExp = 0, kCraig = 1, kPrecomputed = 2 };
+// kCraigSquared: s = max d^2 - d^2 with d^2 accumulated in double (apricot's euclidean); CPU only.
+enum SimilarityKind : int64_t { kExp = 0, kCraig = 1, kPrecomputed = 2, kCraigSquared = 3 };
 enum GreedyMethod : int64_t { kNaive = 0, kLazy = 1, kStochastic = 2 };
 enum StorageMode : int64_t { kAuto = 0, kDense = 1, kOnTheFly = 2 };
-// Which index wins an exact tie in gains: the smaller (default) or, as submodlib, the larger.
-enum TieBreak : int64_t { kTiesLow = 0, kTiesHigh = 1 };
+// Which index wins an exact tie in gains: the smaller (default) or, as submodlib, the larger;
+// kTiesApricot: the smaller, and lazy runs apricot's LazyGreedy (first evaluated wins).
+enum TieBreak : int64_t { kTiesLow = 0, kTiesHigh = 1, kTiesApricot = 2 };
 
 using ProxiesOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using FacilityLocationOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;

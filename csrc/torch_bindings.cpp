@@ -82,6 +82,8 @@ TORCH_LIBRARY(augcore, m) {
   // candidate-major blocks, block[c * n + i] = s_ic. Returns positions in sorted order:
   // (picks (K,) i64 greedy order per group, gains (K,) f64, gamma (K,) i64, assignment (N,) i64 or -1,
   //  objective (G,) f64, seconds (2,) f64 [similarity, greedy] wall-clock on the CPU, device time on CUDA).
+  // similarity_kind: 0 exp(-d / scale), 1 max d - d (craig), 2 precomputed, 3 max d^2 - d^2 with d^2
+  // accumulated in double and rounded once (apricot's euclidean; CPU only).
   // tie_break: 0 = the smaller index wins an exact tie in gains; 1 = the larger, and lazy (method 1)
   // runs submodlib's LazyGreedy step for step.
   m.def(

@@ -35,14 +35,39 @@ def test_digits_euclidean_naive_with_exact_ties():
     assert len(set(ref.gains.tolist())) < 100  # some gains repeat exactly
 
 
-def test_lazy_settles_exact_ties_like_naive():
-    """augcore's lazy greedy returns the naive greedy's picks (smaller index on a tie);
-    apricot's own lazy queue may settle the same tie on another, equally good element."""
-    naive = apricot.FacilityLocationSelection(100, metric="euclidean", optimizer="naive").fit(DIGITS)
-    for optimizer in ("lazy", "two-stage"):
-        ours = compat.FacilityLocationSelection(100, metric="euclidean", optimizer=optimizer).fit(DIGITS)
-        assert ours.ranking.tolist() == naive.ranking.tolist()
-        np.testing.assert_array_equal(ours.gains, naive.gains)
+@pytest.mark.parametrize("k", [100, 400])
+@pytest.mark.parametrize("duplicated", [False, True])
+def test_lazy_settles_exact_ties_like_apricots_queue(k, duplicated):
+    """apricot's lazy queue settles exact ties on the first element it re-evaluates,
+    which is not always naive's smaller index: the drop-in follows the queue."""
+    x = np.repeat(DIGITS[:k + 50], 2, axis=0) if duplicated else DIGITS
+    ref, ours = fit_both(x, k, metric="euclidean", optimizer="lazy")
+    assert_same(ref, ours, rtol=0)
+    naive = apricot.FacilityLocationSelection(k, metric="euclidean", optimizer="naive").fit(x)
+    if k == 400 and not duplicated:  # a case where apricot's lazy and naive part ways
+        assert naive.ranking.tolist() != ref.ranking.tolist()
+
+
+def test_zero_gains_never_repeat_a_pick():
+    """Past full coverage apricot's lazy queue can pick an element twice; the drop-in
+    matches it up to there and then picks distinct zero-gain elements."""
+    x = np.repeat(DIGITS[:250], 2, axis=0)
+    ref, ours = fit_both(x, 400, metric="euclidean", optimizer="lazy")
+    covered = int(np.argmax(ref.gains == 0))
+    assert covered > 0 and ours.ranking[:covered].tolist() == ref.ranking[:covered].tolist()
+    assert len(set(ours.ranking.tolist())) == 400 and np.all(ours.gains[covered:] == 0)
+
+
+def test_float32_gradient_proxies_match_apricot():
+    """The benchmark's input: float32 proxies softmax - onehot, whose distances sklearn
+    computes in float64 and rounds to float32, and pairs of points that tie exactly."""
+    rng = np.random.RandomState(0)
+    logits = rng.randn(1500, 10).astype(np.float32) * 3
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    x = (e / e.sum(1, keepdims=True)).astype(np.float32)
+    x[:, 0] -= 1.0
+    for optimizer in ("naive", "lazy"):
+        assert_same(*fit_both(x, 300, metric="euclidean", optimizer=optimizer), rtol=1e-12)
 
 
 def test_duplicated_points_tie_at_every_step():
@@ -88,6 +113,11 @@ def test_unsupported_arguments_are_named():
                          ({"max_reservoir_size": 10}, "max_reservoir_size")):
         with pytest.raises(ValueError, match=name):
             compat.FacilityLocationSelection(5, **kwargs)
+    with pytest.raises(ValueError, match="n_first_selections"):
+        compat.FacilityLocationSelection(5, optimizer="two-stage", optimizer_kwds={"n_first_selections": 3})
+    compat.FacilityLocationSelection(5, optimizer="two-stage", optimizer_kwds={"optimizer1": "naive"})  # default
+    with pytest.raises(ValueError, match="float32"):
+        compat.FacilityLocationSelection(2).fit(np.array([[1e39, 0.0], [0.0, 1.0], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="n_samples must be a positive"):
         compat.FacilityLocationSelection(0)
     with pytest.raises(ValueError, match="sample_cost"):

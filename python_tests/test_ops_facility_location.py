@@ -47,7 +47,7 @@ CASES = [  # n, d, groups, budget
 
 @pytest.mark.parametrize("n,d,groups,budget", CASES)
 @pytest.mark.parametrize("method", ["naive", "lazy", "stochastic"])
-@pytest.mark.parametrize("similarity", ["exp", "craig"])
+@pytest.mark.parametrize("similarity", ["exp", "craig", "craig_squared"])
 @pytest.mark.parametrize("mode", ["dense", "on_the_fly"])
 def test_matches_float64_reference(n, d, groups, budget, method, similarity, mode):
     x, labels, _ = _problem(n, d, groups, seed=n * 7 + d)

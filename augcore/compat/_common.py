@@ -55,13 +55,13 @@ def as_matrix(library: str, name: str, value: Any, *, rows: Optional[int] = None
 
 
 def solve(budget: int, *, method: str, tie_break: str, similarity: Optional[torch.Tensor] = None,
-          points: Optional[torch.Tensor] = None, scale: Optional[float] = None, eps: float = 0.01,
-          seed: int = 0) -> FacilityLocationResult:
+          points: Optional[torch.Tensor] = None, kind: str = "exp", scale: Optional[float] = None,
+          eps: float = 0.01, seed: int = 0) -> FacilityLocationResult:
     """One group's greedy on augcore's kernel: from a precomputed (N, N) matrix,
-    entry [i, j] = similarity of point i to candidate j, or from ``points`` with the
-    kernel's own exp(-d / scale) similarity."""
+    entry [i, j] = similarity of point i to candidate j, or from ``points`` with one of
+    the kernel's own similarities (``kind``: "exp" is exp(-d / scale))."""
     if similarity is not None:
         return facility_location(None, budget, similarity=similarity, method=method, eps=eps, seed=seed,
                                  tie_break=tie_break)
-    return facility_location(points, budget, similarity="exp", scale=scale, method=method, eps=eps, seed=seed,
+    return facility_location(points, budget, similarity=kind, scale=scale, method=method, eps=eps, seed=seed,
                              tie_break=tie_break)

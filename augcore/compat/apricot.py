@@ -10,20 +10,29 @@ Swap ``from apricot import FacilityLocationSelection`` for
 Conventions kept from apricot 0.6 (``apricot/utils.py``, ``_calculate_pairwise_distances``):
 
 * ``metric="euclidean"``: squared euclidean distances D (sklearn's
-  ``squared=True``), similarity ``D.max() - D``; "cosine" and "correlation"
-  ("corr"): the squared cosine / correlation; "precomputed": ``X`` is the
-  similarity matrix, row j holding candidate j's similarity to every point; any
-  other sklearn distance metric: ``D.max() - D`` of sklearn's distances.
-  Similarities are float32 (the kernel's type; euclidean and cosine are computed
-  in float32 Gram form, as sklearn does in float64): where two candidates' float64
-  gains differ by less than float32 rounding, the pick can differ from apricot's.
+  ``squared=True``), similarity ``D.max() - D``, computed inside the kernel
+  (``similarity="craig_squared"``: no n x n matrix is built in Python). Each D is
+  summed in float64 and rounded once to float32, the value sklearn's float64
+  computation rounds to for float32 ``X``; float64 ``X`` is rounded to float32
+  first. "cosine" and "correlation" ("corr"): the squared cosine / correlation;
+  "precomputed": ``X`` is the similarity matrix, row j holding candidate j's
+  similarity to every point; any other sklearn distance metric: ``D.max() - D``
+  of sklearn's distances. Similarities are float32 (the kernel's type): where two
+  candidates' gains differ by less than float32 rounding (float64 ``X``, or the
+  cosine family, computed here in float32), the pick can differ from apricot's.
 * F(S) = sum_i max_{j in S} s_ij with a running maximum starting at 0; gains are
   ``float64``. Similarities must be non-negative (apricot's check).
-* Ties: "naive" and "two-stage" take the smallest index among equal gains
-  (apricot's stable lexsort over its sorted remaining indices); "lazy" (the
-  default) likewise. apricot's own lazy queue can settle an exact tie on a larger
-  index (it keeps the first of equal gains in the order it re-evaluates them);
-  on such inputs the picks are equally good but may differ from apricot's.
+* Ties follow apricot's rules (``tie_break="apricot"``): "naive" takes the
+  smallest index among equal gains (apricot's stable lexsort over its sorted
+  remaining indices); "lazy" (the default) is apricot's LazyGreedy queue step for
+  step: equal bounds pop in insertion order and the first element evaluated with
+  the step's largest gain is picked. Exact ties are common: two points that only
+  cover each other have equal gains. Differences: when gains reach zero, apricot's
+  lazy queue keeps the element it picks and can pick it again, while here no pick
+  repeats; "two-stage" (apricot: 10 naive steps, then a fresh lazy queue) runs as
+  "lazy" from the first step, so where an exact tie falls in those first steps or
+  the rebuilt queue orders one differently, its picks are equally good but may
+  differ. Only its default ``optimizer_kwds`` are accepted.
 * "stochastic" runs augcore's stochastic greedy with apricot's ``epsilon``
   (``optimizer_kwds={"epsilon": ...}``, default 0.9; sample ceil(n/k ln(1/eps))
   against apricot's floor) and ``random_state`` as the seed (None means 0): the
@@ -45,15 +54,17 @@ import torch
 
 from augcore.checks import check_int, check_number
 from augcore.compat._common import as_matrix, check_bool, refuse, solve
+from augcore.ops._common import check_finite
 from augcore.ops import FacilityLocationResult
 
 __all__ = ["FacilityLocationSelection", "OPTIMIZERS"]
 
-# apricot optimizer -> augcore method; every one breaks ties to the smaller index
+# apricot optimizer -> augcore method ("two-stage" runs as "lazy", see above)
 OPTIMIZERS = {"naive": "naive", "lazy": "lazy", "two-stage": "lazy", "stochastic": "stochastic"}
 _APRICOT_ONLY = ("random", "modular", "approximate-lazy", "sample", "greedi", "bidirectional", "sieve")
 _OPTIMIZER_KWDS = {"naive": (), "lazy": (), "two-stage": ("n_first_selections", "optimizer1", "optimizer2"),
                    "stochastic": ("epsilon",)}
+_TWO_STAGE_DEFAULTS = {"n_first_selections": 10, "optimizer1": "naive", "optimizer2": "lazy"}
 _LIB = "apricot"
 
 
@@ -85,6 +96,10 @@ class FacilityLocationSelection:
         if unknown:
             raise ValueError(f"augcore.compat.{_LIB}: optimizer_kwds {unknown} not supported for optimizer="
                              f"{optimizer!r}; allowed: {list(_OPTIMIZER_KWDS[optimizer])}")
+        if optimizer == "two-stage":
+            for name, value in kwds.items():
+                refuse(_LIB, f"optimizer_kwds[{name!r}]", value, _TWO_STAGE_DEFAULTS[name],
+                       "two-stage runs as lazy")
         self.epsilon = 0.9
         if optimizer == "stochastic" and "epsilon" in kwds:
             self.epsilon = check_number("optimizer_kwds['epsilon']", kwds["epsilon"], min=0.0, max=1.0,
@@ -106,13 +121,23 @@ class FacilityLocationSelection:
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None, sample_cost: Any = None):
         """Selects ``n_samples`` examples; returns ``self`` (``ranking``, ``gains`` set)."""
         refuse(_LIB, "sample_cost", sample_cost, None, "knapsack costs are not implemented")
-        similarity = self._similarity(X)
-        n = similarity.shape[0]
+        x = as_matrix(_LIB, "X", X, dtype=torch.float64)
+        n = x.shape[0]
+        if self.metric == "precomputed" and x.shape[0] != x.shape[1]:
+            raise ValueError(f"Precomputed similarity matrices must be square and symmetric, got shape "
+                             f"{tuple(x.shape)}")
         if self.n_samples > n:
             raise ValueError(f"Cannot select more examples than the number in the data set: n_samples="
                              f"{self.n_samples} > {n}")
-        result = solve(self.n_samples, method=OPTIMIZERS[self.optimizer], tie_break="low",
-                       similarity=similarity, eps=self.epsilon, seed=self.seed)
+        method = OPTIMIZERS[self.optimizer]
+        if self.metric == "euclidean":
+            points = x.to(torch.float32)
+            check_finite(points, f"augcore.compat.{_LIB}: X rounded to float32 (the kernel's type)")
+            result = solve(self.n_samples, method=method, tie_break="apricot", points=points,
+                           kind="craig_squared", eps=self.epsilon, seed=self.seed)
+        else:
+            result = solve(self.n_samples, method=method, tie_break="apricot", similarity=self._similarity(x),
+                           eps=self.epsilon, seed=self.seed)
         self.last_result = result
         self.ranking = result.indices.numpy().astype(np.int64)
         self.gains = result.gains.numpy().astype(np.float64)
@@ -133,24 +158,12 @@ class FacilityLocationSelection:
         return self.fit(X, y=y, sample_weight=sample_weight, sample_cost=sample_cost).transform(
             X, y=y, sample_weight=sample_weight)
 
-    def _similarity(self, X: Any) -> torch.Tensor:
-        """apricot's pairwise similarities in float32, laid out [point, candidate] for the
-        kernel (a transposed view: no copy either way)."""
-        x = as_matrix(_LIB, "X", X, dtype=torch.float64)
+    def _similarity(self, x: torch.Tensor) -> torch.Tensor:
+        """apricot's pairwise similarities (every metric but "euclidean", which the kernel
+        computes) in float32, laid out [point, candidate] for the kernel (a transposed
+        view: no copy either way)."""
         if self.metric == "precomputed":
-            if x.shape[0] != x.shape[1]:
-                raise ValueError(f"Precomputed similarity matrices must be square and symmetric, got shape "
-                                 f"{tuple(x.shape)}")
             sim = x.to(torch.float32)  # row j: candidate j's similarities, as apricot reads it
-        elif self.metric == "euclidean":
-            # sklearn's euclidean_distances(X, X, squared=True): Gram form, clipped at 0, zero diagonal;
-            # in float32, in place (the kernel's similarities are float32 anyway)
-            x32 = x.to(torch.float32)
-            sq = (x * x).sum(1).to(torch.float32)
-            sim = torch.addmm(sq[:, None], x32, x32.T, alpha=-2.0).add_(sq[None, :]).clamp_min_(0.0)
-            sim.fill_diagonal_(0.0)
-            torch.sub(sim.max(), sim, out=sim)
-            return sim.T
         elif self.metric in ("cosine", "correlation"):
             if self.metric == "correlation":
                 x = x - x.mean(1, keepdim=True)

@@ -16,9 +16,9 @@ from augcore.ops.budgets import SPLITS, split_budget
 from augcore.ops.distances import block_offsets, prepare_points
 
 METHODS = {"naive": 0, "lazy": 1, "stochastic": 2}
-SIMILARITIES = {"exp": 0, "craig": 1}
+SIMILARITIES = {"exp": 0, "craig": 1, "craig_squared": 3}
 MODES = {"auto": 0, "dense": 1, "on_the_fly": 2}
-TIE_BREAKS = {"low": 0, "high": 1}
+TIE_BREAKS = {"low": 0, "high": 1, "apricot": 2}
 BACKENDS = ("auto", "compiled")
 _PRECOMPUTED = 2
 
@@ -60,7 +60,10 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         last-layer gradients (factored, see ``pairwise_distances``); ``bias`` 1 or 0.
       similarity: "exp" (default, the reference code's): s = exp(-d / p), p =
         ``scale`` or the gradient's dimension (D, or D*(H+b) with embeddings);
-        "craig": s = d_max - d with d_max the group's largest distance; or a
+        "craig": s = d_max - d with d_max the group's largest distance;
+        "craig_squared": s = d2_max - d^2 on squared distances (apricot's "euclidean"),
+        each d^2 summed in float64 and rounded once to float32 (the value sklearn's
+        float64 ``euclidean_distances`` rounds to; CPU tensors only); or a
         precomputed non-negative (N, N) matrix.
       method: "naive", "lazy" (Minoux; returns exactly naive's picks) or
         "stochastic" (each step evaluates ceil(n/k ln(1/eps)) remaining candidates
@@ -72,8 +75,11 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         iterates from the largest index down), and "lazy" is submodlib's LazyGreedy
         step for step (its priority queue takes the popped element when its fresh gain
         is >= the next stale bound, whatever that element's index, so on exact ties it
-        can differ from "naive"). Indices are positions inside the group, which keeps
-        the original order. CPU tensors only for "lazy" with "high".
+        can differ from "naive"). "apricot": apricot's rules: "naive" and
+        "stochastic" as "low", and "lazy" is apricot's LazyGreedy step for step (its
+        queue pops equal bounds in insertion order, and the first element evaluated
+        with the step's largest gain is picked). Indices are positions inside the group, which keeps
+        the original order. CPU tensors only for "lazy" with "high" or "apricot".
       mode: "dense" stores each group's n x n similarities; "on_the_fly" recomputes
         them from the points and needs O(n) memory per group; "auto" picks dense when
         the blocks solved at once fit in ``memory_limit`` bytes. Both give the same
@@ -116,6 +122,9 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
             raise ValueError("proxies are required unless similarity is a precomputed matrix")
         x_sorted, emb_sorted, seg = prepare_points(proxies, embeddings, groups, num_groups)
         kind = SIMILARITIES[similarity]
+        if similarity == "craig_squared" and x_sorted.device.type != "cpu":
+            raise ValueError(f"similarity='craig_squared' runs on CPU tensors only; proxies are on "
+                             f"{x_sorted.device}")
         if scale is None:
             dim = x_sorted.shape[1] if emb_sorted is None else x_sorted.shape[1] * (emb_sorted.shape[1] + bias)
             scale = float(max(dim, 1))
@@ -126,9 +135,12 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         if not sim.is_floating_point():
             raise TypeError(f"similarity: expected a floating dtype, got {sim.dtype}")
         check_device_supported(sim, "similarity")
-        if sim.device.type == "cpu":  # on CUDA the op checks with one synchronisation
-            check_finite(sim, "similarity")   # then the minimum is a number
-            if sim.numel() and float(sim.min()) < 0:
+        if sim.device.type == "cpu" and sim.numel():  # on CUDA the op checks with one synchronisation
+            # one pass over memory order (a transposed view reads as fast as its base)
+            low, high = torch.aminmax(sim.t() if sim.t().is_contiguous() else sim)
+            if not bool(torch.isfinite(low) & torch.isfinite(high)):
+                check_finite(sim, "similarity")  # names the first non-finite entry
+            if float(low) < 0:
                 raise ValueError("similarity must be non-negative: facility location assumes s_ij >= 0")
         n = sim.shape[0]
         seg = segments_from_groups(groups, n, sim.device, num_groups)

@@ -83,6 +83,9 @@ def reference_similarity(sqdist: torch.Tensor, kind: str, scale: float) -> torch
         return torch.exp(-d / scale)
     if kind == "craig":
         return (d.max() if d.numel() else d.new_zeros(())) - d
+    if kind == "craig_squared":
+        d2 = sqdist.clamp_min(0)
+        return (d2.max() if d2.numel() else d2.new_zeros(())) - d2
     raise ValueError(kind)
 
 

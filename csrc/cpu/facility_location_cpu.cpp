@@ -54,11 +54,18 @@ struct SimilarityTransform {
     if (kind == kExp) {
 #pragma omp simd
       for (int64_t t = 0; t < len; ++t) v[t] = exp_nonpositive(std::sqrt(finite_sqdist(v[t])) * neg_inv_scale);
-    } else {
+    } else if (kind == kCraig) {
 #pragma omp simd
       for (int64_t t = 0; t < len; ++t) v[t] = dmax - std::sqrt(finite_sqdist(v[t]));
+    } else {
+#pragma omp simd
+      for (int64_t t = 0; t < len; ++t) v[t] = dmax - finite_sqdist(v[t]);
     }
   }
+  // craig kinds subtract from the group's largest distance (or squared distance)
+  bool needs_max() const { return kind != kExp; }
+  void set_max_sqdist(float max_d2) { dmax = kind == kCraig ? std::sqrt(max_d2) : max_d2; }
+  float bound() const { return kind == kExp ? 1.0f : dmax; }  // every similarity is <= bound
 };
 
 // Similarities stored candidate-major: row c holds s_ic for every point i.
@@ -93,9 +100,9 @@ struct GroupResult {
 template <typename Rows>
 class GreedySolver {
  public:
-  GreedySolver(const Rows& rows, int64_t n, bool parallel, bool ties_high, const FixedPoint& fp)
+  GreedySolver(const Rows& rows, int64_t n, bool parallel, int64_t tie_break, const FixedPoint& fp)
       : rows_(rows), n_(n), num_blocks_((n + kGainBlock - 1) / kGainBlock), parallel_(parallel && max_threads() > 1),
-        ties_high_(ties_high), fp_(fp),
+        tie_break_(tie_break), ties_high_(tie_break == kTiesHigh), fp_(fp),
         m_(n, 0.0f), assign_(n, -1), scratch_(std::max<int64_t>(Rows::scratch_floats, 1)) {}
 
   GroupResult naive(int64_t k) {
@@ -114,7 +121,11 @@ class GreedySolver {
     return finish(std::move(res));
   }
 
-  GroupResult lazy(int64_t k) { return ties_high_ ? lazy_submodlib(k) : lazy_minoux(k); }
+  GroupResult lazy(int64_t k) {
+    if (tie_break_ == kTiesHigh) return lazy_submodlib(k);
+    if (tie_break_ == kTiesApricot) return lazy_apricot(k);
+    return lazy_minoux(k);
+  }
 
   // Minoux's lazy greedy with freshness stamps: a bound recomputed at this step that
   // tops the heap is the step's maximum, ties to the smaller index, so the picks are
@@ -181,6 +192,57 @@ class GreedySolver {
         }
         heap.push({gain, c});
       }
+    }
+    return finish(std::move(res));
+  }
+
+  // apricot's LazyGreedy (optimizers.py), step for step: a min-heap on (-bound, insertion
+  // counter), so equal bounds pop in insertion order. Each popped element is
+  // re-evaluated and pushed back with a new counter; the first with the step's largest
+  // fresh gain is the best, and the step ends when the best pops again. A second zero
+  // gain ends the step with that element, as apricot's does (which also leaves it in its
+  // queue; here a picked element is never re-queued, so no pick repeats).
+  GroupResult lazy_apricot(int64_t k) {
+    GroupResult res;
+    struct Entry {
+      int64_t bound, counter, idx;
+      bool operator<(const Entry& o) const { return bound < o.bound || (bound == o.bound && counter > o.counter); }
+    };
+    std::vector<int64_t> all(n_);
+    std::vector<int64_t> gains(n_);
+    for (int64_t i = 0; i < n_; ++i) all[i] = i;
+    evaluate(all.data(), n_, gains.data());
+    std::vector<Entry> entries(n_);
+    for (int64_t i = 0; i < n_; ++i) entries[i] = {gains[i], i, i};
+    std::priority_queue<Entry> heap(std::less<Entry>(), std::move(entries));
+    int64_t counter = n_;
+    std::vector<int64_t> live(n_);  // counter of each element's current entry; -1 once picked
+    for (int64_t i = 0; i < n_; ++i) live[i] = i;
+    std::vector<int64_t> fresh_at(n_, 0);  // the initial gains are fresh at step 0
+    for (int64_t step = 0; step < k; ++step) {
+      int64_t best = -1, best_gain = 0;
+      while (!heap.empty()) {
+        const Entry top = heap.top();
+        heap.pop();
+        if (live[top.idx] != top.counter) continue;  // replaced or picked
+        if (top.idx == best) break;
+        // re-evaluating within a step returns the stored value: m has not changed since
+        const int64_t gain = fresh_at[top.idx] == step ? top.bound : gain_of(top.idx);
+        fresh_at[top.idx] = step;
+        live[top.idx] = counter;
+        heap.push({gain, counter++, top.idx});
+        if (best < 0 || gain > best_gain) {
+          best = top.idx;
+          best_gain = gain;
+        } else if (gain == best_gain && gain == 0) {
+          best = top.idx;
+          break;
+        }
+      }
+      live[best] = -1;
+      res.picks.push_back(best);
+      res.gains.push_back(best_gain);
+      commit(best);
     }
     return finish(std::move(res));
   }
@@ -315,7 +377,9 @@ class GreedySolver {
 
   const Rows& rows_;
   int64_t n_, num_blocks_;
-  bool parallel_, ties_high_;
+  bool parallel_;
+  int64_t tie_break_;
+  bool ties_high_;
   FixedPoint fp_;
   std::vector<float> m_;
   std::vector<int64_t> assign_;
@@ -324,8 +388,8 @@ class GreedySolver {
 
 template <typename Rows>
 GroupResult run_greedy(const Rows& rows, int64_t n, int64_t k, int64_t method, double eps, uint64_t seed,
-                       uint64_t group, bool parallel, bool ties_high, float bound) {
-  GreedySolver<Rows> solver(rows, n, parallel, ties_high, fixed_point_for(n, bound));
+                       uint64_t group, bool parallel, int64_t tie_break, float bound) {
+  GreedySolver<Rows> solver(rows, n, parallel, tie_break, fixed_point_for(n, bound));
   if (method == kNaive) return solver.naive(k);
   if (method == kLazy) return solver.lazy(k);
   return solver.stochastic(k, eps, seed, group);
@@ -382,6 +446,25 @@ float max_sqdist_on_the_fly(const GroupGeometry& geo, bool parallel) {
   return best;
 }
 
+// The craig kinds' dense block: squared distances with their maximum taken as the
+// tiles are written (one running maximum per thread), then one transform pass.
+void fill_with_max_then_transform(const GroupGeometry& geo, float* S, SimilarityTransform& transform,
+                                  bool parallel) {
+  const int64_t n = geo.size();
+  std::vector<float> thread_max(max_threads(), 0.0f);
+  fill_symmetric_block(
+      geo, S,
+      [&](float* v, int64_t len) {
+        float best = thread_max[thread_num()];
+        for (int64_t t = 0; t < len; ++t) best = std::max(best, finite_sqdist(v[t]));
+        thread_max[thread_num()] = best;
+      },
+      parallel);
+  transform.set_max_sqdist(*std::max_element(thread_max.begin(), thread_max.end()));
+#pragma omp parallel for schedule(static) if (parallel && n >= kRowBlock)
+  for (int64_t i = 0; i < n; ++i) transform(S + i * n, n);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -404,7 +487,6 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
   const std::vector<int64_t>& sel_ptr = plan.sel_ptr;
   const std::vector<int64_t>& sim_ptr = plan.sim_ptr;
   const bool precomputed = similarity_kind == kPrecomputed;
-  const bool ties_high = tie_break == kTiesHigh;
   const float* hs = embeddings ? embeddings->data_ptr<float>() : nullptr;
   const float* sim = precomputed ? similarity->data_ptr<float>() : nullptr;
 
@@ -458,12 +540,12 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
       const auto t0 = std::chrono::steady_clock::now();
       GroupResult res;
       if (precomputed) {
-        res = run_greedy(DenseRows{sim + sim_ptr[g], n}, n, k, method, eps, seed, g, inner_parallel, ties_high,
+        res = run_greedy(DenseRows{sim + sim_ptr[g], n}, n, k, method, eps, seed, g, inner_parallel, tie_break,
                          block_max[g]);
       } else {
-        GroupGeometry geo(xs + base * D, n, D, hs ? hs + base * H : nullptr, H, static_cast<float>(bias));
+        GroupGeometry geo(xs + base * D, n, D, hs ? hs + base * H : nullptr, H, static_cast<float>(bias),
+                          similarity_kind == kCraigSquared);
         SimilarityTransform transform{similarity_kind, static_cast<float>(-1.0 / scale), 0.0f};
-        const auto bound = [&] { return similarity_kind == kExp ? 1.0f : transform.dmax; };  // s <= bound
         const double block_bytes = 4.0 * n * n * concurrent;
         const bool dense = mode == kDense || (mode == kAuto && block_bytes <= static_cast<double>(memory_limit));
         if (dense) {
@@ -472,25 +554,22 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
 #else
           float* S = buffers[0].get(n * n);
 #endif
-          if (similarity_kind == kCraig) {
-            fill_symmetric_block(geo, S, [](float*, int64_t) {}, inner_parallel);
-            float max_d2 = 0.0f;
-            for (int64_t t = 0; t < n * n; ++t) max_d2 = std::max(max_d2, finite_sqdist(S[t]));
-            transform.dmax = std::sqrt(max_d2);
-            transform(S, n * n);
+          if (transform.needs_max()) {
+            fill_with_max_then_transform(geo, S, transform, inner_parallel);
           } else {
             fill_symmetric_block(geo, S, transform, inner_parallel);
           }
           sim_seconds[g] = seconds_since(t0);
           const auto t1 = std::chrono::steady_clock::now();
-          res = run_greedy(DenseRows{S, n}, n, k, method, eps, seed, g, inner_parallel, ties_high, bound());
+          res = run_greedy(DenseRows{S, n}, n, k, method, eps, seed, g, inner_parallel, tie_break,
+                           transform.bound());
           greedy_seconds[g] = seconds_since(t1);
         } else {
-          if (similarity_kind == kCraig) transform.dmax = std::sqrt(max_sqdist_on_the_fly(geo, inner_parallel));
+          if (transform.needs_max()) transform.set_max_sqdist(max_sqdist_on_the_fly(geo, inner_parallel));
           sim_seconds[g] = seconds_since(t0);
           const auto t1 = std::chrono::steady_clock::now();
-          res = run_greedy(OnTheFlyRows{&geo, transform}, n, k, method, eps, seed, g, inner_parallel, ties_high,
-                           bound());
+          res = run_greedy(OnTheFlyRows{&geo, transform}, n, k, method, eps, seed, g, inner_parallel, tie_break,
+                           transform.bound());
           greedy_seconds[g] = seconds_since(t1);
         }
       }

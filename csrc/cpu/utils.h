@@ -30,14 +30,24 @@ inline int max_threads() {
 #endif
 }
 
+inline int thread_num() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // Points of one group, sorted: proxies x (n x D) and, for the exact last-layer
 // gradient, embeddings h (n x H). Column-major copies feed the j-vectorised loops.
+// With double_sums, proxy-space squared distances are accumulated in double and
+// rounded to float once: the value sklearn's float64 euclidean_distances rounds to.
 class GroupGeometry {
   static constexpr int64_t kChunk = 64;
 
  public:
-  GroupGeometry(const float* x, int64_t n, int64_t D, const float* h, int64_t H, float bias)
-      : x_(x), h_(h), n_(n), D_(D), H_(h ? H : 0), bias_(bias) {
+  GroupGeometry(const float* x, int64_t n, int64_t D, const float* h, int64_t H, float bias, bool double_sums = false)
+      : x_(x), h_(h), n_(n), D_(D), H_(h ? H : 0), bias_(bias), double_sums_(double_sums) {
     xT_ = transpose(x, n, D);
     if (h_) {
       hT_ = transpose(h, n, H_);
@@ -54,14 +64,22 @@ class GroupGeometry {
   void sqdist_tile(int64_t i0, int64_t rows, int64_t j0, int64_t j1, float* out, float* scratch) const {
     const int64_t w = j1 - j0;
     if (!h_) {
-      const auto squared_diff = [](float a, float b, float& acc) { acc += (a - b) * (a - b); };
-      for_chunks(i0, rows, j0, j1, out, squared_diff, x_, xT_, D_);
+      if (double_sums_) {
+        const auto squared_diff = [](float a, float b, double& acc) {
+          const double d = static_cast<double>(a) - static_cast<double>(b);  // exact
+          acc += d * d;
+        };
+        for_chunks<double>(i0, rows, j0, j1, out, squared_diff, x_, xT_, D_);
+      } else {
+        const auto squared_diff = [](float a, float b, float& acc) { acc += (a - b) * (a - b); };
+        for_chunks<float>(i0, rows, j0, j1, out, squared_diff, x_, xT_, D_);
+      }
       return;
     }
     // exact last-layer gradients: |g_i - g_j|^2 = A_i + A_j - 2 <e_i,e_j> (<h_i,h_j> + b)
     const auto dot = [](float a, float b, float& acc) { acc += a * b; };
-    for_chunks(i0, rows, j0, j1, out, dot, x_, xT_, D_);
-    for_chunks(i0, rows, j0, j1, scratch, dot, h_, hT_, H_);
+    for_chunks<float>(i0, rows, j0, j1, out, dot, x_, xT_, D_);
+    for_chunks<float>(i0, rows, j0, j1, scratch, dot, h_, hT_, H_);
     for (int64_t r = 0; r < rows; ++r) {
       const float ai = sq_[i0 + r];
       float* o = out + r * w;
@@ -91,10 +109,11 @@ class GroupGeometry {
     for (int64_t k = 0; k < d; ++k) s += a[k] * a[k];
     return s;
   }
-  // out[r][t] = sum over k, in order, of step(a[i0 + r][k], a[j0 + t][k]). Columns go
-  // in chunks of kChunk so the accumulators stay in registers across the k loop; the
-  // transposed copies are padded by kChunk so a short last chunk may read past its end.
-  template <typename Step>
+  // out[r][t] = sum over k, in order, of step(a[i0 + r][k], a[j0 + t][k]) in Acc, rounded
+  // to float. Columns go in chunks of kChunk so the accumulators stay in registers across
+  // the k loop; the transposed copies are padded by kChunk so a short last chunk may read
+  // past its end.
+  template <typename Acc, typename Step>
   void for_chunks(int64_t i0, int64_t rows, int64_t j0, int64_t j1, float* out, Step step, const float* a,
                   const std::vector<float>& aT, int64_t d) const {
     const int64_t w = j1 - j0;
@@ -102,14 +121,15 @@ class GroupGeometry {
       const int64_t len = std::min(kChunk, w - c0);
       for (int64_t r = 0; r < rows; ++r) {
         const float* ai = a + (i0 + r) * d;
-        float acc[kChunk] = {};
+        Acc acc[kChunk] = {};
         for (int64_t k = 0; k < d; ++k) {
           const float* col = aT.data() + k * n_ + j0 + c0;
           const float aik = ai[k];
 #pragma omp simd
           for (int64_t t = 0; t < kChunk; ++t) step(aik, col[t], acc[t]);
         }
-        std::memcpy(out + r * w + c0, acc, sizeof(float) * len);
+        float* o = out + r * w + c0;
+        for (int64_t t = 0; t < len; ++t) o[t] = static_cast<float>(acc[t]);
       }
     }
   }
@@ -118,6 +138,7 @@ class GroupGeometry {
   const float* h_;
   int64_t n_, D_, H_;
   float bias_;
+  bool double_sums_;
   std::vector<float> xT_, hT_, sq_;
 };
 

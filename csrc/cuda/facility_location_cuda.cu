@@ -19,7 +19,8 @@
 // every gain is the CPU kernel's value exactly, and so are the picks (the larger
 // gain; an exact tie to the smaller index, or the larger with tie_break high).
 // "lazy" with tie_break low is evaluated naively and returns naive's picks; lazy with
-// tie_break high (submodlib's LazyGreedy) is CPU-only.
+// tie_break high or apricot (those libraries' LazyGreedy) is CPU-only; apricot's naive and
+// stochastic ties are the smaller index's.
 //
 // Streams: everything runs on the current torch stream. The only host work is
 // reading the host indptr/budgets and one pinned, non-blocking copy of the launch
@@ -339,10 +340,12 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   const int64_t* kb = plan.k;
   const std::vector<int64_t>& sel_ptr = plan.sel_ptr;
   const std::vector<int64_t>& sim_ptr = plan.sim_ptr;
+  TORCH_CHECK_VALUE(similarity_kind != kCraigSquared,
+                    "facility_location: similarity_kind 3 (craig_squared) runs on CPU tensors only");
   TORCH_CHECK_VALUE(N < INT_MAX, "facility_location: at most 2^31 - 1 points on the GPU, got ", N);
-  TORCH_CHECK_VALUE(!(tie_break == kTiesHigh && method == kLazy),
-                    "facility_location: tie_break 1 (high) with method 1 (lazy) is submodlib's LazyGreedy, which "
-                    "runs on CPU tensors only");
+  TORCH_CHECK_VALUE(tie_break == kTiesLow || method != kLazy,
+                    "facility_location: method 1 (lazy) with tie_break 1 (high, submodlib's LazyGreedy) or 2 "
+                    "(apricot's LazyGreedy) runs on CPU tensors only");
   const bool precomputed = similarity_kind == kPrecomputed;
   if (precomputed && similarity->numel() > 0) {
     // one synchronisation: the fixed point needs finite, non-negative similarities
