@@ -32,15 +32,33 @@ constexpr int64_t kGainBlock = 1024;
 // when the cores are oversubscribed (spinning OpenMP barriers).
 constexpr int64_t kParallelBlocks = 16;
 
-// sum_t max(0, s[t] - m[t]) in fixed point: exact, so lanes may add in any order.
-int64_t block_gain(const float* s, const float* m, int64_t len, const FixedPoint& fp) {
-  int64_t acc = 0;
+// max(0, s - m) in fixed point, summed over [t0, t1): exact, so lanes may add in any order.
+// to_fixed(t) is bits(t + magic) - magic_bits; the bit patterns are summed modulo 2^64 and
+// the magic taken off once (the true sum is below 2^62, so the wrapped one is exact).
+inline int64_t gain_terms(const float* s, const float* m, int64_t t0, int64_t t1, const FixedPoint& fp) {
+  uint64_t acc = 0;
 #pragma omp simd reduction(+ : acc)
-  for (int64_t t = 0; t < len; ++t) {
+  for (int64_t t = t0; t < t1; ++t) {
     const float d = s[t] - m[t];
-    acc += to_fixed(d > 0.0f ? d : 0.0f, fp);
+    acc += static_cast<uint64_t>(bits_from_double(static_cast<double>(d > 0.0f ? d : 0.0f) + fp.magic));
   }
-  return acc;
+  return static_cast<int64_t>(acc - static_cast<uint64_t>(t1 - t0) * static_cast<uint64_t>(fp.magic_bits));
+}
+
+// sum_t max(0, s[t] - m[t]) over a block. With `next` (the same block of the row most
+// likely evaluated next) its cache lines are requested along the way: rows are read in
+// an order the hardware cannot predict, and a lazy greedy waits on memory otherwise
+// (about 1.5x per evaluation on a 5,000-point group).
+int64_t block_gain(const float* s, const float* m, int64_t len, const FixedPoint& fp, const float* next) {
+  constexpr int64_t kStep = 64, kLineFloats = 16;
+  int64_t acc = 0, t0 = 0;
+  if (next) {
+    for (; t0 + kStep <= len; t0 += kStep) {
+      for (int64_t line = 0; line < kStep; line += kLineFloats) __builtin_prefetch(next + t0 + line);
+      acc += gain_terms(s, m, t0, t0 + kStep, fp);
+    }
+  }
+  return acc + gain_terms(s, m, t0, len, fp);
 }
 
 // Squared distances -> similarities, in place; the one place both storage modes
@@ -72,6 +90,7 @@ struct SimilarityTransform {
 struct DenseRows {
   const float* S;
   int64_t n;
+  static constexpr bool stored = true;  // block() reads memory: another row's block can be prefetched
   static constexpr int64_t scratch_floats = 0;
   const float* block(int64_t c, int64_t b, float* /*scratch*/) const { return S + c * n + b * kGainBlock; }
 };
@@ -80,6 +99,7 @@ struct DenseRows {
 struct OnTheFlyRows {
   const GroupGeometry* geo;
   SimilarityTransform transform;
+  static constexpr bool stored = false;
   static constexpr int64_t scratch_floats = 2 * kGainBlock;
   const float* block(int64_t c, int64_t b, float* scratch) const {
     const int64_t j0 = b * kGainBlock, j1 = std::min(geo->size(), j0 + kGainBlock);
@@ -156,7 +176,7 @@ class GreedySolver {
           break;
         }
         fresh_at[top.idx] = step;
-        heap.push({gain_of(top.idx), top.idx});
+        heap.push({gain_of(top.idx, heap.empty() ? -1 : heap.top().idx), top.idx});
       }
     }
     return finish(std::move(res));
@@ -182,7 +202,7 @@ class GreedySolver {
       while (true) {
         const auto [bound, c] = heap.top();
         heap.pop();
-        const int64_t gain = fresh_at[c] == step ? bound : gain_of(c);
+        const int64_t gain = fresh_at[c] == step ? bound : gain_of(c, heap.empty() ? -1 : heap.top().second);
         fresh_at[c] = step;
         if (heap.empty() || gain >= heap.top().first) {
           res.picks.push_back(c);
@@ -227,7 +247,8 @@ class GreedySolver {
         if (live[top.idx] != top.counter) continue;  // replaced or picked
         if (top.idx == best) break;
         // re-evaluating within a step returns the stored value: m has not changed since
-        const int64_t gain = fresh_at[top.idx] == step ? top.bound : gain_of(top.idx);
+        const int64_t gain =
+            fresh_at[top.idx] == step ? top.bound : gain_of(top.idx, heap.empty() ? -1 : heap.top().idx);
         fresh_at[top.idx] = step;
         live[top.idx] = counter;
         heap.push({gain, counter++, top.idx});
@@ -300,8 +321,9 @@ class GreedySolver {
     return g > g_other || (g == g_other && (ties_high_ ? i > i_other : i < i_other));
   }
 
-  int64_t gain_of(int64_t c) {
-    if (!parallel_ || num_blocks_ < kParallelBlocks) return gain_serial(c, scratch_.data());
+  // c's gain; `next`, when known, is the candidate likely evaluated after it (prefetched).
+  int64_t gain_of(int64_t c, int64_t next = -1) {
+    if (!parallel_ || num_blocks_ < kParallelBlocks) return gain_serial(c, scratch_.data(), next);
     int64_t total = 0;
 #pragma omp parallel reduction(+ : total)
     {
@@ -312,15 +334,17 @@ class GreedySolver {
     return total;
   }
 
-  int64_t gain_serial(int64_t c, float* scratch) const {
+  int64_t gain_serial(int64_t c, float* scratch, int64_t next = -1) const {
     int64_t total = 0;
-    for (int64_t b = 0; b < num_blocks_; ++b) total += block_gain_of(c, b, scratch);
+    for (int64_t b = 0; b < num_blocks_; ++b) total += block_gain_of(c, b, scratch, next);
     return total;
   }
 
-  int64_t block_gain_of(int64_t c, int64_t b, float* scratch) const {
+  int64_t block_gain_of(int64_t c, int64_t b, float* scratch, int64_t next = -1) const {
     const int64_t len = std::min(kGainBlock, n_ - b * kGainBlock);
-    return block_gain(rows_.block(c, b, scratch), m_.data() + b * kGainBlock, len, fp_);
+    const float* ahead = nullptr;
+    if constexpr (Rows::stored) ahead = next >= 0 ? rows_.block(next, b, nullptr) : nullptr;
+    return block_gain(rows_.block(c, b, scratch), m_.data() + b * kGainBlock, len, fp_, ahead);
   }
 
   void evaluate(const int64_t* cands, int64_t count, int64_t* out) {
@@ -329,12 +353,14 @@ class GreedySolver {
       {
         std::vector<float> scratch(std::max<int64_t>(Rows::scratch_floats, 1));
 #pragma omp for schedule(dynamic, 16)
-        for (int64_t u = 0; u < count; ++u) out[u] = gain_serial(cands[u], scratch.data());
+        for (int64_t u = 0; u < count; ++u) out[u] = gain_serial(cands[u], scratch.data(), next_of(cands, count, u));
       }
       return;
     }
-    for (int64_t u = 0; u < count; ++u) out[u] = gain_of(cands[u]);
+    for (int64_t u = 0; u < count; ++u) out[u] = gain_of(cands[u], next_of(cands, count, u));
   }
+
+  static int64_t next_of(const int64_t* cands, int64_t count, int64_t u) { return u + 1 < count ? cands[u + 1] : -1; }
 
   // m_i = max(m_i, s_ic); a point moves to c only if c is strictly more similar
   // (ties stay with the earlier pick); the first pick takes every point.
@@ -456,6 +482,7 @@ void fill_with_max_then_transform(const GroupGeometry& geo, float* S, Similarity
       geo, S,
       [&](float* v, int64_t len) {
         float best = thread_max[thread_num()];
+#pragma omp simd reduction(max : best)
         for (int64_t t = 0; t < len; ++t) best = std::max(best, finite_sqdist(v[t]));
         thread_max[thread_num()] = best;
       },
