@@ -192,3 +192,13 @@ def test_lazy_with_high_ties_is_cpu_only():
     x, _, ptr, bud = _groups((30,), (5,), 3, seed=14)
     with pytest.raises(ValueError, match="CPU tensors only"):
         OPS.facility_location(x.cuda(), None, None, ptr, bud, 0, 3.0, 1.0, 1, 0.1, 0, 0, 1 << 30, 1)
+
+
+def test_cpu_only_similarity_and_apricot_lazy_refuse_cuda_tensors():
+    x = torch.randn(40, 3, device="cuda")
+    with pytest.raises(ValueError, match="CPU tensors only"):
+        facility_location(x, 4, similarity="craig_squared")
+    with pytest.raises(ValueError, match="CPU tensors only"):
+        facility_location(x, 4, method="lazy", tie_break="apricot")
+    picks = facility_location(x, 4, method="naive", tie_break="apricot").indices.cpu()
+    assert torch.equal(picks, facility_location(x.cpu(), 4, method="naive", tie_break="low").indices)

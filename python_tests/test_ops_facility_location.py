@@ -233,3 +233,44 @@ def test_peer_apricot_exact_greedy():
     selector = apricot.FacilityLocationSelection(12, metric="precomputed", optimizer="naive").fit(sim)
     assert selector.ranking.tolist() == res.indices.tolist()
     np.testing.assert_allclose(selector.gains, res.gains.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["naive", "lazy", "stochastic"])
+def test_craig_squared_and_apricot_ties_agree_across_storage(method):
+    """craig_squared sums each d^2 in float64 in both storage modes: identical picks;
+    tie_break="apricot" differs from "low" only in lazy's queue (naive and stochastic are "low")."""
+    x, labels, _ = _problem(900, 4, 2, seed=21)
+    x = torch.repeat_interleave(x, 2, dim=0)  # duplicated points: exact ties at every step
+    labels = torch.repeat_interleave(labels, 2)
+    runs = {(tie, mode): augcore.facility_location(x, 300, labels, similarity="craig_squared", method=method,
+                                                   tie_break=tie, mode=mode, seed=3)
+            for tie in ("low", "apricot") for mode in ("dense", "on_the_fly")}
+    for tie in ("low", "apricot"):
+        assert torch.equal(runs[tie, "dense"].indices, runs[tie, "on_the_fly"].indices)
+        assert torch.equal(runs[tie, "dense"].gains, runs[tie, "on_the_fly"].gains)
+    if method != "lazy":
+        assert torch.equal(runs["low", "dense"].indices, runs["apricot", "dense"].indices)
+    # either way the gains are the greedy's: the same multiset of values, step by step
+    torch.testing.assert_close(runs["low", "dense"].gains, runs["apricot", "dense"].gains, rtol=0, atol=0)
+
+
+def test_craig_squared_sums_distances_in_float64():
+    """Points whose float32 sums of squared differences round differently from the float64
+    sums: the similarity is max d^2 - d^2 in float32 with d^2 the float64 sum rounded once."""
+    x = torch.from_numpy(np.random.RandomState(0).randn(3, 3).astype(np.float32))
+
+    def similarity(d2):
+        return ((d2.max() - d2).float()).double()
+
+    wide = similarity(((x.double()[:, None] - x.double()[None]) ** 2).sum(-1).float())
+    narrow = torch.zeros(3, 3)
+    for k in range(3):  # float32, in order, as a float32 kernel would sum
+        narrow = narrow + (x[:, None, k] - x[None, :, k]) ** 2
+    narrow = similarity(narrow)
+    assert not torch.equal(wide, narrow)
+    res = augcore.facility_location(x, 3, similarity="craig_squared", method="naive")
+    picks, gains, _, _ = reference_greedy(wide, 3)
+    assert res.indices.tolist() == picks
+    np.testing.assert_allclose(res.gains.numpy(), gains, rtol=0, atol=1e-12)
+    _, narrow_gains, _, _ = reference_greedy(narrow, 3)
+    assert np.abs(res.gains.numpy() - np.array(narrow_gains)).max() > 1e-9

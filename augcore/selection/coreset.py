@@ -55,8 +55,9 @@ class CoresetSelector:
       bias: 1 (weights and bias of the last layer) or 0 (weights only); used with
         ``proxy="last_layer"``.
       similarity: "exp" (default; submodlib's dense euclidean kernel exp(-d / p), p the
-        proxy's dimension, which the released code uses) or "craig" (d_max - d, the
-        paper's C - d form).
+        proxy's dimension, which the released code uses), "craig" (d_max - d, the
+        paper's C - d form) or "craig_squared" (d2_max - d^2, apricot's euclidean; CPU
+        tensors only).
       method: greedy variant, "stochastic" (default: (1 - 1/e - eps) in expectation at
         a fraction of the cost), "lazy" or "naive" (both exact greedy). The released
         code runs submodlib's LazyGreedy (``preset="reference"``).
