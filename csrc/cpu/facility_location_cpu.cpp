@@ -157,10 +157,7 @@ class GreedySolver {
       int64_t idx;
       bool operator<(const Entry& o) const { return gain < o.gain || (gain == o.gain && idx > o.idx); }
     };
-    std::vector<int64_t> all(n_);
-    std::vector<int64_t> gains(n_);
-    for (int64_t i = 0; i < n_; ++i) all[i] = i;
-    evaluate(all.data(), n_, gains.data());
+    const std::vector<int64_t> gains = initial_gains();
     std::vector<Entry> entries(n_);
     for (int64_t i = 0; i < n_; ++i) entries[i] = {gains[i], i};
     std::priority_queue<Entry> heap(std::less<Entry>(), std::move(entries));
@@ -189,10 +186,7 @@ class GreedySolver {
   // element already re-evaluated at this step returns the same value, so it is reused.
   GroupResult lazy_submodlib(int64_t k) {
     GroupResult res;
-    std::vector<int64_t> all(n_);
-    std::vector<int64_t> gains(n_);
-    for (int64_t i = 0; i < n_; ++i) all[i] = i;
-    evaluate(all.data(), n_, gains.data());
+    const std::vector<int64_t> gains = initial_gains();
     using Entry = std::pair<int64_t, int64_t>;  // (bound, index): std::less puts equal bounds' larger index on top
     std::vector<Entry> entries(n_);
     for (int64_t i = 0; i < n_; ++i) entries[i] = {gains[i], i};
@@ -228,10 +222,7 @@ class GreedySolver {
       int64_t bound, counter, idx;
       bool operator<(const Entry& o) const { return bound < o.bound || (bound == o.bound && counter > o.counter); }
     };
-    std::vector<int64_t> all(n_);
-    std::vector<int64_t> gains(n_);
-    for (int64_t i = 0; i < n_; ++i) all[i] = i;
-    evaluate(all.data(), n_, gains.data());
+    const std::vector<int64_t> gains = initial_gains();
     std::vector<Entry> entries(n_);
     for (int64_t i = 0; i < n_; ++i) entries[i] = {gains[i], i, i};
     std::priority_queue<Entry> heap(std::less<Entry>(), std::move(entries));
@@ -361,6 +352,14 @@ class GreedySolver {
   }
 
   static int64_t next_of(const int64_t* cands, int64_t count, int64_t u) { return u + 1 < count ? cands[u + 1] : -1; }
+
+  // Every candidate's gain on the empty set: the lazy greedies' first bounds.
+  std::vector<int64_t> initial_gains() {
+    std::vector<int64_t> all(n_), gains(n_);
+    for (int64_t i = 0; i < n_; ++i) all[i] = i;
+    evaluate(all.data(), n_, gains.data());
+    return gains;
+  }
 
   // m_i = max(m_i, s_ic); a point moves to c only if c is strictly more similar
   // (ties stay with the earlier pick); the first pick takes every point.
