@@ -12,9 +12,9 @@ Conventions kept from apricot 0.6 (``apricot/utils.py``, ``_calculate_pairwise_d
 * ``metric="euclidean"``: squared euclidean distances D (sklearn's
   ``squared=True``), similarity ``D.max() - D``, computed inside the kernel
   (``similarity="craig_squared"``: no n x n matrix is built in Python). Each D is
-  summed in float64 and rounded once to float32, the value sklearn's float64
-  computation rounds to for float32 ``X``; float64 ``X`` is rounded to float32
-  first. "cosine" and "correlation" ("corr"): the squared cosine / correlation;
+  summed in float64 and rounded once to float32: for float32 ``X``, what
+  sklearn's float64 computation returns, up to sklearn's own float64 rounding (its
+  Gram form); float64 ``X`` is rounded to float32 first. "cosine" and "correlation" ("corr"): the squared cosine / correlation;
   "precomputed": ``X`` is the similarity matrix, row j holding candidate j's
   similarity to every point; any other sklearn distance metric: ``D.max() - D``
   of sklearn's distances. Similarities are float32 (the kernel's type): where two
@@ -54,8 +54,8 @@ import torch
 
 from augcore.checks import check_int, check_number
 from augcore.compat._common import as_matrix, check_bool, refuse, solve
-from augcore.ops._common import check_finite
 from augcore.ops import FacilityLocationResult
+from augcore.ops._common import check_finite
 
 __all__ = ["FacilityLocationSelection", "OPTIMIZERS"]
 

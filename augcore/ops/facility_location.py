@@ -62,9 +62,9 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         ``scale`` or the gradient's dimension (D, or D*(H+b) with embeddings);
         "craig": s = d_max - d with d_max the group's largest distance;
         "craig_squared": s = d2_max - d^2 on squared distances (apricot's "euclidean"),
-        each d^2 summed in float64 and rounded once to float32 (the value sklearn's
-        float64 ``euclidean_distances`` rounds to; CPU tensors only); or a
-        precomputed non-negative (N, N) matrix.
+        each d^2 summed in float64 and rounded once to float32 (what sklearn's float64
+        ``euclidean_distances`` gives for float32 points, up to its own float64
+        rounding; CPU tensors only); or a precomputed non-negative (N, N) matrix.
       method: "naive", "lazy" (Minoux; returns exactly naive's picks) or
         "stochastic" (each step evaluates ceil(n/k ln(1/eps)) remaining candidates
         drawn by a counter-based generator from ``seed``; (1-1/e-eps) in expectation).
@@ -78,8 +78,9 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         can differ from "naive"). "apricot": apricot's rules: "naive" and
         "stochastic" as "low", and "lazy" is apricot's LazyGreedy step for step (its
         queue pops equal bounds in insertion order, and the first element evaluated
-        with the step's largest gain is picked). Indices are positions inside the group, which keeps
-        the original order. CPU tensors only for "lazy" with "high" or "apricot".
+        with the step's largest gain is picked). Indices are positions inside the
+        group, which keeps the original order. CPU tensors only for "lazy" with "high"
+        or "apricot".
       mode: "dense" stores each group's n x n similarities; "on_the_fly" recomputes
         them from the points and needs O(n) memory per group; "auto" picks dense when
         the blocks solved at once fit in ``memory_limit`` bytes. Both give the same

@@ -41,7 +41,7 @@ inline int thread_num() {
 // Points of one group, sorted: proxies x (n x D) and, for the exact last-layer
 // gradient, embeddings h (n x H). Column-major copies feed the j-vectorised loops.
 // With double_sums, proxy-space squared distances are accumulated in double and
-// rounded to float once: the value sklearn's float64 euclidean_distances rounds to.
+// rounded to float once: sklearn's float64 euclidean_distances, up to its own rounding.
 class GroupGeometry {
   static constexpr int64_t kChunk = 64;
 
