@@ -575,11 +575,7 @@ FacilityLocationOut facility_location_cpu(const at::Tensor& x, const std::option
         const double block_bytes = 4.0 * n * n * concurrent;
         const bool dense = mode == kDense || (mode == kAuto && block_bytes <= static_cast<double>(memory_limit));
         if (dense) {
-#ifdef _OPENMP
-          float* S = buffers[across_groups ? omp_get_thread_num() : 0].get(n * n);
-#else
-          float* S = buffers[0].get(n * n);
-#endif
+          float* S = buffers[across_groups ? thread_num() : 0].get(n * n);
           if (transform.needs_max()) {
             fill_with_max_then_transform(geo, S, transform, inner_parallel);
           } else {
