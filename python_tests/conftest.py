@@ -3,6 +3,20 @@ import pytest
 import torch
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-long", action="store_true", default=False,
+                     help="also run the tests marked `long` (end-to-end runs left out of CI)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-long"):
+        return
+    skip = pytest.mark.skip(reason="long end-to-end run: pass --run-long to run it")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 def small_train_config(augment=None, **sections):
     """A 3-epoch CPU training config for the loop's tests; ``sections`` update its sections."""
     from augcore.train import config_from_dict
