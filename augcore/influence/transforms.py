@@ -77,40 +77,83 @@ def affine_warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return _sample(images, grid)
 
 
+def flow_displacement(scale_map: torch.Tensor, shift_map: torch.Tensor, smoothing: int = 3) -> torch.Tensor:
+    """(B, 2, H, W) displacement smooth(sw p + sb) of the paper's spatial model (Eq. 20), (x, y) channels.
+
+    ``scale_map`` sw is (B, 4, H, W), the per-pixel 2x2 matrix [[sw1, sw2], [sw3, sw4]] of
+    Eq. 20 row by row, or (B, 2, H, W), its diagonal (sw1, sw4); ``shift_map`` sb is
+    (B, 2, H, W). Normalised units; ``smoothing`` is the (odd) average-pooling window, 1 for none.
+    """
+    for name, m in (("scale_map", scale_map), ("shift_map", shift_map)):
+        _check_parameter(name, m)
+        if m.dim() != 4:
+            raise ValueError(f"{name}: expected (B, C, H, W), got shape {tuple(m.shape)}")
+    batch, _, height, width = shift_map.shape
+    if shift_map.shape[1] != 2:
+        raise ValueError(f"shift_map: expected ({batch}, 2, {height}, {width}), got {tuple(shift_map.shape)}")
+    if scale_map.shape not in ((batch, 2, height, width), (batch, 4, height, width)):
+        raise ValueError(f"scale_map: expected ({batch}, 2 or 4, {height}, {width}), got {tuple(scale_map.shape)}")
+    smoothing = check_int("smoothing", smoothing, min=1)
+    if smoothing % 2 == 0:
+        raise ValueError(f"smoothing must be an odd window size >= 1, got {smoothing}")
+    coords = identity_grid(batch, height, width, shift_map.dtype, shift_map.device).permute(0, 3, 1, 2)
+    if scale_map.shape[1] == 2:
+        displacement = scale_map * coords + shift_map
+    else:
+        x, y = coords[:, :1], coords[:, 1:]
+        displacement = torch.cat([scale_map[:, 0:1] * x + scale_map[:, 1:2] * y,
+                                  scale_map[:, 2:3] * x + scale_map[:, 3:4] * y], 1) + shift_map
+    if smoothing > 1:
+        displacement = F.avg_pool2d(displacement, smoothing, stride=1, padding=smoothing // 2,
+                                    count_include_pad=False)
+    return displacement
+
+
+def displacement_warp(images: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+    """Bilinear warp sampling ``images`` at p + ``displacement`` (B, 2, H, W), normalised (x, y)."""
+    _check_images(images)
+    _check_parameter("displacement", displacement)
+    batch, _, height, width = images.shape
+    if displacement.shape != (batch, 2, height, width):
+        raise ValueError(f"displacement: expected ({batch}, 2, {height}, {width}), got {tuple(displacement.shape)}")
+    coords = identity_grid(batch, height, width, images.dtype, images.device)
+    return _sample(images, coords + displacement.to(images.dtype).permute(0, 2, 3, 1))
+
+
 def flow_warp(images: torch.Tensor, scale_map: torch.Tensor, shift_map: torch.Tensor,
               smoothing: int = 3) -> torch.Tensor:
-    """Per-pixel flow s = smooth(sw * p + sb) + p, applied by bilinear warp.
+    """Per-pixel flow s = smooth(sw p + sb) + p (Eq. 20, :func:`flow_displacement`), applied by bilinear warp.
 
-    ``scale_map`` sw and ``shift_map`` sb are (B, 2, H, W), channel 0 acting on x and 1 on y,
-    in normalised units; ``smoothing`` is the (odd) average-pooling window, 1 for none.
+    ``scale_map`` sw is (B, 4, H, W) (the full 2x2 matrix per pixel) or (B, 2, H, W) (its
+    diagonal, channel 0 acting on x and 1 on y); ``shift_map`` sb is (B, 2, H, W).
     """
     _check_images(images)
     batch, _, height, width = images.shape
     for name, m in (("scale_map", scale_map), ("shift_map", shift_map)):
         _check_parameter(name, m)
-        if m.shape != (batch, 2, height, width):
-            raise ValueError(f"{name}: expected ({batch}, 2, {height}, {width}), got {tuple(m.shape)}")
-    smoothing = check_int("smoothing", smoothing, min=1)
-    if smoothing % 2 == 0:
-        raise ValueError(f"smoothing must be an odd window size >= 1, got {smoothing}")
-    coords = identity_grid(batch, height, width, images.dtype, images.device)
-    displacement = scale_map * coords.permute(0, 3, 1, 2) + shift_map
-    if smoothing > 1:
-        displacement = F.avg_pool2d(displacement, smoothing, stride=1, padding=smoothing // 2,
-                                    count_include_pad=False)
-    return _sample(images, coords + displacement.permute(0, 2, 3, 1))
+        if m.dim() != 4 or m.shape[0] != batch or tuple(m.shape[2:]) != (height, width):
+            raise ValueError(f"{name}: expected ({batch}, 2 or 4, {height}, {width}) for these images, "
+                             f"got {tuple(m.shape)}")
+    return displacement_warp(images, flow_displacement(scale_map, shift_map, smoothing))
 
 
 def colour_transform(images: torch.Tensor, mix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """x~ = x + cw x + cb per pixel: ``mix`` cw (B, C, C), ``shift`` cb (B, C); zeros = identity."""
+    """x~ = x + cw x + cb per pixel; zeros = identity.
+
+    Per image: ``mix`` cw (B, C, C), ``shift`` cb (B, C). Per pixel (the paper's
+    appearance model, one 1x1 filter at every pixel): cw (B, C, C, H, W), cb (B, C, H, W).
+    """
     _check_images(images)
-    batch, channels = images.shape[:2]
+    batch, channels, height, width = images.shape
     _check_parameter("mix", mix)
     _check_parameter("shift", shift)
-    if mix.shape != (batch, channels, channels) or shift.shape != (batch, channels):
-        raise ValueError(f"mix/shift: expected ({batch}, {channels}, {channels}) and ({batch}, {channels}), "
-                         f"got {tuple(mix.shape)} and {tuple(shift.shape)}")
-    return images + torch.einsum("bij,bjhw->bihw", mix, images) + shift[:, :, None, None]
+    if mix.shape == (batch, channels, channels) and shift.shape == (batch, channels):
+        return images + torch.einsum("bij,bjhw->bihw", mix, images) + shift[:, :, None, None]
+    if mix.shape == (batch, channels, channels, height, width) and shift.shape == (batch, channels, height, width):
+        return images + torch.einsum("bijhw,bjhw->bihw", mix, images) + shift
+    raise ValueError(f"mix/shift: expected ({batch}, {channels}, {channels}) and ({batch}, {channels}) per image, "
+                     f"or ({batch}, {channels}, {channels}, {height}, {width}) and ({batch}, {channels}, {height}, "
+                     f"{width}) per pixel, got {tuple(mix.shape)} and {tuple(shift.shape)}")
 
 
 def _bounded_head(in_features: int, out_features: int) -> nn.Linear:
