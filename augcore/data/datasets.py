@@ -626,6 +626,7 @@ DATASETS: Dict[str, DatasetInfo] = {
         DatasetInfo("cifar10", "CIFAR-10 python pickles in <root>/cifar-10-batches-py"),
         DatasetInfo("cifar100", "CIFAR-100 python pickles in <root>/cifar-100-python"),
         DatasetInfo("svhn", "SVHN cropped digits train_32x32.mat / test_32x32.mat in <root>/svhn"),
+        DatasetInfo("mnist", "MNIST IDX files (plain or .gz) in <root>/mnist or <root>/MNIST/raw"),
         DatasetInfo("imagefolder", "class folders of images (ImageNet, Caltech-256) at <root>"),
         DatasetInfo("tiny_imagenet", "extracted tiny-imagenet-200 in <root>/tiny-imagenet-200"),
     )
@@ -666,6 +667,10 @@ def load_dataset(name: str, root: Optional[PathLike] = None, *, train: bool = Tr
         dataset = load_cifar100(root, train)
     elif name == "svhn":
         dataset = load_svhn(root, train)
+    elif name == "mnist":
+        from augcore.data.mnist import load_mnist
+
+        dataset = load_mnist(_root(root), train)
     elif name == "imagefolder":
         dataset = load_image_folder(root, train, 224 if image_size is None else image_size, split_seed, test_fraction)
     else:

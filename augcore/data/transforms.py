@@ -23,8 +23,8 @@ STRONG_AUGMENTATIONS = ("autoaugment", "randaugment", "trivialaugment", "augmix"
 
 # DeVries & Taylor's Cutout sizes; other data sets get half the image side
 _CUTOUT_SIZE = {"cifar10": 16, "cifar100": 8, "svhn": 20}
-_AUTOAUGMENT_POLICY = {"cifar10": "cifar10", "cifar100": "cifar10", "svhn": "svhn", "digits": "svhn"}
-_NO_FLIP = ("digits", "svhn")  # flipping changes a digit's meaning
+_AUTOAUGMENT_POLICY = {"cifar10": "cifar10", "cifar100": "cifar10", "svhn": "svhn", "digits": "svhn", "mnist": "svhn"}
+_NO_FLIP = ("digits", "svhn", "mnist")  # flipping changes a digit's meaning
 
 
 class Cutout:

@@ -8,8 +8,12 @@ minimise
 where I_aug = I_up,loss(z~) - I_up,loss(z) uses the s_val of a fitted
 :class:`~augcore.influence.scores.LastLayerInfluence`, fixed while E learns (as in the
 paper). I_up,loss(z) does not depend on E, so "replace" and "append" objectives have the
-same gradient; the logged value is I_aug. The penalty (and the bounded heads) keep the
-transforms small, our stand-in for the paper's WGAN-GP-trained generator.
+same gradient; the logged value is I_aug. Only the augmenter's trainable parameters are
+updated: with :class:`~augcore.influence.generator.GeneratorAugmenter` (the paper's E and
+frozen G) that is E alone, trained as App. B says (Adam, lr 0.01, betas (0.9, 0.99),
+regularisation 0: G's adversarial pre-training keeps its transforms realistic). The
+light :class:`~augcore.influence.transforms.ImageAugmenter` has no G; its magnitude
+penalty (``regulariser``) and bounded heads keep its transforms small instead.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ def _logits_and_embedding(output) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLayerInfluence, inputs: torch.Tensor,
                     labels: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
-                    regularisation: float = 1.0, seed: int = 0,
+                    betas: Tuple[float, float] = (0.9, 0.999), regularisation: float = 1.0, seed: int = 0,
                     log_path: Optional[Union[str, os.PathLike]] = None,
                     progress: bool = True) -> List[Dict[str, float]]:
     """Trains ``augmenter`` (E and its heads) in place; returns one record per epoch.
@@ -43,7 +47,8 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
     ``model(x)`` must return ``(logits, embedding)`` with ``logits = influence``'s layer
     applied to ``embedding`` (augcore models do; the model's parameters are not updated).
     ``log_path``: optional JSON-lines file, one record per epoch (epoch, influence,
-    penalty, loss). Returns the same records.
+    penalty, loss). Returns the same records. ``regularisation`` > 0 needs an augmenter with a
+    ``regulariser(params)`` method (the light ones).
     """
     for name, t in (("inputs", inputs), ("labels", labels)):
         if not isinstance(t, torch.Tensor):
@@ -59,6 +64,16 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
     batch_size = check_int("batch_size", batch_size, min=1)
     lr = check_number("lr", lr, min=0.0, min_inclusive=False)
     regularisation = check_number("regularisation", regularisation, min=0.0)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    betas = tuple(check_number(f"betas[{i}]", b, min=0.0, max=1.0, max_inclusive=False) for i, b in enumerate(betas))
+    has_regulariser = callable(getattr(augmenter, "regulariser", None))
+    if regularisation > 0 and not has_regulariser:
+        raise ValueError(f"regularisation={regularisation:g} needs an augmenter with a regulariser(params) method; "
+                         f"{type(augmenter).__name__} has none (pass regularisation=0)")
+    trainable = [p for p in augmenter.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError(f"{type(augmenter).__name__} has no trainable parameters")
     seed = check_int("seed", seed, min=0)
     progress = check_bool("progress", progress)
     influence._require_fit()
@@ -69,7 +84,7 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
         p.requires_grad_(False)  # gradients flow to the inputs only
     if module is not None:
         module.eval()
-    optimiser = torch.optim.Adam(augmenter.parameters(), lr=lr)
+    optimiser = torch.optim.Adam(trainable, lr=lr, betas=betas)
     generator = torch.Generator().manual_seed(seed)
     records: List[Dict[str, float]] = []
     try:
@@ -85,7 +100,7 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
                 augmented, params = augmenter(x)
                 aug_logits, aug_embedding = _logits_and_embedding(model(augmented))
                 influence_term = (influence.up_loss(aug_embedding, y, aug_logits) - base).mean()
-                penalty = augmenter.regulariser(params).mean()
+                penalty = augmenter.regulariser(params).mean() if has_regulariser else influence_term.new_zeros(())
                 loss = influence_term + regularisation * penalty
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()

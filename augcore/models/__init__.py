@@ -11,6 +11,7 @@ from typing import Callable, Dict
 from torch import nn
 
 from augcore.checks import check_choice, check_int
+from augcore.models.all_conv import AllConvNet
 from augcore.models.base import EmbeddingClassifier, check_model_args
 from augcore.models.cifar_resnet import CifarResNet
 from augcore.models.preact_resnet import PreActResNet18
@@ -27,6 +28,7 @@ MODELS: Dict[str, Builder] = {
     "preact_resnet18": lambda c, ch, size: PreActResNet18(c, ch),
     "wrn28_10": lambda c, ch, size: WideResNet(28, 10, c, ch),
     "small_cnn": lambda c, ch, size: SmallCNN(c, ch),
+    "allconv": lambda c, ch, size: AllConvNet(c, ch),
     "resnet18": lambda c, ch, size: TorchvisionResNet("resnet18", c, ch, size),
     "resnet50": lambda c, ch, size: TorchvisionResNet("resnet50", c, ch, size),
 }
@@ -40,5 +42,5 @@ def build_model(name: str, num_classes: int, *, in_channels: int = 3, image_size
     return MODELS[name](num_classes, in_channels, image_size)
 
 
-__all__ = ["CifarResNet", "EmbeddingClassifier", "MODELS", "PreActResNet18", "SmallCNN", "TorchvisionResNet",
+__all__ = ["AllConvNet", "CifarResNet", "EmbeddingClassifier", "MODELS", "PreActResNet18", "SmallCNN", "TorchvisionResNet",
            "WideResNet", "build_model"]
