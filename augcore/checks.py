@@ -2,9 +2,12 @@
 
 Each check names the parameter, shows the bad value and says what is allowed, and
 raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, bad
-value). numpy scalars are accepted wherever the matching Python number is; bools
-are never taken for numbers. Damaged files raise ``CorruptFileError`` naming the
-file.
+value). A number may be a Python number, a numpy scalar of any dtype, or a 0-d
+numpy array or torch tensor: each means what the equal Python value means
+(:func:`as_python_number`). Bools are never taken for numbers, and a count is never
+rounded: 3.0 is the count 3, 2.5 is rejected. Damaged files, and files that lack
+an entry or carry another format version, raise ``CorruptFileError`` naming the
+file (:func:`check_file_entries`, :func:`check_format_version`).
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import numbers
 import os
 from typing import Any, Iterable, Optional, Sequence
 
-__all__ = ["CorruptFileError", "check_choice", "check_fraction", "check_int", "check_int_list", "check_number",
-           "check_path_exists"]
+__all__ = ["CorruptFileError", "as_python_number", "check_choice", "check_count", "check_count_list",
+           "check_count_or_fraction", "check_file_entries", "check_format_version", "check_fraction", "check_int",
+           "check_int_list", "check_number", "check_path_exists"]
 
 
 class CorruptFileError(ValueError):
@@ -33,6 +37,75 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and shape and hasattr(value, "dtype"):  # torch.Size is a tuple too
+        return f"a {type(value).__name__} of shape {tuple(shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return f"{text if len(text) <= 80 else text[:77] + '...'} ({type(value).__name__})"
+
+
+def as_python_number(name: str, value: Any) -> "int | float":
+    """The Python ``int`` or ``float`` that ``value`` stands for.
+
+    Takes Python numbers, numpy scalars of every integer and floating dtype, and 0-d
+    numpy arrays and torch tensors (any device) of those dtypes: ``np.float32(0.5)`` and
+    ``torch.tensor(0.5)`` are 0.5, ``np.uint8(3)`` is 3. Integer kinds give an ``int``,
+    floating kinds a ``float`` (NaN and inf included: range checks are the caller's).
+    Raises ``TypeError`` naming ``name`` for bools (of any library), complex numbers,
+    strings, None and arrays/tensors with a shape.
+    """
+    if _is_integer(value):
+        return int(value)
+    if _is_real(value):
+        return float(value)
+    dtype = getattr(value, "dtype", None)
+    shape = getattr(value, "shape", None)
+    if dtype is not None and shape is not None and hasattr(value, "item"):  # numpy arrays, torch tensors
+        if tuple(shape) == ():
+            item = value.item()
+            if _is_integer(item) or _is_real(item):  # not bool, not complex
+                return int(item) if _is_integer(item) else float(item)
+        else:
+            raise TypeError(f"{name} must be a single number, got {_describe(value)}")
+    raise TypeError(f"{name} must be a number, got {_describe(value)}")
+
+
+def check_count(name: str, value: Any, *, min: Optional[int] = 0, max: Optional[int] = None) -> int:
+    """A number of things (a budget, a size, a count) in ``[min, max]``, returned as ``int``.
+
+    Any number kind :func:`as_python_number` takes; a float must be integral (3.0 and
+    ``np.float32(3)`` are 3), since a count is never rounded: 2.5, NaN and inf raise
+    ``TypeError`` naming ``name``, as any other value that is not an integer.
+    """
+    number = as_python_number(name, value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise TypeError(f"{name} must be an integer count, got {number}: not a whole number "
+                            "(augcore never rounds a count)")
+        number = int(number)
+    return _check_range(name, number, min, max)
+
+
+def _check_range(name: str, value: int, min: Optional[int], max: Optional[int]) -> int:
+    if min is not None and value < min:
+        raise ValueError(f"{name} must be >= {min}, got {value}")
+    if max is not None and value > max:
+        raise ValueError(f"{name} must be <= {max}, got {value}")
+    return value
+
+
+def check_count_or_fraction(name: str, value: Any, *, max_count: Optional[int] = None) -> "int | float":
+    """A count (an integer of any kind, in ``[0, max_count]``), or a fraction (a float of
+    any kind, in (0, 1]); returned as ``int`` or ``float``, so the caller tells them apart
+    by type. ``np.float32(0.5)`` and ``torch.tensor(0.5)`` are fractions, ``np.int64(5)``
+    is a count, and a float is never taken for a count (1.0 is all of them)."""
+    number = as_python_number(name, value)
+    if isinstance(number, int):
+        return _check_range(name, number, 0, max_count)
+    return check_fraction(f"{name} (a fraction)", number)
+
+
 def check_choice(name: str, value: Any, options: Iterable[Any]) -> Any:
     """``value`` must be one of ``options``."""
     options = tuple(options)
@@ -46,23 +119,19 @@ def check_choice(name: str, value: Any, options: Iterable[Any]) -> Any:
 
 
 def check_int(name: str, value: Any, *, min: Optional[int] = None, max: Optional[int] = None) -> int:
-    """An integer (Python or numpy, not bool, not float) in ``[min, max]``; returned as ``int``."""
-    if not _is_integer(value):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if min is not None and value < min:
-        raise ValueError(f"{name} must be >= {min}, got {value}")
-    if max is not None and value > max:
-        raise ValueError(f"{name} must be <= {max}, got {value}")
-    return value
+    """An integer in ``[min, max]``, returned as ``int``: a Python or numpy integer, or a 0-d
+    integer array/tensor; bools and floats (even 2.0: seeds, epochs and ids are integers by
+    nature; counts go through :func:`check_count`) raise ``TypeError``."""
+    number = as_python_number(name, value) if not isinstance(value, (str, bytes)) else value
+    if not isinstance(number, int):
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+    return _check_range(name, number, min, max)
 
 
 def check_number(name: str, value: Any, *, min: Optional[float] = None, max: Optional[float] = None,
                  min_inclusive: bool = True, max_inclusive: bool = True, finite: bool = True) -> float:
-    """A real number (Python or numpy, not bool) in the given range; NaN is always rejected."""
-    if not _is_real(value):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    value = float(value)
+    """A real number (any kind :func:`as_python_number` takes) in the given range; NaN is always rejected."""
+    value = float(as_python_number(name, value))
     if math.isnan(value) or (finite and math.isinf(value)):
         raise ValueError(f"{name} must be a finite number, got {value}")
     if min is not None and (value < min or (not min_inclusive and value == min)):
@@ -73,20 +142,68 @@ def check_number(name: str, value: Any, *, min: Optional[float] = None, max: Opt
 
 
 def check_fraction(name: str, value: Any) -> float:
-    """A fraction in (0, 1]."""
-    return check_number(name, value, min=0.0, max=1.0, min_inclusive=False)
+    """A fraction in (0, 1] (any number kind)."""
+    value = float(as_python_number(name, value))
+    if not 0.0 < value <= 1.0:  # also NaN
+        raise ValueError(f"{name} must lie in (0, 1] (a fraction), got {value}")
+    return value
+
+
+def _as_list(name: str, value: Any, what: str) -> list:
+    """The items of a list/tuple/range/1-D array or tensor; a scalar or a nested array raises naming ``name``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, range)) and not hasattr(value, "tolist"):
+        raise TypeError(f"{name} must be a list of {what}, got {_describe(value)}")
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    if not isinstance(items, list):  # a 0-d array
+        raise TypeError(f"{name} must be a list of {what}, got the scalar {items!r}")
+    return items
 
 
 def check_int_list(name: str, value: Any, *, min: Optional[int] = None, length: Optional[int] = None) -> list:
     """A list/tuple/1-D array of integers, each ``>= min``; a scalar is rejected naming the parameter."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "tolist"):
-        raise TypeError(f"{name} must be a list of integers, got {value!r} ({type(value).__name__})")
-    items = value.tolist() if hasattr(value, "tolist") else list(value)
-    if not isinstance(items, list):  # a 0-d array
-        raise TypeError(f"{name} must be a list of integers, got the scalar {items!r}")
+    items = _as_list(name, value, "integers")
     if length is not None and len(items) != length:
         raise ValueError(f"{name} must have {length} entries, got {len(items)}")
     return [check_int(f"{name}[{i}]", v, min=min) for i, v in enumerate(items)]
+
+
+def check_count_list(name: str, value: Any, *, min: Optional[int] = 0, length: Optional[int] = None) -> list:
+    """A list/tuple/1-D array or tensor of counts (:func:`check_count` for each: integral floats
+    such as 3.0 are taken, 1.9 is rejected by its position, never truncated)."""
+    items = _as_list(name, value, "counts")
+    if length is not None and len(items) != length:
+        raise ValueError(f"{name} must have {length} entries, got {len(items)}")
+    return [check_count(f"{name}[{i}]", v, min=min) for i, v in enumerate(items)]
+
+
+def check_file_entries(path: "os.PathLike[str] | str", state: Any, required: Iterable[str], *,
+                       what: str) -> dict:
+    """``state`` read from ``path`` is a mapping holding every key of ``required``; else
+    ``CorruptFileError`` naming the file and the missing entries."""
+    if not isinstance(state, dict):
+        raise CorruptFileError(path, f"not {what}: it holds a {type(state).__name__}, not a mapping of entries")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CorruptFileError(path, f"incomplete {what}: lacks {', '.join(map(repr, missing))} "
+                                     f"(has {sorted(map(str, state))})")
+    return state
+
+
+def check_format_version(path: "os.PathLike[str] | str", found: Any, supported: Iterable[int], *, what: str,
+                         key: str = "format") -> int:
+    """``found`` (the file's ``key`` entry) is one of the ``supported`` format versions; else
+    ``CorruptFileError`` naming the file, the version it has and those this augcore reads."""
+    supported = tuple(supported)
+    if found in supported and _is_integer(found):
+        return int(found)
+    if found is None:
+        problem = f"has no {key!r} entry (format version)"
+    elif _is_integer(found) and found > max(supported):
+        problem = f"format version {found} was written by a newer augcore"
+    else:
+        problem = f"format version {found!r} is not one this augcore reads"
+    raise CorruptFileError(path, f"{problem}; this augcore reads {what} of format "
+                                 f"{' or '.join(map(str, supported))}")
 
 
 def check_path_exists(name: str, path: Any, *, kind: str = "file") -> str:

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch.utils.data import Dataset
 
-from augcore.checks import check_choice, check_fraction, check_indices, check_int
+from augcore.checks import check_choice, check_count_or_fraction, check_indices, check_int
 from augcore.data.datasets import ImageDataset
 from augcore.selection.base import Selection
 
@@ -43,15 +43,12 @@ def _check_indices(indices, n: int, what: str) -> torch.Tensor:
 
 
 def random_subset_indices(dataset: ImageDataset, size: Union[int, float], seed: int = 0) -> torch.Tensor:
-    """Sorted indices of a uniform random subset: ``size`` examples (an integer, Python or numpy),
-    or that fraction of the data set when a float (Python or numpy) in (0, 1]."""
+    """Sorted indices of a uniform random subset: ``size`` examples when an integer (Python or
+    numpy, or a 0-d integer tensor), or that fraction of the data set (rounded to the nearest
+    count) when a float of any kind (``0.5``, ``np.float32(0.5)``, ``torch.tensor(0.5)``) in (0, 1]."""
     n = len(dataset)
-    if isinstance(size, bool) or not isinstance(size, (numbers.Integral, numbers.Real)):
-        raise TypeError(f"size must be an integer count or a float fraction, got {size!r} ({type(size).__name__})")
-    if isinstance(size, numbers.Integral):
-        count = check_int("size", size, min=0, max=n)
-    else:  # any float, numpy float32 included, is a fraction, never a count
-        count = int(round(check_fraction("size (a fraction of the data set)", size) * n))
+    size = check_count_or_fraction("size", size, max_count=n)
+    count = size if isinstance(size, int) else int(round(size * n))
     seed = check_int("seed", seed, min=0)
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=gen)[:count].sort().values

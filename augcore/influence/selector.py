@@ -18,13 +18,12 @@ The lowest scores are selected (globally, or per class with ``split``); weights 
 """
 from __future__ import annotations
 
-import numbers
 import time
 from typing import Optional, Sequence, Union
 
 import torch
 
-from augcore.checks import check_bool, check_choice, check_int, check_number
+from augcore.checks import as_python_number, check_bool, check_choice, check_int, check_number
 from augcore.influence.hessian import LOSSES
 from augcore.influence.scores import REDUCTIONS, SOLVERS, LastLayerInfluence
 from augcore.ops.budgets import SPLITS, split_budget
@@ -35,11 +34,9 @@ OBJECTIVES = ("replace", "append")
 
 
 def _check_budget(budget: Union[int, float]) -> Union[int, float]:
-    """An integer count >= 0 (Python or numpy) or a float fraction in [0, 1] (Python or numpy)."""
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
-        raise TypeError(f"budget must be an integer count or a float fraction, got {budget!r} "
-                        f"({type(budget).__name__})")
-    if isinstance(budget, numbers.Integral):
+    """An integer count >= 0 or a float fraction in [0, 1], of any number kind (numpy, 0-d tensors)."""
+    budget = as_python_number("budget (an integer count or a float fraction)", budget)
+    if isinstance(budget, int):
         return check_int("budget", budget, min=0)
     return check_number("budget (a fraction of the examples)", budget, min=0.0, max=1.0)
 

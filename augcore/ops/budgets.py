@@ -31,48 +31,42 @@ The released coreset code's rules (tianyu139/data-efficient-augmentation,
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
+
+from augcore.checks import check_count, check_count_list
+from augcore.ops._common import as_tensor, check_finite
 
 SPLITS = ("proportional", "equal", "equal_ceil")
 # the released code's rules; not offered by facility_location, whose totals stay at most B
 REFERENCE_SPLITS = ("reference_equal", "reference_proportional")
-
-
-def _check_total(budget: int, total: int) -> int:
-    if isinstance(budget, bool) or not isinstance(budget, (int,)) and not (
-        isinstance(budget, torch.Tensor) and budget.numel() == 1 and not budget.is_floating_point()
-    ):
-        raise TypeError(f"budget must be an integer number of examples, got {budget!r}")
-    budget = int(budget)
-    if budget < 0 or budget > total:
-        raise ValueError(f"budget {budget} out of range [0, {total}] (the number of examples)")
-    return budget
+WEIGHTINGS = ("raw", "normalized", "unit")
 
 
 def split_budget(sizes: Union[torch.Tensor, Sequence[int]], budget: Union[int, torch.Tensor, Sequence[int]],
                  split: str = "proportional", generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Per-group budgets (int64, CPU) for groups of the given sizes.
 
-    ``budget`` is either a total (int) split by ``split`` (one of ``SPLITS`` or
-    ``REFERENCE_SPLITS``), or per-group budgets, which are validated (0 <= b_g <= n_g)
-    and returned as given. ``generator`` (a CPU ``torch.Generator``) is required by
-    ``"reference_proportional"``, the only rule that draws at random.
+    ``budget`` is either a total (a count: a Python or numpy integer, an integral float
+    such as 3.0, or a 0-d tensor/array) split by ``split`` (one of ``SPLITS`` or
+    ``REFERENCE_SPLITS``), or per-group budgets (a list, tuple, or 1-D array/tensor of
+    counts), which are validated (0 <= b_g <= n_g) and returned as given. Sizes and
+    budgets must be whole numbers: 1.9 raises naming the entry, it is never truncated.
+    ``generator`` (a CPU ``torch.Generator``) is required by ``"reference_proportional"``,
+    the only rule that draws at random.
     """
-    sizes_list = [int(s) for s in (sizes.tolist() if isinstance(sizes, torch.Tensor) else sizes)]
-    if any(s < 0 for s in sizes_list):
-        raise ValueError("group sizes must be non-negative")
+    sizes_list = check_count_list("sizes (the group sizes)", sizes)
     total = sum(sizes_list)
-    if isinstance(budget, (list, tuple)) or (isinstance(budget, torch.Tensor) and budget.dim() == 1):
-        per_group = [int(b) for b in (budget.tolist() if isinstance(budget, torch.Tensor) else budget)]
-        if len(per_group) != len(sizes_list):
-            raise ValueError(f"per-group budget has {len(per_group)} entries for {len(sizes_list)} groups")
+    if isinstance(budget, (list, tuple)) or getattr(budget, "ndim", 0) >= 1:  # per-group budgets
+        per_group = check_count_list("budget (per-group budgets)", budget, min=None, length=len(sizes_list))
         for g, (b, n) in enumerate(zip(per_group, sizes_list)):
             if b < 0 or b > n:
                 raise ValueError(f"budget {b} of group {g} out of range [0, {n}] (the group's size)")
         return torch.tensor(per_group, dtype=torch.int64)
-    budget = _check_total(budget, total)
+    budget = check_count("budget (a number of examples)", budget, min=None)
+    if budget < 0 or budget > total:
+        raise ValueError(f"budget {budget} out of range [0, {total}] (the number of examples)")
     if split not in SPLITS + REFERENCE_SPLITS:
         raise ValueError(f"budget_split must be one of {SPLITS + REFERENCE_SPLITS}, got {split!r}")
     if split == "reference_equal":
@@ -149,22 +143,37 @@ def _reference_proportional(sizes: list, budget: int, generator: torch.Generator
     return out
 
 
-def normalize_weights(gamma: torch.Tensor, how: str = "normalized") -> torch.Tensor:
-    """Turns medoid counts gamma into training weights.
+def normalize_weights(gamma: Any, how: str = "normalized") -> torch.Tensor:
+    """Turns medoid counts gamma (a 1-D tensor or array, e.g. ``FacilityLocationResult.weights``)
+    into float32 training weights.
 
     * ``"raw"``: gamma itself (float32).
     * ``"normalized"`` (the reference code): zero counts set to 1, then scaled over
       the whole selection to mean 1: ``w = gamma / sum(gamma) * |S|``.
     * ``"unit"``: all ones.
+
+    Counts must be finite and non-negative: a negative, NaN or infinite count raises
+    ``ValueError`` naming its position (it would give negative, NaN or zero weights).
+    The zero-count rule means an all-zero gamma gives all ones, so no sum is ever zero.
     """
-    gamma = gamma.to(torch.float32)
+    if not isinstance(how, str) or how not in WEIGHTINGS:
+        raise ValueError(f"weights must be 'raw', 'normalized' or 'unit', got {how!r}")
+    tensor = as_tensor(gamma, "gamma")
+    if tensor.dim() != 1:
+        raise ValueError(f"gamma must be a 1-D tensor of counts (one per pick), got shape {tuple(tensor.shape)}")
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"gamma must hold real counts, got {tensor.dtype}")
+    gamma = tensor.to(torch.float32)
+    if tensor.is_floating_point():
+        check_finite(tensor, "gamma")
+    if gamma.numel() and float(gamma.min()) < 0:
+        at = int(torch.argmin(gamma))
+        raise ValueError(f"gamma must hold non-negative counts, found {float(gamma[at])} at index {at}")
     if how == "raw":
         return gamma
     if how == "unit":
         return torch.ones_like(gamma)
-    if how == "normalized":
-        if gamma.numel() == 0:
-            return gamma
-        g = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
-        return g / g.sum() * g.numel()
-    raise ValueError(f"weights must be 'raw', 'normalized' or 'unit', got {how!r}")
+    if gamma.numel() == 0:
+        return gamma
+    g = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
+    return g / g.sum() * g.numel()

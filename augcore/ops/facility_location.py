@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, Optional, Union
 
-import numpy as np
 import torch
 
 from augcore._build import check_device_supported, compiled_ops
-from augcore.checks import check_choice, check_int, check_int_list, check_number
+from augcore.checks import check_choice, check_count, check_count_list, check_int, check_number
 from augcore.ops._common import as_tensor, check_finite, segments_from_groups
 from augcore.ops.budgets import SPLITS, split_budget
 from augcore.ops.distances import block_offsets, prepare_points
@@ -169,23 +168,15 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
 
 
 def _checked_budget(budget: Any) -> Union[int, list]:
-    """A total number of picks (int, numpy integer or 0-d integer tensor) or a list of
-    per-group integers; anything else (floats, bools, strings) raises naming ``budget``."""
-    if isinstance(budget, torch.Tensor):
-        if budget.is_floating_point() or budget.is_complex() or budget.dtype == torch.bool:
-            raise TypeError(f"budget must hold integers, got a {budget.dtype} tensor")
-        if budget.dim() > 1:
-            raise ValueError(f"budget must be an integer or a 1-D list of per-group integers, got shape "
-                             f"{tuple(budget.shape)}")
-        budget = budget.item() if budget.dim() == 0 else budget.tolist()
-    elif isinstance(budget, np.ndarray):
-        if budget.ndim > 1:
-            raise ValueError(f"budget must be an integer or a 1-D list of per-group integers, got shape "
-                             f"{budget.shape}")
-        budget = budget.item() if budget.ndim == 0 else budget.tolist()
-    if isinstance(budget, (list, tuple)):
-        return check_int_list("budget", budget)
-    return check_int("budget", budget)  # the range is split_budget's check
+    """A total number of picks or a 1-D list/array/tensor of per-group numbers, as
+    ``check_count`` takes them (numpy and 0-d tensors included, 3.0 is 3, 2.5 raises);
+    the range is split_budget's check."""
+    if getattr(budget, "ndim", 1) > 1:
+        raise ValueError(f"budget must be an integer or a 1-D list of per-group integers, got shape "
+                         f"{tuple(budget.shape)}")
+    if isinstance(budget, (list, tuple)) or getattr(budget, "ndim", 0) == 1:
+        return check_count_list("budget", budget, min=None)
+    return check_count("budget", budget, min=None)
 
 
 class Timings(Mapping):

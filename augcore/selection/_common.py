@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import zlib
 from typing import Optional
 
@@ -16,13 +15,9 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def check_fraction(fraction: float, name: str = "fraction") -> float:
-    """A budget fraction of the training set: a real number (Python or numpy) in (0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
-        raise TypeError(f"{name} must be a number in (0, 1], got {fraction!r} ({type(fraction).__name__})")
-    value = float(fraction)
-    if not 0.0 < value <= 1.0:  # also NaN
-        raise ValueError(f"{name} must lie in (0, 1] (a fraction of the training set), got {value}")
-    return value
+    """A budget fraction of the training set in (0, 1]: ``augcore.checks.check_fraction``
+    (any number kind, numpy and 0-d tensors included) with the selectors' argument order."""
+    return checks.check_fraction(name, fraction)
 
 
 def budget_from_fraction(fraction: float, n: int) -> int:
