@@ -3,6 +3,7 @@
     augcore generate --model PATH --dataset cifar10 --selection sel.pt --out DIR [--shard 0/4]
     augcore generate --config targeted_synthetic [--set generate.batch_size=32]
     augcore generate --config targeted_synthetic_digits --end-to-end
+    augcore generate --config targeted_synthetic_digits --end-to-end --set select.method=random
 
 Flags override the config's ``generate`` section; ``--set section.key=value`` any key.
 """
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     raw = apply_overrides(load_yaml(args.config), args.set)
     gen = raw.setdefault("generate", {})
     for key in ("model", "kind", "scheduler", "total_steps", "guidance_scale", "steps", "seed", "batch_size",
-                "shard", "device", "dtype"):
+                "shard", "device", "dtype", "init"):
         value = getattr(args, key)
         if value is not None:
             gen[key] = value
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     report = generate_copies(dataset, _selection_indices(args.selection), backend_from_settings(settings), out,
                              steps=settings.steps, seed=settings.seed, batch_size=settings.batch_size,
                              shard=settings.shard, prompt_template=settings.prompt_template,
-                             progress=settings.progress)
+                             progress=settings.progress, init=settings.init)
     print(json.dumps({"generated": report.generated, "skipped": report.skipped,
                       "images_per_second": round(report.images_per_second, 3),
                       "shard": f"{report.shard[0]}/{report.shard[1]}", "out": report.root}))
@@ -82,8 +83,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
     p.add_argument("--end-to-end", action="store_true",
                    help="train to the separating epoch, select, generate, retrain (needs --config)")
-    p.add_argument("--model", help="folder of a local diffusers pipeline (img2img or unconditional UNet2DModel)")
-    p.add_argument("--kind", choices=("auto", "img2img", "unconditional"))
+    p.add_argument("--model", help="folder of a local diffusers pipeline (img2img, or a UNet2DModel one), or 'tiny'")
+    p.add_argument("--kind", choices=("auto", "img2img", "unconditional", "class_conditional"),
+                   help="img2img: text-conditioned (latent or pixel-space); unconditional / class_conditional: a "
+                        "pixel-space UNet2DModel (default auto: from the pipeline)")
     p.add_argument("--scheduler", choices=("ddim", "ddpm"), help="swap the pipeline's scheduler (default: keep it)")
     p.add_argument("--dataset", help="dataset name for augcore.data.load_dataset")
     p.add_argument("--data-root")
@@ -92,6 +95,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, nargs="+", help="kept denoising steps s of T (default 40 50 70 80)")
     p.add_argument("--total-steps", type=int, help="T, inference steps of a full denoise (default 100)")
     p.add_argument("--guidance-scale", type=float, help="classifier-free guidance (default 3)")
+    p.add_argument("--init", choices=("image", "noise"),
+                   help="start from the noised real image (default, the paper) or from pure noise (its Fig. 5b)")
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--shard", help="i/n: do the i-th of n shares (default: torch.distributed rank/world, or 0/1)")

@@ -20,15 +20,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from augcore.checks import IndexOutOfRangeError, check_int, check_int_list
+from augcore.checks import IndexOutOfRangeError, check_choice, check_int, check_int_list
 
 from .imaging import check_image, from_model_space, to_model_space
+from .models import INITS
 from .schedule import check_steps, strength_for_steps
 from .store import SyntheticStore, image_relpath
 
 PAPER_PROMPT = "a photo of a {class}"
-PAPER_STEPS = (40, 50, 70, 80)          # k = 5 on CIFAR
-PAPER_STEPS_FOR_K = {2: (50,), 5: PAPER_STEPS}
+PAPER_STEPS = (40, 50, 70, 80)          # k = 5 on CIFAR-10 and CIFAR-100 (App. F.1, Table 4)
+# k -> kept steps: Table 6's best for k = 2, Table 4's Tiny-ImageNet k = 4 and CIFAR k = 5
+PAPER_STEPS_FOR_K = {2: (50,), 4: (50, 70, 80), 5: PAPER_STEPS}
 
 
 class MissingClassNameError(ValueError):
@@ -144,12 +146,15 @@ def _sources_digest(sources: Sequence[int]) -> str:
 
 def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[int] = PAPER_STEPS,
                     seed: int = 0, batch_size: int = 8, shard=None, class_names: Optional[Sequence[str]] = None,
-                    prompt_template: str = PAPER_PROMPT, progress: bool = True) -> GenerationReport:
+                    prompt_template: str = PAPER_PROMPT, progress: bool = True, init: str = "image") -> GenerationReport:
     """Makes the synthetic copies of ``dataset[indices]`` at each of ``steps`` into ``out_dir``.
 
     ``indices``: dataset indices (e.g. ``Selection.indices``); ``backend``: from
     :func:`augcore.generate.models.load_backend`. Resumes what ``out_dir`` already holds;
-    ``shard`` ("i/n") does one share of the units. Returns what this call did.
+    ``shard`` ("i/n") does one share of the units. ``init="noise"`` (the paper's Fig. 5b
+    ablation) starts every copy from pure noise and denoises all T steps; each kept step
+    then only names one copy (its seed). A class-conditional back end is given each
+    image's dataset label. Returns what this call did.
     """
     from tqdm.auto import tqdm
 
@@ -160,6 +165,7 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
     if not hasattr(dataset, "__len__"):
         raise TypeError(f"dataset must be a data set of (image, label) items, got {type(dataset).__name__}")
     steps = check_steps(steps, backend.total_steps)
+    init = check_choice("init", init, INITS)
     sources = sorted(set(_check_indices(indices)))
     if sources and (sources[0] < 0 or sources[-1] >= len(dataset)):
         raise IndexOutOfRangeError(f"indices (selected dataset indices) must lie in [0, {len(dataset)}), got range "
@@ -179,7 +185,9 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
         "model": backend.model_id, "kind": backend.kind, "scheduler": backend.scheduler_name,
         "total_steps": backend.total_steps, "guidance_scale": backend.guidance_scale,
         "prompt_template": prompt_template if backend.conditional else None, "seed": int(seed),
-        "batch_size": int(batch_size), "sources": _sources_digest(sources), "num_sources": len(sources)})
+        "batch_size": int(batch_size), "sources": _sources_digest(sources), "num_sources": len(sources),
+        # stores written before init existed have no key and hold image-initialised copies
+        **({"init": init} if init != "image" else {})})
 
     units = shard_units(plan_units(sources, steps, batch_size), shard)
     todo = [u for u in units if not store.unit_done(u.step, u.unit, u.sources)]
@@ -196,11 +204,13 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
             out_channels = images[0].shape[0]
             seeds = [derive_seed(seed, s, unit.step) for s in unit.sources]
             batch_prompts = [prompts[s] for s in unit.sources] if backend.conditional else None
+            batch_labels = [labels[s] for s in unit.sources] if getattr(backend, "class_conditional", False) else None
             result = backend.generate(to_model_space(images, backend.resolution, backend.channels), batch_prompts,
-                                      unit.step, [torch.Generator().manual_seed(x) for x in seeds])
+                                      unit.step, [torch.Generator().manual_seed(x) for x in seeds],
+                                      labels=batch_labels, init=init)
             copies = from_model_space(result.images, out_size, out_channels)
-            records = [_record(backend, s, labels[s], class_names, unit.step, seed_s,
-                               prompts.get(s), result.denoise_steps, result.first_timestep, copy)
+            records = [_record(backend, s, labels[s], class_names, unit.step, seed_s, prompts.get(s),
+                               result.denoise_steps, result.first_timestep, copy, init)
                        for s, seed_s, copy in zip(unit.sources, seeds, copies)]
             store.write_unit(unit.step, unit.unit, list(copies), records)
             generated += len(unit.sources)
@@ -213,10 +223,11 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
 
 
 def _record(backend, source: int, label: int, class_names, step: int, seed: int, prompt: Optional[str],
-            denoise_steps: int, first_timestep: int, image: torch.Tensor) -> Dict[str, Any]:
+            denoise_steps: int, first_timestep: int, image: torch.Tensor, init: str) -> Dict[str, Any]:
     name = class_names[label] if class_names is not None and 0 <= label < len(class_names) else None
+    strength = strength_for_steps(step, backend.total_steps) if init == "image" else None
     return {"source": source, "label": label, "class_name": name, "step": step, "total_steps": backend.total_steps,
-            "strength": strength_for_steps(step, backend.total_steps), "denoise_steps": denoise_steps,
+            "init": init, "strength": strength, "denoise_steps": denoise_steps,
             "first_timestep": first_timestep, "seed": seed, "model": backend.model_id, "kind": backend.kind,
             "scheduler": backend.scheduler_name, "prompt": prompt, "guidance_scale": backend.guidance_scale,
             "file": image_relpath(source, step), "shape": list(image.shape)}

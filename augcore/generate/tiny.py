@@ -1,8 +1,11 @@
 """Tiny randomly initialised diffusers pipelines, saved to a folder like a real model.
 
 For offline tests, benchmarks and demos: no weights are downloaded. Shapes follow the
-small configs diffusers uses in its own tests. Their images are noise-like; what they
-exercise is the full generation path (tokenizer, text encoder, VAE, UNet, scheduler).
+small configs diffusers uses in its own tests. They are untrained, so their images are
+noise; what they exercise is the full generation path (tokenizer, text encoder, VAE or
+none, UNet, scheduler): a latent Stable Diffusion img2img pipeline, a pixel-space
+DeepFloyd-IF-style img2img pipeline (no VAE), and pixel-space ``UNet2DModel`` ones,
+unconditional and class-conditional.
 
 ``generate.model: tiny`` (or ``--model tiny``) names such a pipeline: it is built once into
 the cache folder (``$AUGCORE_CACHE``, else ``$XDG_CACHE_HOME/augcore``, else
@@ -15,7 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -91,18 +94,63 @@ def build_tiny_img2img(folder: str, *, resolution: int = 32, seed: int = 0, sche
 
 
 def build_tiny_unconditional(folder: str, *, resolution: int = 16, channels: int = 3, seed: int = 0,
-                             scheduler: str = "ddpm") -> str:
-    """Saves a tiny random unconditional UNet2DModel + DDPM/DDIM scheduler pipeline to ``folder``."""
+                             scheduler: str = "ddpm", num_classes: Optional[int] = None) -> str:
+    """Saves a tiny random pixel-space UNet2DModel + DDPM/DDIM scheduler pipeline to ``folder``;
+    class-conditional (``num_class_embeds = num_classes``) when ``num_classes`` is given."""
     from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
 
     torch.manual_seed(seed)
     unet = UNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels,
                        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       num_class_embeds=num_classes)
     if scheduler == "ddim":
         pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler(num_train_timesteps=1000))
     else:
         pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000))
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_class_conditional(folder: str, *, num_classes: int = 10, **kwargs) -> str:
+    """A tiny random class-conditional UNet2DModel pipeline (``num_class_embeds = num_classes``)."""
+    return build_tiny_unconditional(folder, num_classes=num_classes, **kwargs)
+
+
+def build_tiny_pixel_img2img(folder: str, *, resolution: int = 16, seed: int = 0) -> str:
+    """Saves a tiny random pixel-space text-conditioned img2img pipeline (DeepFloyd IF's
+    ``IFImg2ImgPipeline`` with IF stage I's UNet layout and scheduler, no VAE) to ``folder``.
+
+    The tokenizer and text encoder are tiny CLIP ones in place of IF's T5: the pipeline
+    only tokenizes and encodes, so any pair with matching sizes runs it.
+    """
+    from diffusers import DDPMScheduler, IFImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    tok_dir = os.path.join(folder, "_tokenizer_src")
+    _write_clip_tokenizer_files(tok_dir)
+    # IF pads prompts to 77 tokens
+    tokenizer = CLIPTokenizer(os.path.join(tok_dir, "vocab.json"), os.path.join(tok_dir, "merges.txt"),
+                              model_max_length=77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    unet = UNet2DConditionModel(
+        sample_size=resolution, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        in_channels=3, out_channels=6, cross_attention_dim=32, encoder_hid_dim=32, attention_head_dim=4,
+        addition_embed_type="text", addition_embed_type_num_heads=2, cross_attention_norm="group_norm",
+        resnet_time_scale_shift="scale_shift", act_fn="gelu", norm_num_groups=4)
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", thresholding=True,
+                          dynamic_thresholding_ratio=0.95, sample_max_value=1.0, prediction_type="epsilon",
+                          variance_type="learned_range")
+    pipe = IFImg2ImgPipeline(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, scheduler=sched,
+                             safety_checker=None, feature_extractor=None, watermarker=None,
+                             requires_safety_checker=False)
     pipe.save_pretrained(folder)
     return folder
 
@@ -121,14 +169,16 @@ def cache_dir() -> Path:
 
 
 def cached_tiny_pipeline(kind: str = "img2img") -> str:
-    """Folder of the cached tiny pipeline of ``kind`` ("img2img" or "unconditional"), built on first use.
+    """Folder of the cached tiny pipeline of ``kind`` ("img2img", "unconditional" or
+    "class_conditional", 10 classes), built on first use.
 
     The folder name carries the diffusers version, so an upgrade builds a fresh one. It is
     built in a temporary folder and renamed into place, so concurrent first uses are safe.
     """
     import diffusers
 
-    builders = {"img2img": build_tiny_img2img, "unconditional": build_tiny_unconditional}
+    builders = {"img2img": build_tiny_img2img, "unconditional": build_tiny_unconditional,
+                "class_conditional": build_tiny_class_conditional}
     if kind not in builders:
         raise ValueError(f"kind must be one of {tuple(builders)} for the tiny model, got {kind!r}")
     folder = cache_dir() / f"tiny-{kind}-seed0-diffusers{diffusers.__version__}"
