@@ -7,12 +7,23 @@ stratified by class; those examples are neither trained on nor selected), and th
 classifier's last layer (``model.classifier``, else the last ``nn.Linear``). Every R
 epochs it runs one inference pass over the candidates and one over the validation split.
 
-``augment.selector.augmenter: learned`` also *learns* the augmentation (the paper's
-estimator E, ``augcore.influence.ImageAugmenter``): after each selection, E is trained for
-``augmenter_epochs`` on the selected images to minimise their augmented copies' predicted
-influence on the validation loss (``augcore.influence.learner.train_augmenter``, the
-classifier frozen), and the strong copies become E's transform of the weakly augmented
+``augment.selector.augmenter`` also *learns* the augmentation: after each selection, E is
+trained for ``augmenter_epochs`` on the selected images to minimise their augmented copies'
+predicted influence on the validation loss (``augcore.influence.learner.train_augmenter``,
+the classifier frozen), and the strong copies become E's transform of the weakly augmented
 image instead of the ``augment.strong`` preset. E continues training across selections.
+
+* ``paper``: the paper's E (convolutions, FC, tanh -> tau in R^128) through a frozen,
+  WGAN-GP pre-trained generator G read from ``augment.selector.generator`` (a file of
+  ``augcore.influence.generator.save_generator``); Adam lr 0.01, betas (0.9, 0.99), no
+  magnitude penalty (App. B).
+* ``light`` (``learned`` is the same): ``augcore.influence.ImageAugmenter``, a 2-conv
+  encoder with bounded heads, Adam lr 1e-3 and the magnitude penalty
+  ``augmenter_regularisation``; no G needed.
+
+``augmenter_lr`` overrides the variant's learning rate. ``augment_all: true`` augments
+every training example (as the paper does) instead of the ``augment.fraction`` with the
+best influence scores.
 """
 from __future__ import annotations
 
@@ -28,6 +39,7 @@ from augcore.selection.base import InferenceStats, Selection
 from augcore.train.policies.base import SelectionPolicy, construct, register_policy, selector_options_dataclass
 
 _SKIP = ("weight", "bias", "val_stats", "budget", "variants", "dtype")
+AUGMENTERS = ("none", "light", "learned", "paper")   # learned: light's earlier name
 
 
 class LearnedAugmentation:
@@ -75,8 +87,11 @@ class InfluencePolicy(SelectionPolicy):
     Options = selector_options_dataclass("influence", InfluenceSelector, skip=_SKIP,
                                          extra=(("val_fraction", float, 0.1), ("augmenter", str, "none"),
                                                 ("augmenter_epochs", int, 5),
-                                                ("augmenter_regularisation", float, 1.0)))
-    policy_only_options = ("val_fraction", "augmenter", "augmenter_epochs", "augmenter_regularisation")
+                                                ("augmenter_regularisation", float, 1.0),
+                                                ("augmenter_lr", Optional[float], None),
+                                                ("generator", Optional[str], None), ("augment_all", bool, False)))
+    policy_only_options = ("val_fraction", "augmenter", "augmenter_epochs", "augmenter_regularisation",
+                           "augmenter_lr", "generator", "augment_all")
 
     def __init__(self, ctx, options):
         from augcore.selection._common import cpu_generator
@@ -86,16 +101,20 @@ class InfluencePolicy(SelectionPolicy):
         keep = torch.ones(labels.numel(), dtype=torch.bool)
         keep[self.val_rows] = False
         self.train_rows = keep.nonzero().flatten()
-        self.augmenter = self._new_augmenter(ctx) if options.augmenter == "learned" else None
+        self.augmenter = self._new_augmenter(ctx, options) if options.augmenter != "none" else None
         super().__init__(ctx, options)
 
     @classmethod
     def check_options(cls, options) -> None:
         if not 0.0 < options.val_fraction < 1.0:
             raise ConfigError(f"augment.selector.val_fraction: must lie in (0, 1), got {options.val_fraction}")
-        if options.augmenter not in ("none", "learned"):
-            raise ConfigError(f"augment.selector.augmenter: must be one of ('none', 'learned'), "
-                              f"got {options.augmenter!r}")
+        if options.augmenter not in AUGMENTERS:
+            raise ConfigError(f"augment.selector.augmenter: must be one of {AUGMENTERS}, got {options.augmenter!r}")
+        if options.augmenter == "paper" and not options.generator:
+            raise ConfigError("augment.selector.generator: augmenter 'paper' needs the file of a pre-trained G "
+                              "(augcore.influence.generator.pretrain_generator + save_generator)")
+        if options.augmenter_lr is not None and not options.augmenter_lr > 0:
+            raise ConfigError(f"augment.selector.augmenter_lr: must be > 0, got {options.augmenter_lr}")
         if options.augmenter_epochs < 1:
             raise ConfigError(f"augment.selector.augmenter_epochs: must be >= 1, got {options.augmenter_epochs}")
         if options.augmenter_regularisation < 0:
@@ -122,7 +141,8 @@ class InfluencePolicy(SelectionPolicy):
     def select(self, epoch: int, stats: InferenceStats) -> Selection:
         val_stats = self.ctx.stats.model_stats(self.val_rows)
         layer = classifier_layer(self.ctx.model)
-        selector = InfluenceSelector(layer.weight, layer.bias, val_stats, float(self.ctx.augment.fraction),
+        budget = 1.0 if self.options.augment_all else float(self.ctx.augment.fraction)
+        selector = InfluenceSelector(layer.weight, layer.bias, val_stats, budget,
                                      **self.selector_kwargs(self.options))
         selection = selector.select(stats, epoch=epoch, seed=self.ctx.seed)
         if self.augmenter is not None and len(selection):
@@ -131,11 +151,30 @@ class InfluencePolicy(SelectionPolicy):
 
     # -------------------------------------------------------------- the learned augmentation
     @staticmethod
-    def _new_augmenter(ctx):
+    def _new_augmenter(ctx, options):
+        from augcore.influence.generator import GeneratorAugmenter, load_generator
         from augcore.influence.transforms import ImageAugmenter
 
-        channels, height, width = ctx.dataset.channels, *ctx.dataset.image_size
-        return ImageAugmenter(channels, height, width)
+        shape = (ctx.dataset.channels, *ctx.dataset.image_size)
+        if options.augmenter != "paper":
+            return ImageAugmenter(*shape)
+        generator = load_generator(options.generator)
+        if tuple(generator.shape) != shape:
+            raise ConfigError(f"augment.selector.generator: {options.generator} transforms images of shape "
+                              f"{tuple(generator.shape)}, the data set's are {shape}")
+        return GeneratorAugmenter(generator)
+
+    def _optimiser_settings(self) -> dict:
+        from augcore.influence.generator import PAPER_ESTIMATOR_OPTIMISER
+
+        if self.options.augmenter == "paper":
+            settings = {"lr": PAPER_ESTIMATOR_OPTIMISER["lr"], "betas": PAPER_ESTIMATOR_OPTIMISER["betas"],
+                        "regularisation": 0.0}
+        else:
+            settings = {"lr": 1e-3, "regularisation": self.options.augmenter_regularisation}
+        if self.options.augmenter_lr is not None:
+            settings["lr"] = self.options.augmenter_lr
+        return settings
 
     def _learn_augmenter(self, selector, stats: InferenceStats, selection: Selection, epoch: int) -> None:
         from augcore.influence.learner import train_augmenter
@@ -151,7 +190,7 @@ class InfluencePolicy(SelectionPolicy):
         self.augmenter.to(self.ctx.device)
         try:
             train_augmenter(self.augmenter, model, influence, images, labels, epochs=self.options.augmenter_epochs,
-                            regularisation=self.options.augmenter_regularisation,
+                            **self._optimiser_settings(),
                             seed=derive_seed(self.ctx.seed, epoch, "augmenter") % (2 ** 31), progress=False)
         finally:
             model.train(was_training)
