@@ -20,7 +20,7 @@ from augcore.generate.store import SyntheticStore, image_relpath, read_part, uni
 from augcore.io import atomic_torch_save, load_torch_file, remove_stale_temp_files, temp_file_prefix
 from augcore.models import build_model
 from augcore.selection import Selection, SelectionHistory
-from augcore.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+from augcore.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -31,8 +31,9 @@ def _checkpoint_state(seed=0):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(4, 1, 8, 8))[0].sum().backward()
     optimizer.step()
-    return {"format": CHECKPOINT_FORMAT, "epoch": 3, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "rows": [{"epoch": 0, "test_top1": 11.0}]}
+    return {"format": CHECKPOINT_FORMAT, "epoch": 3, "model": model.state_dict(), "config": {}, "scaler": {},
+            "optimizer": optimizer.state_dict(), "rows": [{"epoch": 0, "test_top1": 11.0}], "rng": rng_state(),
+            "policy": {"selection": None, "history": SelectionHistory(10).to_json(), "selection_epochs": []}}
 
 
 def _member_data_offset(path, member):

@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from augcore.checks import CorruptFileError
+from augcore.checks import CorruptFileError, check_format_version
 from augcore.io import TEMP_PREFIX, atomic_write, atomic_write_bytes, remove_stale_temp_files, temp_file_prefix
 
 STORE_FILE = "store.json"
@@ -119,6 +119,7 @@ def read_part(path: str) -> List[Dict[str, Any]]:
     except ValueError:
         header = None
     if isinstance(header, dict) and "augcore_part" in header:
+        check_format_version(path, header["augcore_part"], (PART_FORMAT,), what="store parts", key="augcore_part")
         if not data.endswith(b"\n") or _sha256(body) != header.get("sha256"):
             lines = body.count(b"\n")
             raise CorruptFileError(path, f"checksum mismatch: the part holds {lines} complete record line(s), its "

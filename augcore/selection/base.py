@@ -15,8 +15,10 @@ from typing import Any, Dict, Optional, Protocol, Union, runtime_checkable
 import numpy as np
 import torch
 
-from augcore.checks import CorruptFileError
+from augcore.checks import CorruptFileError, check_format_version
 from augcore.io import atomic_torch_save, load_torch_file
+
+SELECTION_FORMAT = 1  # the "format" entry of Selection.save's file (files without one predate it)
 
 _STATS_FIELDS = ("logits", "labels", "losses", "indices", "embeddings")
 
@@ -112,12 +114,15 @@ class Selection:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes atomically (temp file + rename): a killed run never leaves half a file."""
-        atomic_torch_save(self.to_state(), path)
+        atomic_torch_save({**self.to_state(), "format": SELECTION_FORMAT}, path)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Selection":
         """Reads a file written by :meth:`save`, its checksum verified; ``CorruptFileError`` names a bad file."""
         state = load_torch_file(path, what="selection file")
+        if isinstance(state, dict) and "format" in state:
+            state = dict(state)
+            check_format_version(path, state.pop("format"), (SELECTION_FORMAT,), what="selection files")
         try:
             return cls.from_state(state)
         except (TypeError, ValueError) as exc:

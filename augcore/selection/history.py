@@ -110,9 +110,11 @@ class SelectionHistory:
             raise ValueError(f"not JSON (truncated or damaged?): {exc}") from None
         if not isinstance(state, dict):
             raise ValueError(f"a SelectionHistory is a JSON object, got {type(state).__name__}")
-        if state.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported SelectionHistory format {state.get('format_version')!r} "
-                             f"(this version reads {FORMAT_VERSION})")
+        version = state.get("format_version")
+        if version != FORMAT_VERSION:
+            found = "(no format_version entry)" if version is None else f"version {version!r}"
+            raise ValueError(f"unsupported SelectionHistory format {found}; this augcore reads format "
+                             f"{FORMAT_VERSION}")
         missing = [k for k in ("num_examples", "counts", "records", "last_indices") if k not in state]
         if missing:
             raise ValueError(f"the SelectionHistory lacks {missing}")
@@ -123,6 +125,10 @@ class SelectionHistory:
         records = state["records"]
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ValueError("records must be a list of JSON objects")
+        for i, record in enumerate(records):
+            lacking = [k for k in RECORD_FIELDS if k not in record]
+            if lacking:  # the overlap queries and the CSV read every field
+                raise ValueError(f"records[{i}] lacks {lacking}")
         history.counts = counts
         history.records = list(records)
         if state["last_indices"] is not None:

@@ -15,24 +15,61 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
-from augcore.checks import CorruptFileError, check_int
+from augcore.checks import CorruptFileError, check_file_entries, check_format_version, check_int
 from augcore.io import atomic_torch_save, load_torch_file  # noqa: F401  (atomic_torch_save re-exported)
 
 CHECKPOINT_FORMAT = 1
+# what a resume reads: trainer.load_state_dict and select_from_checkpoint
+REQUIRED_ENTRIES = ("config", "epoch", "model", "optimizer", "scaler", "rng", "rows")
+RNG_ENTRIES = ("torch", "numpy", "python")
+POLICY_ENTRIES = ("selection", "history", "selection_epochs")
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """The checkpoint dict at ``path``, its checksum verified.
+    """The checkpoint dict at ``path``, its checksum, format version and entries verified.
 
     Raises ``FileNotFoundError`` (no file), :class:`CorruptFileError` naming the file
-    (empty, truncated, damaged, or not an augcore training checkpoint).
+    (empty, truncated, damaged, not an augcore training checkpoint, another format
+    version, or an entry a resume needs is missing or of the wrong kind).
     """
     state = load_torch_file(path, what="checkpoint")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CorruptFileError(path, f"not an augcore training checkpoint (format {CHECKPOINT_FORMAT}); "
-                                     f"found {found!r}")
+    if not isinstance(state, dict):
+        raise CorruptFileError(path, f"not an augcore training checkpoint: it holds a {type(state).__name__}, "
+                                     "not a mapping of entries")
+    if "format" not in state:
+        raise CorruptFileError(path, f"not an augcore training checkpoint: no 'format' entry (it holds "
+                                     f"{sorted(map(str, state))[:8]})")
+    check_format_version(path, state["format"], (CHECKPOINT_FORMAT,), what="training checkpoints")
+    check_file_entries(path, state, REQUIRED_ENTRIES, what="training checkpoint")
+    kinds = {"config": dict, "model": dict, "optimizer": dict, "scaler": dict, "rng": dict, "rows": list}
+    wrong = [f"{key!r} is a {type(state[key]).__name__}, not a {kind.__name__}" for key, kind in kinds.items()
+             if not isinstance(state[key], kind)]
+    if isinstance(state["epoch"], bool) or not isinstance(state["epoch"], int) or state["epoch"] < 0:
+        wrong.append(f"'epoch' is {state['epoch']!r}, not an epoch number")
+    if wrong:
+        raise CorruptFileError(path, f"damaged training checkpoint: {'; '.join(wrong)}")
+    check_file_entries(path, state["rng"], RNG_ENTRIES, what="training checkpoint's 'rng' entry")
+    if "policy" in state:
+        check_file_entries(path, state["policy"], POLICY_ENTRIES, what="training checkpoint's 'policy' entry")
+        _check_policy_state(path, state["policy"])
+    else:  # written before policies owned the selection state: the same entries at the top level
+        check_file_entries(path, state, POLICY_ENTRIES, what="training checkpoint (written before 'policy')")
+        _check_policy_state(path, state)
     return state
+
+
+def _check_policy_state(path, policy: Dict[str, Any]) -> None:
+    """The saved selection and history parse, so a damaged one is named with the file, not mid-resume."""
+    from augcore.selection import Selection, SelectionHistory
+
+    try:
+        if policy["selection"] is not None:
+            Selection.from_state(policy["selection"])
+        SelectionHistory.from_json(policy["history"])
+        if not isinstance(policy["selection_epochs"], (list, tuple)):
+            raise TypeError(f"selection_epochs is a {type(policy['selection_epochs']).__name__}, not a list")
+    except (TypeError, ValueError) as exc:
+        raise CorruptFileError(path, f"damaged selection state in the training checkpoint: {exc}") from None
 
 
 def rng_state() -> Dict[str, Any]:
