@@ -10,17 +10,19 @@ from augcore.ops._common import (Segments, as_tensor, check_float_matrix, check_
                                  segments_from_groups)
 
 
-def prepare_points(x: Any, embeddings: Any, groups: Any, num_groups: Optional[int]
+def prepare_points(x: Any, embeddings: Any, groups: Any, num_groups: Optional[int], compiled: bool = True
                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Segments]:
     """Validates points, sorts them by group (one gather) and casts to float32.
 
     The gather also makes non-contiguous inputs contiguous, so they are handled,
     not rejected. On a GPU the checks cost one device-to-host transfer (two without
-    ``num_groups``), shared with the class sizes.
+    ``num_groups``), shared with the class sizes. ``compiled=False`` (the Triton backend)
+    skips the check that the compiled extension has kernels for the points' device.
     """
     x = as_tensor(x, "proxies")
     check_float_matrix(x, "proxies")
-    check_device_supported(x, "proxies")
+    if compiled:
+        check_device_supported(x, "proxies")
     if embeddings is not None:
         embeddings = as_tensor(embeddings, "embeddings")
         check_float_matrix(embeddings, "embeddings", rows=x.shape[0])

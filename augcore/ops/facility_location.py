@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 
-from augcore._build import check_device_supported, compiled_ops
+from augcore._build import build_info, check_device_supported, compiled_ops
 from augcore.checks import check_choice, check_count, check_count_list, check_int, check_number
 from augcore.ops._common import as_tensor, check_finite, segments_from_groups
 from augcore.ops.budgets import SPLITS, split_budget
@@ -18,7 +18,7 @@ METHODS = {"naive": 0, "lazy": 1, "stochastic": 2}
 SIMILARITIES = {"exp": 0, "craig": 1, "craig_squared": 3}
 MODES = {"auto": 0, "dense": 1, "on_the_fly": 2}
 TIE_BREAKS = {"low": 0, "high": 1, "apricot": 2}
-BACKENDS = ("auto", "compiled")
+BACKENDS = ("auto", "cpu", "cuda", "triton")
 _PRECOMPUTED = 2
 
 
@@ -85,8 +85,14 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         the blocks solved at once fit in ``memory_limit`` bytes. Both give the same
         picks: the similarity of a pair is computed by the same float32 code.
 
-      backend: "auto" and "compiled" (the same): the compiled op of the tensors' device
-        (CPU or CUDA; on the GPU one launch runs every greedy step). See docs/gpu.md.
+      backend: which kernels run. "cpu": the compiled CPU op (CPU tensors). "cuda": the
+        compiled CUDA op (CUDA tensors, a build with CUDA; one launch runs every greedy
+        step, docs/gpu.md). "triton": the Triton kernels, on any GPU torch's Triton supports
+        (NVIDIA, AMD ROCm, Intel XPU): one persistent program per group runs every step,
+        with the CPU op's picks and gains bit for bit; "lazy" with tie_break "high" or
+        "apricot" is refused there (docs/backends.md). "auto" (default): "cpu" for CPU
+        tensors, "cuda" for CUDA tensors when the extension has CUDA kernels, "triton" on
+        any other GPU (ROCm, XPU, or a build without CUDA).
 
     Gains are exact sums of fixed-point terms (docs/gpu.md, "Determinism"), so the
     same inputs and seed give the same picks and gains on every device, thread count
@@ -102,6 +108,11 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
     check_choice("mode", mode, MODES)
     check_choice("budget_split", budget_split, SPLITS)
     check_choice("backend", backend, BACKENDS)
+    if isinstance(similarity, str) and proxies is None:
+        raise ValueError("proxies are required unless similarity is a precomputed matrix")
+    device = as_tensor(proxies if isinstance(similarity, str) else similarity,
+                       "proxies" if isinstance(similarity, str) else "similarity").device
+    backend = _resolve_backend(backend, device)
     check_choice("tie_break", tie_break, TIE_BREAKS)
     eps = check_number("eps", eps, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
     seed = check_int("seed", seed, min=-(1 << 63), max=(1 << 63) - 1)
@@ -118,13 +129,12 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
     precomputed = None
     if isinstance(similarity, str):
         check_choice("similarity", similarity, SIMILARITIES)
-        if proxies is None:
-            raise ValueError("proxies are required unless similarity is a precomputed matrix")
-        x_sorted, emb_sorted, seg = prepare_points(proxies, embeddings, groups, num_groups)
+        x_sorted, emb_sorted, seg = prepare_points(proxies, embeddings, groups, num_groups,
+                                                   compiled=backend != "triton")
         kind = SIMILARITIES[similarity]
-        if similarity == "craig_squared" and x_sorted.device.type != "cpu":
-            raise ValueError(f"similarity='craig_squared' runs on CPU tensors only; proxies are on "
-                             f"{x_sorted.device}")
+        if similarity == "craig_squared" and backend == "cuda":
+            raise ValueError("similarity='craig_squared' does not run on backend='cuda' (its float64 sums are "
+                             "CPU and Triton code); use backend='triton' for CUDA tensors")
         if scale is None:
             dim = x_sorted.shape[1] if emb_sorted is None else x_sorted.shape[1] * (emb_sorted.shape[1] + bias)
             scale = float(max(dim, 1))
@@ -134,8 +144,9 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
             raise ValueError(f"similarity: expected a square (N, N) matrix, got shape {tuple(sim.shape)}")
         if not sim.is_floating_point():
             raise TypeError(f"similarity: expected a floating dtype, got {sim.dtype}")
-        check_device_supported(sim, "similarity")
-        if sim.device.type == "cpu" and sim.numel():  # on CUDA the op checks with one synchronisation
+        if backend != "triton":
+            check_device_supported(sim, "similarity")
+        if (sim.device.type == "cpu" or backend == "triton") and sim.numel():  # the CUDA op checks with one sync
             # one pass over memory order (a transposed view reads as fast as its base)
             low, high = torch.aminmax(sim.t() if sim.t().is_contiguous() else sim)
             if not bool(torch.isfinite(low) & torch.isfinite(high)):
@@ -149,9 +160,13 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
 
     budgets = split_budget(seg.sizes, budget, budget_split)
     t1 = time.perf_counter()
-    selected, gains, gamma, assign_pos, objective, seconds = compiled_ops().facility_location(
-        x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
-        METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit), TIE_BREAKS[tie_break])
+    args = (x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
+            METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit), TIE_BREAKS[tie_break])
+    if backend == "triton":
+        from augcore.ops.triton_facility_location import facility_location_triton
+        selected, gains, gamma, assign_pos, objective, seconds = facility_location_triton(*args)
+    else:
+        selected, gains, gamma, assign_pos, objective, seconds = compiled_ops().facility_location(*args)
     t2 = time.perf_counter()
 
     # back to original indices with gathers and one scatter: no host synchronisation on CUDA
@@ -165,6 +180,36 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
     return FacilityLocationResult(
         indices=indices, gains=gains, weights=gamma, assignment=assignment, budgets=budgets,
         group_ptr=group_ptr, objective=objective, timings=Timings(host, seconds))
+
+
+def _resolve_backend(backend: str, device: torch.device) -> str:
+    """The backend that runs for tensors on ``device``: "auto" resolved, the others checked."""
+    on_cuda = device.type == "cuda" and torch.version.hip is None  # ROCm devices are "cuda" to torch too
+    if backend == "auto":
+        if device.type == "cpu":
+            return "cpu"
+        return "cuda" if on_cuda and _cuda_compiled() else "triton"
+    if backend == "cpu" and device.type != "cpu":
+        raise ValueError(f"backend='cpu' runs on CPU tensors; the inputs are on {device} (move them with .cpu(), "
+                         "or use backend='auto')")
+    if backend == "cuda" and not on_cuda:
+        raise ValueError(f"backend='cuda' runs on CUDA tensors of an NVIDIA GPU; the inputs are on {device} "
+                         "(backend='triton' runs on other GPUs)")
+    if backend == "triton":
+        try:
+            from augcore.ops.triton_facility_location import check_device
+        except ImportError as exc:
+            raise RuntimeError(f"backend='triton' needs the triton package ({exc}); install it, or use "
+                               "backend='cpu'/'cuda'") from exc
+        check_device(device, "proxies")
+    return backend
+
+
+def _cuda_compiled() -> bool:
+    try:
+        return bool(build_info()["cuda"])
+    except RuntimeError:  # no compiled extension at all
+        return False
 
 
 def _checked_budget(budget: Any) -> Union[int, list]:
@@ -184,19 +229,21 @@ class Timings(Mapping):
     "greedy" (the kernel's two phases), "kernel" (the whole op call) and "total".
 
     On the CPU every value is wall-clock and total >= kernel >= similarity + greedy.
-    On CUDA the call returns before the device finishes: "prepare", "kernel" and
-    "total" are host seconds, and "similarity" and "greedy" are device seconds,
-    read from the GPU (one synchronisation) the first time they are accessed.
+    On a GPU (CUDA or Triton) the call returns before the device finishes: "prepare",
+    "kernel" and "total" are host seconds, and "similarity" and "greedy" are device
+    seconds, read from the GPU (one synchronisation) the first time they are accessed.
     """
 
-    def __init__(self, host: Dict[str, float], device_seconds: torch.Tensor):
+    def __init__(self, host: Dict[str, float],
+                 device_seconds: Union[torch.Tensor, Callable[[], Tuple[float, float]]]):
         self._host = dict(host)
         self._device = device_seconds
         self._values: Optional[Dict[str, float]] = None
 
     def _resolve(self) -> Dict[str, float]:
         if self._values is None:
-            similarity, greedy = (float(v) for v in self._device.cpu().tolist())
+            seconds = self._device() if callable(self._device) else self._device.cpu().tolist()
+            similarity, greedy = (float(v) for v in seconds)
             self._values = {"prepare": self._host["prepare"], "similarity": similarity, "greedy": greedy,
                             "kernel": self._host["kernel"], "total": self._host["total"]}
         return self._values

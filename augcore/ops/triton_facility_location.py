@@ -33,10 +33,10 @@ def interpreted() -> bool:
     return K.INTERPRETED
 
 
-def check_device(t: torch.Tensor, name: str) -> None:
-    """Raises unless Triton can run on ``t``'s device: any GPU torch's Triton supports, or
-    the CPU when the kernels were built for the interpreter."""
-    if t.device.type == "cpu" and not interpreted():
+def check_device(device: torch.device, name: str) -> None:
+    """Raises unless Triton can run on ``device``: any GPU torch's Triton supports, or the
+    CPU when the kernels were built for the interpreter."""
+    if device.type == "cpu" and not interpreted():
         raise ValueError(
             f"backend='triton' runs on GPU tensors (CUDA, ROCm, XPU); {name} is on the CPU. Use "
             "backend='cpu' (or 'auto') for CPU tensors; Triton's CPU interpreter is for testing: set "
@@ -94,7 +94,7 @@ def facility_location_triton(x: torch.Tensor, embeddings: Optional[torch.Tensor]
     if not math.isfinite(log_inv_eps):
         raise ValueError(f"eps must be large enough that log(1/eps) is finite, got {eps}")
     device = x.device
-    check_device(x, "proxies")
+    check_device(device, "proxies")
     sizes = (indptr[1:] - indptr[:-1]).tolist()
     ks = budgets.tolist()
     G, N = len(sizes), x.shape[0]
