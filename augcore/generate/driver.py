@@ -1,6 +1,6 @@
 """The generation driver: faithful synthetic copies of the selected (slow-learnable) images.
 
-Follows the paper (Nguyen et al., seed 004): each selected image is noised to level s
+Follows the paper (Nguyen et al., "Do We Need All the Synthetic Data?"): each selected image is noised to level s
 of T = 100 and denoised for s steps by a text-conditioned model with the prompt
 "a photo of a {class}" and guidance scale 3; one full denoise per kept s. The default
 kept steps (40, 50, 70, 80) give amplification factor k = 5 (k counts the original);
@@ -146,7 +146,8 @@ def _sources_digest(sources: Sequence[int]) -> str:
 
 def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[int] = PAPER_STEPS,
                     seed: int = 0, batch_size: int = 8, shard=None, class_names: Optional[Sequence[str]] = None,
-                    prompt_template: str = PAPER_PROMPT, progress: bool = True, init: str = "image") -> GenerationReport:
+                    prompt_template: str = PAPER_PROMPT, progress: bool = True,
+                    init: str = "image") -> GenerationReport:
     """Makes the synthetic copies of ``dataset[indices]`` at each of ``steps`` into ``out_dir``.
 
     ``indices``: dataset indices (e.g. ``Selection.indices``); ``backend``: from
@@ -178,6 +179,11 @@ def generate_copies(dataset, indices, backend, out_dir: str, *, steps: Sequence[
     if class_names is None:
         class_names = getattr(dataset, "classes", None)
     labels = {s: _label(dataset, s) for s in sources}
+    if getattr(backend, "class_conditional", False):   # refused before anything is written
+        outside = [s for s in sources if not 0 <= labels[s] < backend.num_classes]
+        if outside:
+            raise ValueError(f"dataset item {outside[0]}: class {labels[outside[0]]} is outside the model's "
+                             f"num_class_embeds = {backend.num_classes} classes ({len(outside)} selected items)")
     prompts = {s: class_prompt(prompt_template, class_names, labels[s]) for s in sources} if backend.conditional else {}
 
     store = SyntheticStore(out_dir)

@@ -172,7 +172,8 @@ class PixelBackend:
 
     def __init__(self, unet, scheduler, *, model_id: str, total_steps: int = 100, scheduler_name: Optional[str] = None):
         if type(unet).__name__ not in PIXEL_UNETS:
-            raise NotADiffusersPipelineError(f"{model_id}: expected a pixel-space UNet2DModel, got {type(unet).__name__}")
+            raise NotADiffusersPipelineError(f"{model_id}: expected a pixel-space UNet2DModel, "
+                                             f"got {type(unet).__name__}")
         config = unet.config
         if config.class_embed_type is not None:
             raise NotADiffusersPipelineError(f"{model_id}: class_embed_type {config.class_embed_type!r} takes "

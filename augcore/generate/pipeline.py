@@ -1,7 +1,7 @@
-"""The paper's pipeline end to end (Nguyen et al., seed 004): train to the separating
-epoch, select the slow-learnable examples (per-class 2-means, higher-loss cluster),
-make faithful synthetic copies of them, and retrain from scratch on originals + copies
-(or the Upsample baseline, or the originals alone) with SGD or SAM.
+"""The paper's pipeline end to end (Nguyen et al., "Do We Need All the Synthetic Data?"):
+train to the separating epoch, select the slow-learnable examples (per-class 2-means,
+higher-loss cluster), make faithful synthetic copies of them, and retrain from scratch
+on originals + copies (or the Upsample baseline, or the originals alone) with SGD or SAM.
 
 The config is one YAML mapping::
 

@@ -1,6 +1,6 @@
 """How the paper's "copy at s steps of T" maps onto diffusers' img2img ``strength``.
 
-The paper (Nguyen et al., seed 004) noises a real image to level s,
+The paper (Nguyen et al., "Do We Need All the Synthetic Data?") noises a real image to level s,
 ``x_s = sqrt(abar_s) x + sqrt(1 - abar_s) eps``, and denoises it for s of T = 100
 steps. diffusers' img2img pipelines do exactly that for ``strength`` when
 ``num_inference_steps = T``:

@@ -42,7 +42,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "small_cnn"
+    name: str = "small_cnn"             # one of augcore.models.MODELS, or torchvision:<arch>
+    dropout: Optional[float] = None     # models that have dropout (WRN, vit_s, torchvision's); null: the model's own
+    stem: str = "auto"                  # torchvision ResNets/DenseNets: auto | cifar | imagenet (docs/models.md)
+    weights: Optional[str] = None       # a local state dict file (safetensors or torch.save), loaded verified
+    weights_skip: List[str] = field(default_factory=list)   # key prefixes left at initialisation: [fc]
+    weights_sha256: Optional[str] = None   # the file's SHA-256, or a prefix of >= 8 hex digits
 
 
 @dataclass
@@ -87,6 +92,13 @@ class AugmentConfig:
     random_subset_redraw: bool = True
     select_from: str = "all"            # all | subset (train_on=random_subset only)
     stats: str = "eval"                 # eval: an inference pass per selection | in_epoch: the last epoch's outputs
+    # strong: wu2020 (Wu et al. 2020, dauphin's defaults): L candidates per copy, scored in one eval-mode
+    # pass; one kept, sampled in proportion to its loss (sample) or the highest (max); ops composed per candidate
+    candidates: int = 4
+    candidate_choice: str = "sample"
+    wu2020_ops: int = 2
+    # mode: fixed trains on this saved Selection (augcore select --out FILE) for the whole run
+    selection_file: Optional[str] = None
     selector: Dict[str, Any] = field(default_factory=dict)  # the policy's options, typed by the policy
 
 
@@ -109,6 +121,7 @@ class RunConfig:
     out: str = "runs/train"
     progress: bool = True
     num_threads: Optional[int] = None   # torch CPU threads; None leaves torch's default
+    grad_variance: bool = False         # log E||g_B - g||^2 each epoch (metrics.minibatch_gradient_variance; one extra pass)
 
 
 @dataclass
@@ -127,12 +140,18 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         from augcore.data.datasets import DATASETS
         from augcore.data.transforms import STRONG_AUGMENTATIONS
-        from augcore.models import MODELS
+        from augcore.models import model_options
         from augcore.train.policies import POLICIES, policy_options
 
         choice = require_choice
         choice("data.name", self.data.name, sorted(DATASETS))
-        choice("model.name", self.model.name, sorted(MODELS))
+        m = self.model
+        try:
+            model_options(m.name, dropout=m.dropout, stem=m.stem, prefix="model.")
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        for key in ("weights_skip", "weights_sha256"):
+            require(m.weights is not None or not getattr(m, key), f"model.{key}", "needs model.weights (a file to load)")
         choice("augment.strong", self.augment.strong, STRONG_AUGMENTATIONS)
         a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
         choice("augment.mode", a.mode, tuple(POLICIES))
@@ -143,6 +162,14 @@ class TrainConfig:
         choice("augment.weighting", a.weighting, ("unit", "gamma"))
         choice("augment.placement", a.placement, ("append", "inplace"))
         choice("augment.train_on", a.train_on, TRAIN_ON)
+        choice("augment.candidate_choice", a.candidate_choice, ("sample", "max"))
+        require(a.candidates >= 1, "augment.candidates", f"must be >= 1, got {a.candidates}")
+        require(a.wu2020_ops >= 1, "augment.wu2020_ops", f"must be >= 1, got {a.wu2020_ops}")
+        require(a.strong != "wu2020" or a.mode != "influence", "augment.strong",
+                "wu2020 copies cannot be combined with the influence policy's learned augmentation")
+        require((a.mode == "fixed") == (a.selection_file is not None), "augment.selection_file",
+                "must be set exactly when augment.mode is 'fixed' (the Selection file to train with), "
+                f"got mode {a.mode!r} and selection_file {a.selection_file!r}")
         choice("schedule.name", s.name, SCHEDULES)
         choice("refinement.mode", r.mode, REFINEMENT_MODES)
         choice("run.amp", self.run.amp, AMP_MODES)

@@ -1,15 +1,16 @@
-"""Per-epoch logs (CSV and JSON lines, rewritten atomically) and matplotlib plots."""
+"""Per-epoch logs (CSV and JSON lines, rewritten atomically), matplotlib plots, and the opt-in
+mini-batch gradient variance."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import math
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
-from augcore.checks import check_int_list
+from augcore.checks import check_int, check_int_list
 from augcore.io import atomic_savefig, atomic_write_text  # noqa: F401  (atomic_write_text re-exported)
 
 
@@ -105,3 +106,38 @@ def plot_accuracy_vs_fraction(points: Dict[str, List[tuple]], path: str, title: 
     plt.close(fig)
 
 
+
+
+def minibatch_gradient_variance(parameters: Sequence[torch.Tensor], batches: Iterable[Any],
+                                batch_loss: Callable[[Any], torch.Tensor], *, batch_size: int) -> float:
+    """The variance of mini-batch gradients, E ||g_B - g||^2 (Nguyen et al., Theorem 4.3 and Fig. 7).
+
+    ``batches`` is one pass over the training data cut into mini-batches; ``batch_loss(batch)``
+    returns a batch's mean training loss. g_B is the gradient of that loss with respect to
+    ``parameters``; g, the full gradient, is the mean per-example gradient over the whole
+    pass (sum of |B| g_B over all batches, divided by their sizes' sum); the expectation is
+    the mean over the batches of exactly ``batch_size`` examples (a last, smaller batch adds
+    to g only). Sums are float64: E||g_B||^2 - 2 g.E[g_B] + ||g||^2.
+    """
+    batch_size = check_int("batch_size", batch_size, min=1)
+    parameters = [p for p in parameters if p.requires_grad]
+    if not parameters:
+        raise ValueError("parameters: no tensor requires a gradient")
+    weighted_sum = full_sum = None
+    full_sq, full_batches, examples = 0.0, 0, 0
+    for batch in batches:
+        loss = batch_loss(batch)
+        n = int(batch[0].shape[0])
+        grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        g = torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1).to(torch.float64)
+                       for gr, p in zip(grads, parameters)])
+        weighted_sum = g * n if weighted_sum is None else weighted_sum.add_(g, alpha=n)
+        examples += n
+        if n == batch_size:
+            full_sum = g.clone() if full_sum is None else full_sum.add_(g)
+            full_sq += float(g.dot(g))
+            full_batches += 1
+    if full_batches == 0:
+        raise ValueError(f"batches: no mini-batch of batch_size = {batch_size} examples (the data has {examples})")
+    full = weighted_sum / examples
+    return full_sq / full_batches - 2.0 * float(full.dot(full_sum)) / full_batches + float(full.dot(full))

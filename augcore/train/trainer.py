@@ -30,12 +30,14 @@ from tqdm.auto import tqdm
 
 from augcore.io import atomic_torch_save
 from augcore.selection.base import Selection
+from augcore.selection.inference import logits_of
 from augcore.train.build import build_run
 from augcore.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, set_rng_state
 from augcore.train.config import TrainConfig, config_from_dict
-from augcore.train.metrics import summarize_weights, topk_correct
+from augcore.train.metrics import minibatch_gradient_variance, summarize_weights, topk_correct
 from augcore.train.policies import POLICIES, PolicyContext, empty_selection, policy_options
 from augcore.train.reporting import Reporter
+from augcore.train.sam import bn_stats_frozen
 from augcore.train.schedules import LRSchedule, RefinementPlan, set_lr
 from augcore.train.stats import StatsProvider
 from augcore.train.strategy import SingleProcess
@@ -101,8 +103,9 @@ class Trainer:
 
         o, s, r = cfg.optim, cfg.schedule, cfg.refinement
         self.optimizer = build_optimizer(self.model, o)
+        # in-epoch statistics record each step's embeddings (a logits-only model's via a hook)
         self.update = UpdateStep(self.model, self.forward_model, self.optimizer, device=self.device, amp=cfg.run.amp,
-                                 grad_clip=o.grad_clip)
+                                 grad_clip=o.grad_clip, embeddings=cfg.augment.stats == "in_epoch")
         self.schedule = LRSchedule(s.name, o.lr, s.epochs, warmup_epochs=s.warmup_epochs, milestones=s.milestones,
                                    gamma=s.gamma, min_lr=s.min_lr)
         self.plan = RefinementPlan.build(self.schedule, r.enabled, r.epochs, r.mode, r.lr, r.cosine_lr)
@@ -111,6 +114,8 @@ class Trainer:
         self.batch_mix_cls = {"none": None, "mixup": Mixup, "cutmix": CutMix}[cfg.augment.batch_aug]
 
         a = cfg.augment
+        if cfg.run.grad_variance and self.strategy.world_size > 1:
+            raise ValueError("run.grad_variance is single-process; turn it off under DDP")
         if a.stats == "in_epoch" and self.strategy.world_size > 1:
             raise ValueError("augment.stats='in_epoch' is single-process; use 'eval' under DDP")
         self.stats = StatsProvider(self.model, self.inference_set, self.train_base.targets, self.num_classes,
@@ -181,9 +186,10 @@ class Trainer:
                     augmented += picked.numel()
                     is_aug = torch.cat([is_aug, torch.ones(picked.numel(), dtype=torch.bool)])
                     idx = torch.cat([idx, picked])
-            targets = y
+            # copies the loader cannot make (wu2020 candidates, scored by the model) and soft labels
+            x, targets = (x, y) if refining else self.policy.finish_batch(x, y, idx, is_aug)
             if mix is not None:
-                x, targets = mix(x, F.one_hot(y, self.num_classes).float())
+                x, targets = mix(x, targets if targets.dim() == 2 else F.one_hot(y, self.num_classes).float())
             loss, logits, embeddings = self.update(x, targets, w, scale=scale, first_pass=self.strategy.sam_first_pass)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch}, step {step}: the training loss is {loss}; "
@@ -197,8 +203,34 @@ class Trainer:
         if record:
             self.stats.finish_epoch()
         row = {"train_loss": total_loss / seen, "train_acc": 100.0 * correct / seen, "lr": lr,
-               "train_examples": seen, "num_augmented": augmented}
+               "train_examples": seen, "num_augmented": augmented, **self.policy.epoch_costs()}
         return self.strategy.reduce_row(row)
+
+    def gradient_variance(self, epoch: int, refining: bool = False) -> float:
+        """E||g_B - g||^2 at the current weights over the epoch's training view, in mini-batches of
+        ``optim.batch_size`` with the training loss (``metrics.minibatch_gradient_variance``).
+
+        Train mode (batch statistics) with BatchNorm's running statistics untouched; every random
+        generator is restored afterwards, so logging it leaves the training run unchanged."""
+        view = self.parts.refine_view if refining else self.policy.view
+        loader = DataLoader(view, batch_size=self.config.optim.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(epoch_seed(self.config.run.seed, epoch, 3)),
+                            num_workers=self.config.data.num_workers)
+
+        def batch_loss(batch):
+            x, y, w = (t.to(self.device) for t in batch[:3])
+            return self.update._loss(x, y, w.float())[0]
+
+        saved = rng_state()
+        was_training = self.model.training
+        self.model.train()
+        try:
+            with bn_stats_frozen(self.model):
+                return minibatch_gradient_variance(list(self.model.parameters()), loader, batch_loss,
+                                                   batch_size=self.config.optim.batch_size)
+        finally:
+            self.model.train(was_training)
+            set_rng_state(saved)
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
@@ -212,8 +244,7 @@ class Trainer:
             for x, y in loader:
                 x, y = x.to(self.device), torch.as_tensor(y).to(self.device)
                 with self.update.autocast():
-                    logits, _ = self.forward_model(x)
-                logits = logits.float()
+                    logits = logits_of(self.forward_model(x)).float()
                 total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
                 c1, c5 = topk_correct(logits, y, (1, 5))
                 top1, top5, n = top1 + c1, top5 + c5, n + y.numel()
@@ -279,6 +310,8 @@ class Trainer:
             row.update(self._train_epoch(epoch, refining))
             current = None if refining else self.policy.end_epoch(epoch)
             epoch_time = time.perf_counter() - t0
+            if cfg.run.grad_variance:
+                row["grad_variance"] = self.gradient_variance(epoch, refining)
             row.update(self.evaluate())
             if current is None:
                 current = empty_selection("refine" if refining else cfg.augment.mode)
