@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar, Union
 
 import yaml
 
+from augcore.checks import as_python_number
+
 T = TypeVar("T")
 
 
@@ -54,6 +56,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return build(annotation, value, key)
     if origin in (list, List):
+        if getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):  # a 1-D numpy array or tensor
+            value = value.tolist()
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
@@ -62,17 +66,23 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)
     if annotation is bool:
+        if type(value).__name__ == "bool_" and hasattr(value, "item"):  # numpy's bool
+            value = value.item()
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
         return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if annotation in (int, float):  # numpy scalars and 0-d arrays/tensors mean their Python value
+        try:
+            number = as_python_number(key, value)
+        except TypeError:
+            number = None
+        if annotation is int:
+            if not isinstance(number, int):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            return number
+        if number is None:
             raise ConfigError(f"{key}: expected a number, got {value!r}")
-        value = float(value)
+        value = float(number)
         if value != value:
             raise ConfigError(f"{key}: expected a number, got NaN")
         return value

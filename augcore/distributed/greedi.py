@@ -30,6 +30,7 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as dist
 
+from augcore.checks import check_count
 from augcore.distributed.env import rank_and_world
 from augcore.ops.facility_location import facility_location
 
@@ -82,7 +83,8 @@ def greedi_facility_location(local_points: torch.Tensor, local_indices: torch.Te
                          f"got shape {tuple(points.shape)}")
     if points.shape[0] == 0:
         raise ValueError(f"rank {rank} has an empty partition; every rank needs at least one point")
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+    budget = check_count("budget", budget, min=None)
+    if budget < 1:
         raise ValueError(f"budget must be a positive integer, got {budget!r}")
     dim = points.shape[1]
     scale = float(dim) if scale is None else float(scale)

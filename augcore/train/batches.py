@@ -12,6 +12,8 @@ from typing import Iterator, List
 import torch
 from torch.utils.data import Sampler
 
+from augcore.checks import check_count
+
 
 def global_batches(n: int, batch_size: int, seed: int) -> List[torch.Tensor]:
     """An epoch's batches of row indices: ``randperm(n)`` from a generator seeded with
@@ -29,8 +31,7 @@ class ShardedBatchSampler(Sampler[List[int]]):
     set attaches to them (the augmented-subset view yields (x, y, w, idx, is_aug))."""
 
     def __init__(self, n: int, batch_size: int, rank: int, world_size: int, seed: int):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_count("batch_size", batch_size, min=1)
         if batch_size < world_size:
             raise ValueError(f"the global batch size {batch_size} is smaller than the world size {world_size}")
         self.batches = global_batches(n, batch_size, seed)
