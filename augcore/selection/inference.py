@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from augcore.checks import check_choice, check_int
 from augcore.selection.base import InferenceStats
 
-__all__ = ["StatsAccumulator", "base_indices", "collect_stats", "find_classifier"]
+__all__ = ["EmbeddingReader", "StatsAccumulator", "base_indices", "collect_stats", "find_classifier", "logits_of"]
 
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -132,13 +132,14 @@ def _items_on_cpu(dataset: Dataset) -> bool:
 
 # --------------------------------------------------------------------------- embeddings
 
-def _linear_calls(model: nn.Module, x: torch.Tensor) -> Tuple[Any, List[Tuple[nn.Module, Any, Any]]]:
-    """``model(x)`` and every (linear layer, input, output) call it made, in call order."""
+def _linear_calls(model: nn.Module, x: torch.Tensor, call=None) -> Tuple[Any, List[Tuple[nn.Module, Any, Any]]]:
+    """``call(x)`` (default ``model(x)``) and every (linear layer of ``model``, input, output) call
+    it made, in call order."""
     calls: List[Tuple[nn.Module, Any, Any]] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp, out)))
              for m in model.modules() if isinstance(m, nn.Linear)]
     try:
-        out = model(x)
+        out = (call or model)(x)
     finally:
         for h in hooks:
             h.remove()
@@ -176,7 +177,7 @@ def find_classifier(model: nn.Module, x: torch.Tensor) -> str:
         model.eval()
         with torch.inference_mode():
             out, calls = _linear_calls(model, x)
-            layer, _ = _final_linear(model, _logits_of(out), calls)
+            layer, _ = _final_linear(model, logits_of(out), calls)
     finally:
         for m, training in modes.items():
             m.training = training
@@ -221,34 +222,40 @@ def _is_pair(out: Any) -> bool:
     return isinstance(out, (tuple, list)) and len(out) == 2
 
 
-def _logits_of(out: Any) -> torch.Tensor:
+def logits_of(out: Any) -> torch.Tensor:
+    """The logits in a model's output: the tensor itself, the first of a (logits, embedding) pair, or
+    ``out["logits"]`` (a Hugging Face ``ModelOutput`` or a dict)."""
     if isinstance(out, Mapping) and "logits" in out:  # a Hugging Face ModelOutput or a dict
         out = out["logits"]
     logits = out[0] if _is_pair(out) else out
     if not isinstance(logits, torch.Tensor):
-        raise TypeError("collect_stats: the model's forward must return logits, (logits, embedding) or a mapping "
+        raise TypeError("the model's forward must return logits, (logits, embedding) or a mapping "
                         "with 'logits' "
                         f"(augcore.models convention), got {type(out).__name__}"
                         + (" of length %d" % len(out) if isinstance(out, (tuple, list)) else ""))
     return logits
 
 
-class _Embeddings:
-    """Where a batch's embedding comes from, settled on the first batch: the model's
-    returned pair, or the input of the classifier (named, or found by ``_final_linear``)."""
+class EmbeddingReader:
+    """``reader(x) -> (logits, embedding)`` for any model: the model's returned pair, or the
+    input of its classifier (``classifier``, a name or the module; else the final
+    ``nn.Linear``, found on the first call as ``find_classifier`` does), read by a forward
+    hook. ``call`` runs the forward (default ``model``; a DDP or compiled wrapper of it).
+    The embedding keeps its autograd graph (detach it to store it); ``close()`` removes the hook."""
 
-    def __init__(self, model: nn.Module, classifier: Optional[Union[str, nn.Module]]):
+    def __init__(self, model: nn.Module, classifier: Optional[Union[str, nn.Module]] = None, *, call=None):
         self.model = model
+        self.call = call or model
         self.hook = None if classifier is None else _ClassifierInput(_resolve_layer(model, classifier))
         self.settled = classifier is not None
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.settled:
-            out = self.model(x)
-            return _logits_of(out), self.hook.take() if self.hook is not None else self._returned(out)
-        out, calls = _linear_calls(self.model, x)
+            out = self.call(x)
+            return logits_of(out), self.hook.take() if self.hook is not None else self._returned(out)
+        out, calls = _linear_calls(self.model, x, self.call)
         self.settled = True
-        logits = _logits_of(out)
+        logits = logits_of(out)
         if _is_pair(out):
             return logits, self._returned(out)
         layer, embedding = _final_linear(self.model, logits, calls)
@@ -314,11 +321,11 @@ def collect_stats(model: nn.Module, dataset: Union[Dataset, DataLoader], *, batc
     modes = {m: m.training for m in model.modules()}
     converted: List[torch.Tensor] = []
     logits_parts, emb_parts, label_parts = [], [], []
-    source: Optional[_Embeddings] = None
+    source: Optional[EmbeddingReader] = None
     autocast = (torch.autocast(device.type, dtype=AMP[amp]) if AMP[amp] is not None
                 else contextlib.nullcontext())
     try:
-        source = _Embeddings(model, classifier) if embeddings else None
+        source = EmbeddingReader(model, classifier) if embeddings else None
         model.eval()
         if channels_last:  # convert 4-D weights for the pass; put back the ones that were NCHW
             converted = [p for p in model.parameters()
@@ -331,7 +338,7 @@ def collect_stats(model: nn.Module, dataset: Union[Dataset, DataLoader], *, batc
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = torch.as_tensor(y).to(device, non_blocking=True)
-                logits, emb = source.forward(x) if source is not None else (_logits_of(model(x)), None)
+                logits, emb = source(x) if source is not None else (logits_of(model(x)), None)
                 if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
                     raise ValueError(f"the model returned logits of shape {tuple(logits.shape)} for a batch of "
                                      f"{x.shape[0]}; expected ({x.shape[0]}, C)")

@@ -53,10 +53,24 @@ def build_data(config: TrainConfig, train_set=None, test_set=None):
 
 
 def build_model(config: TrainConfig, train_base, device: torch.device) -> nn.Module:
+    """The config's model for ``train_base``'s classes, channels and image size, with
+    ``model.weights`` loaded when set (a ``ConfigError`` names the key and what does not fit)."""
+    from augcore.config import ConfigError
     from augcore.models import build_model as build
+    from augcore.models import load_weights
 
-    return build(config.model.name, train_base.num_classes, in_channels=train_base.channels,
-                 image_size=train_base.image_size[0]).to(device)
+    m = config.model
+    try:
+        model = build(m.name, train_base.num_classes, in_channels=train_base.channels,
+                      image_size=train_base.image_size[0], dropout=m.dropout, stem=m.stem)
+    except ValueError as exc:
+        raise ConfigError(f"model.name: {exc}") from exc
+    if m.weights is not None:
+        try:
+            load_weights(model, m.weights, skip=m.weights_skip, sha256=m.weights_sha256)
+        except (OSError, TypeError, ValueError) as exc:
+            raise ConfigError(f"model.weights: {exc}") from exc
+    return model.to(device)
 
 
 def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_set=None, test_set=None,

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from augcore.selection.inference import EmbeddingReader, logits_of
 from augcore.train.losses import per_example_cross_entropy
 from augcore.train.sam import SAM, bn_stats_frozen
 
@@ -23,11 +24,16 @@ def build_optimizer(model: nn.Module, optim) -> torch.optim.Optimizer:
 
 class UpdateStep:
     """Calls ``forward_model`` on a batch, weights the per-example losses and updates the
-    parameters of ``model``; returns the loss, the logits and the embeddings at the
-    pre-update weights."""
+    parameters of ``model``; returns the loss, the logits and (``embeddings=True``) the
+    embeddings at the pre-update weights, else ``None`` for them.
+
+    The model may return logits or ``(logits, embedding)``; a logits-only model's embedding
+    is the input of its final ``nn.Linear``, read by a forward hook
+    (``augcore.selection.inference.EmbeddingReader``), so only ``embeddings=True`` needs one."""
 
     def __init__(self, model: nn.Module, forward_model: nn.Module, optimizer: torch.optim.Optimizer, *,
-                 device: torch.device, amp: str = "none", grad_clip: Optional[float] = None):
+                 device: torch.device, amp: str = "none", grad_clip: Optional[float] = None,
+                 embeddings: bool = False):
         if amp == "fp16" and device.type == "cpu":
             raise ValueError("run.amp='fp16' needs a GPU; use 'bf16' on the CPU")
         self.model = model
@@ -38,20 +44,25 @@ class UpdateStep:
         self.grad_clip = grad_clip
         # fp16 needs loss scaling; bf16 has float32's range and does not
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+        self.reader = EmbeddingReader(model, call=forward_model) if embeddings else None
 
     def autocast(self):
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _loss(self, x, targets, weights) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _loss(self, x, targets, weights) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         with self.autocast():
-            logits, embeddings = self.forward_model(x)
+            if self.reader is not None:
+                logits, embeddings = self.reader(x)
+            else:
+                logits, embeddings = logits_of(self.forward_model(x)), None
         losses = per_example_cross_entropy(logits, targets)
-        return (losses * weights).mean(), logits.detach().float(), embeddings.detach().float()
+        return ((losses * weights).mean(), logits.detach().float(),
+                None if embeddings is None else embeddings.detach().float())
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, *, scale: float = 1.0,
-                 first_pass=contextlib.nullcontext) -> Tuple[float, torch.Tensor, torch.Tensor]:
+                 first_pass=contextlib.nullcontext) -> Tuple[float, torch.Tensor, Optional[torch.Tensor]]:
         sam = isinstance(self.optimizer, SAM)
         with first_pass() if sam else contextlib.nullcontext():
             loss, logits, embeddings = self._loss(x, targets, weights)

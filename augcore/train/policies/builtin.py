@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from augcore.selection import (CoresetSelector, HighLossSelector, MaxLossSelector, MisclassifiedSelector,
                                RandomSelector, SlowLearnableSelector)
 from augcore.selection.base import InferenceStats, Selection
+from augcore.selection.inference import logits_of
 from augcore.train.policies.base import (SelectionPolicy, construct, empty_selection, register_policy,
                                          selector_options_dataclass)
 
@@ -170,7 +171,7 @@ class MaxLossBatchPolicy(SelectionPolicy):
             return x, y, w, idx[:0]
         model = self.ctx.model
         with torch.no_grad(), bn_stats_frozen(model), self.ctx.autocast():
-            logits, _ = model(x)
+            logits = logits_of(model(x))
         losses = F.cross_entropy(logits.float(), y, reduction="none")
         top = torch.sort(losses, descending=True, stable=True).indices[:k].cpu()
         picked = idx.cpu()[top]
