@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from augcore.checks import check_choice, check_int, check_number
 
-STRONG_AUGMENTATIONS = ("autoaugment", "randaugment", "trivialaugment", "augmix", "cutout", "noise", "none")
+STRONG_AUGMENTATIONS = ("autoaugment", "randaugment", "trivialaugment", "augmix", "cutout", "noise", "none", "wu2020")
 
 # DeVries & Taylor's Cutout sizes; other data sets get half the image side
 _CUTOUT_SIZE = {"cifar10": 16, "cifar100": 8, "svhn": 20}
@@ -121,6 +121,9 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
     * ``noise``: colour jitter (brightness/contrast/saturation 0.4) and Gaussian
       pixel noise of std ``noise_sigma`` on the [0, 1] image.
     * ``none``: the weak augmentation only (copies that differ only by crop/flip).
+    * ``wu2020``: Wu et al. 2020 as dauphin composes it (``augcore.data.wu2020.Wu2020Augment``;
+      it brings its own crop and flip and cannot be joined with others). As a plain transform
+      it gives one candidate without Mixup; training scores several (``augment.candidates``).
     """
     if not isinstance(name, str):
         raise TypeError(f"name (the strong augmentation) must be a string such as 'autoaugment' or 'autoaugment+cutout', "
@@ -134,6 +137,12 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
     if unknown or not parts:
         raise ValueError(f"unknown strong augmentation {unknown or name!r}; choose from {STRONG_AUGMENTATIONS} "
                          f"(several may be joined with '+')")
+    if "wu2020" in parts:
+        if len(parts) > 1:
+            raise ValueError(f"'wu2020' is a whole augmentation (its own crop, flip, Cutout and Mixup) and cannot be "
+                             f"joined with others, got {name!r}")
+        from augcore.data.wu2020 import Wu2020Augment
+        return Wu2020Augment(dataset)
     uint8_ops: List[Callable] = []
     float_ops: List[Callable] = []
     normalized_ops: List[Callable] = []

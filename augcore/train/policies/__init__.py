@@ -6,6 +6,7 @@ from augcore.train.policies.base import (POLICIES, PolicyContext, SelectionEvent
                                          policy_options, register_policy)
 from augcore.train.policies import builtin as _builtin  # noqa: F401  (registers the built-in policies)
 from augcore.train.policies import influence as _influence  # noqa: F401
+from augcore.train.policies import fixed as _fixed  # noqa: F401  (augment.mode: fixed)
 from augcore.train.policies.builtin import MaxLossBatchPolicy, SelectorPolicy
 from augcore.train.policies.influence import InfluencePolicy
 

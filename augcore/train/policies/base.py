@@ -105,6 +105,8 @@ class SelectionPolicy:
         from augcore.selection import SelectionHistory
 
         self.history = SelectionHistory(len(ctx.dataset))
+        self.candidates = self._candidate_copies()
+        self._epoch, self._batches = 0, 0
         self.subset = self._draw_subset(0) if a.train_on == "random_subset" else None
         self.selection: Optional[Selection] = self.initial_selection()
         self.view = self.make_view()
@@ -139,7 +141,35 @@ class SelectionPolicy:
 
     def view_options(self) -> Dict[str, Any]:
         """Overrides of the view's settings (e.g. ``strong``, a learned augmentation)."""
+        if self.candidates is not None:  # the copies are made in finish_batch; the loader's rows hold their place
+            return {"strong_override": self.ctx.weak}
         return {}
+
+    def finish_batch(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+                     is_augmented: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The batch and its loss targets (class ids, or soft labels (B, C)), with the strong
+        copies the data loader cannot make put in: with ``augment.strong: wu2020`` each copy
+        row becomes the kept one of ``augment.candidates`` scored candidates
+        (``augcore.train.candidates``), with its Mixup soft label."""
+        if self.candidates is None or not bool(is_augmented.any()):
+            return x, y
+        from augcore.selection._common import derive_seed
+
+        rows = is_augmented.nonzero().squeeze(1)
+        stream = f"wu2020/{self.ctx.strategy.rank}/{self._batches}"
+        self._batches += 1
+        generator = torch.Generator().manual_seed(derive_seed(self.ctx.seed, self._epoch, stream))
+        copies, soft = self.candidates.make(self.ctx.model, idx[rows].tolist(), generator, device=x.device,
+                                            autocast=self.ctx.autocast)
+        x = x.clone()
+        x[rows.to(x.device)] = copies.to(x.dtype)
+        targets = torch.nn.functional.one_hot(y, self.ctx.dataset.num_classes).float()
+        targets[rows.to(y.device)] = soft.to(targets.device)
+        return x, targets
+
+    def epoch_costs(self) -> Dict[str, float]:
+        """Per-epoch costs for the log row (the candidate scoring's, with ``augment.strong: wu2020``)."""
+        return {} if self.candidates is None else self.candidates.pop_costs()
 
     def originals(self) -> Optional[torch.Tensor]:
         """Dataset rows trained on as originals (None: every example)."""
@@ -154,6 +184,7 @@ class SelectionPolicy:
 
     def begin_epoch(self, epoch: int) -> Optional[SelectionEvent]:
         a = self.ctx.augment
+        self._epoch, self._batches = epoch, 0
         redraw = (a.train_on == "random_subset" and a.random_subset_redraw and epoch > 0
                   and epoch % a.reselect_every == 0)
         if redraw:
@@ -198,6 +229,16 @@ class SelectionPolicy:
         self.view = self.make_view()
 
     # ------------------------------------------------------------------ helpers
+    def _candidate_copies(self):
+        a = self.ctx.augment
+        if a.strong != "wu2020":
+            return None
+        from augcore.data.wu2020 import Wu2020Augment
+        from augcore.train.candidates import CandidateCopies
+
+        return CandidateCopies(Wu2020Augment(self.ctx.dataset, num_comp=a.wu2020_ops), a.candidates,
+                               a.candidate_choice)
+
     def _draw_subset(self, epoch: int) -> torch.Tensor:
         from augcore.data import random_subset_indices
         from augcore.selection._common import budget_from_fraction, derive_seed
