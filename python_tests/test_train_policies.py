@@ -245,7 +245,11 @@ class _Killed(Exception):
 def test_every_policy_resumes_bitwise_after_a_kill(digits, tmp_path, mode):
     if mode == "first_k":   # registered by another test of this module
         pytest.skip("test-local policy")
-    cfg = _config(augment={"mode": mode, "reselect_every": 2, "fraction": 0.2},
+    extra = {}
+    if mode == "fixed":   # trains with a saved Selection
+        Selection(indices=torch.arange(0, 40, 3), weights=torch.ones(14), method="max_loss").save(tmp_path / "s.pt")
+        extra = {"selection_file": str(tmp_path / "s.pt")}
+    cfg = _config(augment={"mode": mode, "reselect_every": 2, "fraction": 0.2, **extra},
                   schedule={"epochs": 3, "milestones": [2]})
     full = _trainer(cfg, digits, out_dir=str(tmp_path / "full"))
     reference = full.fit()
