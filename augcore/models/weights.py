@@ -98,12 +98,17 @@ def read_state_dict(path: "str | os.PathLike", *, sha256: Optional[str] = None) 
         except Exception as exc:  # safetensors raises SafetensorError for a damaged header or data
             raise CorruptFileError(path, f"cannot be read as safetensors: {exc}") from exc
     else:
-        verify_torch_file(path)  # files written by atomic_torch_save carry their SHA-256
+        ours = verify_torch_file(path)  # files written by atomic_torch_save carry their SHA-256
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            if "Unsupported global" not in str(exc):  # not a pickle of tensors and Python objects at all
+                raise CorruptFileError(path, f"cannot be read as a torch or safetensors file: {exc}") from exc
+            how = ("augcore wrote it: if it is a training checkpoint, save its model alone with torch.save("
+                   "augcore.train.checkpoint.load_checkpoint(path)['model'], 'weights.pt')" if ours else
+                   "save model.state_dict() alone (torch.save or safetensors)")
             raise ValueError(f"{path} holds Python objects besides tensors, which torch.load(weights_only=True) "
-                             "refuses to unpickle; save model.state_dict() alone (torch.save or safetensors)") from exc
+                             f"refuses to unpickle; {how}") from exc
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as exc:  # truncated zip, not a torch file
