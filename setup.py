@@ -62,6 +62,7 @@ setup(
     extras_require={
         "vision": ["torchvision"],
         "generate": ["diffusers", "transformers", "accelerate", "safetensors"],
+        "fid": ["torchmetrics", "torch-fidelity"],
         "test": ["pytest", "pytest-benchmark", "hypothesis", "submodlib-py", "apricot-select"],
         "lightning": ["lightning"],
         "huggingface": ["transformers", "accelerate"],

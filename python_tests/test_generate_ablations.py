@@ -306,3 +306,58 @@ def test_gradient_variance_is_logged_without_changing_the_run(digits):
     for a, b in zip(plain, logged):
         assert b["grad_variance"] > 0
         assert kept(a, timing) == kept(b, timing + ("grad_variance",))
+
+
+# ------------------------------------------------------------------ FID (Table 6), from a local weights file
+@pytest.fixture
+def inception_weights(tmp_path, monkeypatch):
+    """A randomly initialised torch-fidelity InceptionV3 saved like its real weights file;
+    any download attempt fails the test."""
+    fe = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    pytest.importorskip("torchmetrics")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    with monkeypatch.context() as patch:   # build once without weights to load
+        patch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state, strict=True: None)
+        patch.setattr(fe, "load_state_dict_from_url", lambda *args, **kwargs: None)
+        torch.manual_seed(0)
+        torch.save(fe.FeatureExtractorInceptionV3("inception-v3-compat", ["64"]).state_dict(), tmp_path / "w.pth")
+    monkeypatch.setattr(fe, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    return str(tmp_path / "w.pth"), fe
+
+
+def test_store_fid_is_the_frechet_distance_of_inception_features(inception_weights, cc_path, tmp_path):
+    from augcore.generate import frechet_inception_distance, store_fid
+
+    weights, fe = inception_weights
+    data = ImageItems(n=6, size=(12, 12))
+    generate_copies(data, [0, 1, 3, 4, 5], load_backend(cc_path, total_steps=T), str(tmp_path / "s"), steps=(4,),
+                    batch_size=5, progress=False)
+    got = store_fid(data, tmp_path / "s", weights=weights, feature=64)
+    # the reference: torch-fidelity's own extractor, then the Fréchet distance in float64 written out
+    # with symmetric square roots: ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2
+    extractor = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["64"], feature_extractor_weights_path=weights)
+    records = sorted(SyntheticStore(tmp_path / "s").records(), key=lambda r: r["source"])
+    with torch.no_grad():
+        real = extractor(torch.stack([data.images[r["source"]] for r in records]))[0].double().numpy()
+        fake = extractor(torch.stack([SyntheticStore(tmp_path / "s").load_image(r) for r in records]))[0]
+    fake = fake.double().numpy()
+
+    def psd_sqrt(a):
+        w, v = np.linalg.eigh((a + a.T) / 2)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    root = psd_sqrt(s1)
+    expected = (((real.mean(0) - fake.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2)
+                - 2 * np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum())
+    assert list(got) == [4] and got[4] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(FileNotFoundError, match="weights"):
+        frechet_inception_distance(data.images, data.images, weights=str(tmp_path / "none.pth"))
+    with pytest.raises(ValueError, match="fake: at least 2 images"):
+        frechet_inception_distance(data.images, data.images[:1], weights=weights)
+    with pytest.raises(ValueError, match="feature must be one of"):
+        frechet_inception_distance(data.images, data.images, weights=weights, feature=100)
