@@ -2,6 +2,7 @@
 means exactly what the equal Python value means (same result, or the same kind of error);
 arrays are taken where the docs say "tensor or array" and rejected, naming the parameter,
 where a single number is meant."""
+import json
 import math
 
 import numpy as np
@@ -168,3 +169,9 @@ def test_as_python_number_keeps_the_kind():
     with pytest.raises(TypeError, match=r"seed must be an integer, got np.float32\(2.0\)"):
         check_int("seed", np.float32(2.0))  # identifiers are integers; counts take 2.0 (check_count)
     assert check_count("n", np.float32(2.0)) == 2
+
+
+def test_a_numpy_epoch_is_stored_as_a_python_int_so_the_selection_stays_json():
+    for selector in (RandomSelector(0.25), CoresetSelector(0.25, method="lazy")):
+        selection = selector.select(STATS, epoch=np.int64(3), seed=np.uint8(1))
+        assert type(selection.epoch) is int and json.loads(selection.summary())["epoch"] == 3

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Protocol, Union, runtime_checkable
 import numpy as np
 import torch
 
-from augcore.checks import CorruptFileError, check_format_version
+from augcore.checks import CorruptFileError, check_format_version, check_int
 from augcore.io import atomic_torch_save, load_torch_file
 
 SELECTION_FORMAT = 1  # the "format" entry of Selection.save's file (files without one predate it)
@@ -94,6 +94,7 @@ class Selection:
         self.weights = _as_tensor_field("selection", "weights", self.weights)
         if not isinstance(self.method, str):
             raise TypeError(f"selection.method must be a string, got {self.method!r}")
+        self.epoch = check_int("selection.epoch", self.epoch)  # np.int64(2) becomes 2: summary() is JSON
 
     def __len__(self) -> int:
         return self.indices.numel()
