@@ -41,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             raw["out"] = args.out
         result = run_pipeline(raw)
+        with open(os.path.join(result.out_dir, "summary.json")) as fh:
+            note = json.load(fh).get("note")
         print(json.dumps({"selected": result.selected, "selected_fraction": result.selected_fraction,
                           "generated": result.generated, "best_top1": result.retrain.best_top1,
-                          "out": result.out_dir}))
+                          "out": result.out_dir, **({"note": note} if note else {})}))
         return 0
 
     from .driver import generate_copies

@@ -32,6 +32,7 @@ import torch
 from .datasets import SyntheticAugmentedDataset, UpsampledDataset
 from .driver import PAPER_PROMPT, PAPER_STEPS, generate_copies, parse_shard
 from .models import INITS, KINDS, load_backend
+from .tiny import TINY_MODEL, UNTRAINED_NOTICE
 from augcore.config import ConfigError, build, require, require_choice
 from augcore.io import atomic_write_text
 from augcore.selection.slow_learnable import FEATURES
@@ -312,5 +313,7 @@ def run_pipeline(raw: Dict[str, Any], *, train_set=None, test_set=None) -> Pipel
              "selected": summary.selected, "selected_fraction": summary.selected_fraction,
              "generated": run.generated, "init": config.generate.init, "retrain_method": ret.method, "k": ret.k,
              "sam_rho": ret.sam_rho, "best_top1": result.best_top1, "last_top1": result.last_top1}
+    if ret.method == "synthetic" and config.generate.model == TINY_MODEL:
+        facts["note"] = UNTRAINED_NOTICE   # said in the results too, not only as a warning
     atomic_write_text(os.path.join(config.out, "summary.json"), json.dumps(facts, indent=1))
     return summary
