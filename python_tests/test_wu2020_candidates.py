@@ -186,3 +186,32 @@ def test_config_keys_are_checked():
         small_train_config({"strong": "wu2020", "candidate_choice": "min"})
     with pytest.raises(ConfigError, match="augment.wu2020_ops"):
         small_train_config({"strong": "wu2020", "wu2020_ops": 0})
+    with pytest.raises(ConfigError, match="augment.strong.*learned augmentation"):
+        small_train_config({"mode": "influence", "strong": "wu2020", "selector": {"augmenter": "learned"}})
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["coreset", "max_loss_batch"])
+def test_wu2020_runs_resume_bitwise(small_digits, tmp_path, mode):
+    """Candidates are drawn from (seed, epoch, batch) generators: a killed run resumes exactly;
+    max_loss_batch's per-step copies are scored candidates too."""
+    train, test = small_digits
+    cfg = small_train_config({"mode": mode, "strong": "wu2020", "fraction": 0.2, "reselect_every": 2},
+                             schedule={"epochs": 2, "milestones": [1]})
+    full = Trainer(cfg, train_set=train, test_set=test, out_dir=str(tmp_path / "full")).fit()
+
+    def kill(trainer, epoch, row):
+        raise _Killed()
+
+    with pytest.raises(_Killed):
+        Trainer(cfg, train_set=train, test_set=test, out_dir=str(tmp_path / "cut"), callbacks=[kill]).fit()
+    torch.manual_seed(99)
+    resumed = Trainer(cfg, train_set=train, test_set=test, out_dir=str(tmp_path / "cut")).fit(resume=True)
+
+    def comparable(rows):
+        return [{k: v for k, v in r.items() if not k.endswith("_time") and not k.endswith("_seconds")} for r in rows]
+    assert comparable(resumed.rows) == comparable(full.rows)
+    assert all(row["candidate_copies"] == row["num_augmented"] > 0 for row in full.rows)

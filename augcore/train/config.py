@@ -165,8 +165,9 @@ class TrainConfig:
         choice("augment.candidate_choice", a.candidate_choice, ("sample", "max"))
         require(a.candidates >= 1, "augment.candidates", f"must be >= 1, got {a.candidates}")
         require(a.wu2020_ops >= 1, "augment.wu2020_ops", f"must be >= 1, got {a.wu2020_ops}")
-        require(a.strong != "wu2020" or a.mode != "influence", "augment.strong",
-                "wu2020 copies cannot be combined with the influence policy's learned augmentation")
+        require(a.strong != "wu2020" or a.mode != "influence" or a.selector.get("augmenter", "none") == "none",
+                "augment.strong", "wu2020 copies cannot be combined with the influence policy's learned "
+                "augmentation (augment.selector.augmenter)")
         require((a.mode == "fixed") == (a.selection_file is not None), "augment.selection_file",
                 "must be set exactly when augment.mode is 'fixed' (the Selection file to train with), "
                 f"got mode {a.mode!r} and selection_file {a.selection_file!r}")

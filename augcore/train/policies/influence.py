@@ -198,7 +198,7 @@ class InfluencePolicy(SelectionPolicy):
 
     def view_options(self):
         if self.augmenter is None:
-            return {}
+            return super().view_options()
         return {"strong_override": LearnedAugmentation(self.ctx.weak, self.augmenter)}
 
     def state_dict(self):
