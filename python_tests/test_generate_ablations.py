@@ -255,6 +255,15 @@ def test_prepared_run_retrains_every_variant_on_one_selection(tmp_path, digits, 
     assert original.rows[-1]["train_examples"] == 120
     again = run.retrain(method="none")                              # finished: read back, not retrained
     assert json.dumps(again.rows) == json.dumps(original.rows)
+    assert (tmp_path / "run" / "retrain_none_rho0" / "training_data.json").is_file()
+    one_step = run.retrain(method="synthetic", k=2, steps=[3])       # the step sweep: one folder per step
+    assert one_step.rows[-1]["train_examples"] == 150
+    assert (tmp_path / "run" / "retrain_synthetic_k2_rho0_s3").is_dir()
+    # another selection in the same folders: a finished retraining on other data is not passed off as this one
+    other = prepare({**raw, "select": {"method": "random", "fraction": 0.5}, "retrain": {"method": "upsample"}},
+                    train_set=digits)
+    with pytest.raises(ValueError, match="holds a retraining on other data .*selection_sha256"):
+        other.retrain(method="upsample", k=2, sam_rho=0.0)
     with pytest.raises(ConfigError, match="retrain.method"):
         run.retrain(method="mixup")
 

@@ -22,6 +22,7 @@ selection and copies: the originals, Upsample and the synthetic copies, SGD and 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import torch
 from .datasets import SyntheticAugmentedDataset, UpsampledDataset
 from .driver import PAPER_PROMPT, PAPER_STEPS, generate_copies, parse_shard
 from .models import INITS, KINDS, load_backend
+from .store import SyntheticStore
 from .tiny import TINY_MODEL, UNTRAINED_NOTICE
 from augcore.config import ConfigError, build, require, require_choice
 from augcore.io import atomic_write_text
@@ -217,7 +219,8 @@ class PreparedRun:
         originals + copies, each selected image appearing ``k`` times (original included), with
         SGD (``sam_rho=0``) or SAM. Unset arguments take the config's ``retrain`` values;
         ``steps`` picks the stored copies (default: by k, see ``resolve_steps``). Output goes
-        to ``<out>/<out_name>`` (default ``retrain_<method>_k<k>_rho<rho>``); a run whose
+        to ``<out>/<out_name>`` (default ``retrain_<method>_k<k>_rho<rho>``, ``retrain_none_rho<rho>``
+        for the originals, where k plays no part); a run whose
         checkpoint is there resumes (and a finished one returns its result). Returns a TrainResult.
         """
         from augcore.train.config import config_from_dict
@@ -238,9 +241,35 @@ class PreparedRun:
         else:
             train_data = self.base
         raw = retrain_train_config(self.config.train, sam_rho)
-        out_dir = os.path.join(self.config.out, out_name or f"retrain_{method}_k{k}_rho{sam_rho:g}")
+        default_name = f"retrain_none_rho{sam_rho:g}" if method == "none" else f"retrain_{method}_k{k}_rho{sam_rho:g}"
+        if method == "synthetic" and steps is not None:
+            default_name += "_s" + "-".join(str(s) for s in train_data.steps)
+        out_dir = os.path.join(self.config.out, out_name or default_name)
         trainer = Trainer(config_from_dict(raw), out_dir=out_dir, train_set=train_data, test_set=self.test_set)
-        return trainer.fit(resume=resume and os.path.isfile(trainer.checkpoint_path))
+        resuming = resume and os.path.isfile(trainer.checkpoint_path)
+        self._check_training_data(out_dir, method, train_data, resuming)
+        return trainer.fit(resume=resuming)
+
+    def _check_training_data(self, out_dir: str, method: str, train_data, resuming: bool) -> None:
+        """Writes what the retraining trains on to ``<out_dir>/training_data.json``; a resumed run must
+        train on the same (the checkpoint's config does not hold the selection or the copies)."""
+        selection = sorted(int(i) for i in self.selection.indices.tolist())
+        facts = {"method": method, "examples": len(train_data),
+                 "select_method": self.config.select.method if method != "none" else None,
+                 "selection_sha256": hashlib.sha256(json.dumps(selection).encode()).hexdigest()
+                 if method != "none" else None,
+                 "k": getattr(train_data, "k", None), "steps": list(getattr(train_data, "steps", ())) or None,
+                 "store": SyntheticStore(self.store).settings() if method == "synthetic" else None}
+        path = os.path.join(out_dir, "training_data.json")
+        if resuming and os.path.isfile(path):
+            with open(path) as fh:
+                saved = json.load(fh)
+            differ = sorted(key for key in facts if saved.get(key) != facts[key])
+            if differ:
+                raise ValueError(f"{out_dir} holds a retraining on other data ({', '.join(differ)} differ); "
+                                 "pass another out_name (or remove the folder)")
+        os.makedirs(out_dir, exist_ok=True)
+        atomic_write_text(path, json.dumps(facts, indent=1))
 
 
 def retrain_train_config(train: Dict[str, Any], sam_rho: float) -> Dict[str, Any]:
