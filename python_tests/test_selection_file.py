@@ -79,3 +79,14 @@ def test_a_file_that_does_not_fit_is_refused(small_digits, tmp_path, case, messa
                   assignment=torch.full((500,), 5)).save(path)
     with pytest.raises(ConfigError, match=f"augment.selection_file.*{message}"):
         Trainer(_fixed_config(path), train_set=train, test_set=test)
+
+
+def test_a_fixed_run_can_be_selected_from_again(small_digits, tmp_path):
+    from augcore.train.select import select_from_checkpoint
+
+    Selection(indices=torch.tensor([1, 2, 3]), weights=torch.ones(3), method="max_loss").save(tmp_path / "s.pt")
+    cfg = small_train_config({"mode": "fixed", "selection_file": str(tmp_path / "s.pt")},
+                             schedule={"epochs": 1, "milestones": []}, data={"name": "digits"})
+    Trainer(cfg, out_dir=str(tmp_path / "run")).fit()
+    selection = select_from_checkpoint(str(tmp_path / "run" / "checkpoint.pt"), method="random", fraction=0.01)
+    assert len(selection) == round(0.01 * 1437)

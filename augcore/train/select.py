@@ -28,7 +28,7 @@ def select_from_checkpoint(path: Union[str, os.PathLike], *, method: Optional[st
     if mode not in POLICIES or not POLICIES[mode].selects:
         raise ConfigError(f"--method: {mode!r} selects nothing; choose one of "
                           f"{[name for name, cls in POLICIES.items() if cls.selects]}")
-    raw["augment"] = {**raw["augment"], "mode": mode, "stats": "eval",
+    raw["augment"] = {**raw["augment"], "mode": mode, "stats": "eval", "selection_file": None,
                       "selector": raw["augment"]["selector"] if mode == raw["augment"]["mode"] else {}}
     if fraction is not None:
         raw["augment"]["fraction"] = fraction
