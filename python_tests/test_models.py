@@ -77,7 +77,7 @@ def test_vit_s_is_the_targeted_synthetic_papers():
     assert block.self_attention.num_heads == 8 and block.self_attention.head_dim == 96
     assert block.mlp[0].out_features == 2304
     # by hand: patch embedding (1 x 4 x 4 inputs), class token, 2 x 2 + 1 positions, 8 blocks (attention, MLP,
-    # 2 LayerNorms), final LayerNorm, head; at 3 channels and 32 px, 47.3M
+    # 2 LayerNorms), final LayerNorm, head; at 3 channels and 32 px, 47.4M
     per_block = (3 * 768 * 768 + 3 * 768) + (768 * 768 + 768) + (768 * 2304 + 2304) + (2304 * 768 + 768) + 4 * 768
     expected = (16 * 768 + 768) + 768 + 5 * 768 + 8 * per_block + 2 * 768 + (768 * 10 + 10)
     assert sum(p.numel() for p in model.parameters()) == expected

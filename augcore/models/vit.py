@@ -5,7 +5,7 @@ Yuan et al. 2021 through the lucidrains/vit-pytorch implementation with hidden s
 depth 8, 8 attention heads and MLP size 2304, the patch size set to 4 "to fit the
 resolution of CIFAR10". Built here on torchvision's ``VisionTransformer`` (class token,
 learned position embeddings, pre-norm encoder, final LayerNorm, linear head
-``heads.head``): 47.3M parameters at 32 px for 10 classes. Each head has 768 / 8 = 96
+``heads.head``): 47.4M parameters at 32 px for 10 classes. Each head has 768 / 8 = 96
 dimensions, as in Yuan et al.'s ViT-S; the paper does not give lucidrains' ``dim_head``
 (its default, 64, would make attention 512-wide). Returns logits only.
 """
