@@ -127,7 +127,7 @@ def test_facility_location_rejections_name_the_parameter(budget, eps, seed, meth
                     "budget", "eps", "seed", "method", "tie_break", "memory_limit")
 
 
-@pytest.mark.parametrize("budget", [2.0, 1.9, [1.0, 2.0, 1.0], [1, 2.5, 1], np.array([1.5, 1, 1]), torch.tensor(3.0),
+@pytest.mark.parametrize("budget", [1.9, [1, 2.5, 1], np.array([1.5, 1, 1]), torch.tensor(3.5), float("nan"),
                                     True, "3"])
 def test_non_integer_budgets_are_rejected_naming_budget(budget):
     with pytest.raises((TypeError, ValueError), match="budget"):
@@ -135,8 +135,8 @@ def test_non_integer_budgets_are_rejected_naming_budget(budget):
 
 
 @pytest.mark.parametrize("budget", [np.int64(6), np.int32(6), torch.tensor(6), [np.int64(2)] * 3, np.array([2, 2, 2]),
-                                    torch.tensor([2, 2, 2])])
-def test_integer_budgets_of_any_kind_are_accepted(budget):
+                                    torch.tensor([2, 2, 2]), 6.0, torch.tensor(6.0), [2.0, 2.0, 2.0]])
+def test_integer_budgets_of_any_kind_are_accepted(budget):  # whole numbers in float form included
     x = torch.randn(30, 2, generator=torch.Generator().manual_seed(1))
     labels = torch.arange(30) % 3
     want = augcore.facility_location(x, 6, labels)
