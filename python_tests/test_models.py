@@ -130,8 +130,8 @@ def test_dropout_reaches_the_model():
 
 def test_shake_mix_forward_and_backward_against_the_formula():
     torch.manual_seed(0)
-    a, b = torch.randn(3, 2, 4, 4, dtype=torch.float64, requires_grad=True), torch.randn(3, 2, 4, 4, dtype=torch.float64,
-                                                                                          requires_grad=True)
+    a = torch.randn(3, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 2, 4, 4, dtype=torch.float64, requires_grad=True)
     alpha, beta = torch.rand(3, 1, 1, 1, dtype=torch.float64), torch.rand(3, 1, 1, 1, dtype=torch.float64)
     out = shake_mix(a, b, alpha, beta)
     torch.testing.assert_close(out, alpha * a + (1 - alpha) * b, rtol=0, atol=0)
@@ -153,7 +153,8 @@ def test_shake_shake_block_shakes_in_training_and_averages_in_evaluation():
         relu = torch.relu(x)  # the shortcut by hand: 1x1 convolutions on the subsampled and the shifted input
         shifted = torch.zeros_like(relu)
         shifted[:, :, 1:, 1:] = relu[:, :, :-1, :-1]
-        short = torch.cat([block.shortcut.conv1(relu[:, :, ::2, ::2]), block.shortcut.conv2(shifted[:, :, ::2, ::2])], 1)
+        short = torch.cat([block.shortcut.conv1(relu[:, :, ::2, ::2]),
+                           block.shortcut.conv2(shifted[:, :, ::2, ::2])], 1)
         torch.testing.assert_close(block.shortcut(x), block.shortcut.bn(short), rtol=1e-12, atol=1e-12)
     block.train()
     torch.manual_seed(1)
@@ -188,7 +189,8 @@ def test_config_names_the_model_key():
 
     cfg = config_from_dict({"model": {"name": "torchvision:swin_t", "dropout": 0.1}})
     assert cfg.model.name == "torchvision:swin_t"
-    for model, key in [({"name": "torchvision:nope"}, "model.name"), ({"name": "resnet20", "dropout": 0.3}, "model.dropout"),
+    for model, key in [({"name": "torchvision:nope"}, "model.name"),
+                       ({"name": "resnet20", "dropout": 0.3}, "model.dropout"),
                        ({"name": "wrn28_10", "dropout": 1.5}, "model.dropout"),
                        ({"name": "small_cnn", "stem": "cifar"}, "model.stem"),
                        ({"name": "resnet18", "stem": "tiny"}, "model.stem"),

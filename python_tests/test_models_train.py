@@ -76,7 +76,8 @@ class WithEmbedding(_Body):  # augcore's convention, the same computation
 def _fit(model_cls, digits, augment):
     torch.manual_seed(0)
     model = model_cls()
-    cfg = small_train_config({"fraction": 0.2, "reselect_every": 1, **augment}, schedule={"epochs": 2, "milestones": []})
+    cfg = small_train_config({"fraction": 0.2, "reselect_every": 1, **augment},
+                             schedule={"epochs": 2, "milestones": []})
     trainer = Trainer(cfg, model=model, train_set=digits[0], test_set=digits[1])
     result = trainer.fit()
     timing = ("selection_time", "selector_time", "epoch_time", "inference_time")

@@ -1,7 +1,8 @@
 """Shake-Shake regularised ResNet (Gastaldi, "Shake-Shake regularization", 2017), CIFAR layout.
 
 Shake-Shake 26 2x96d (26.2M parameters for 10 classes, as Gastaldi's Table 1) is the
-refinement paper's third CIFAR-100 backbone, beside PreAct ResNet-18 and WRN-28-10. The layout follows the author's Torch code (xgastaldi/shake-shake,
+refinement paper's third CIFAR-100 backbone, beside PreAct ResNet-18 and WRN-28-10. The
+layout follows the author's Torch code (xgastaldi/shake-shake,
 ``models/shakeshake.lua`` and ``shakeshakeblock.lua``):
 
 - stem: 3x3 convolution to 16 channels + BatchNorm (no ReLU: every block starts with one);

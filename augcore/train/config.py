@@ -151,7 +151,8 @@ class TrainConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         for key in ("weights_skip", "weights_sha256"):
-            require(m.weights is not None or not getattr(m, key), f"model.{key}", "needs model.weights (a file to load)")
+            require(m.weights is not None or not getattr(m, key), f"model.{key}",
+                    "needs model.weights (a file to load)")
         choice("augment.strong", self.augment.strong, STRONG_AUGMENTATIONS)
         a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
         choice("augment.mode", a.mode, tuple(POLICIES))
