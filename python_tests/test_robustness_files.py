@@ -31,7 +31,8 @@ def _checkpoint_state(seed=0):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(4, 1, 8, 8))[0].sum().backward()
     optimizer.step()
-    return {"format": CHECKPOINT_FORMAT, "epoch": 3, "model": model.state_dict(), "config": {}, "scaler": {},
+    return {"format": CHECKPOINT_FORMAT, "epoch": 3, "model": model.state_dict(), "scaler": {},
+            "config": {"augment": {"mode": "random", "selector": {}}, "run": {}},
             "optimizer": optimizer.state_dict(), "rows": [{"epoch": 0, "test_top1": 11.0}], "rng": rng_state(),
             "policy": {"selection": None, "history": SelectionHistory(10).to_json(), "selection_epochs": []}}
 

@@ -19,7 +19,8 @@ from augcore.io import atomic_torch_save, atomic_write_text
 from augcore.selection import Selection, SelectionHistory
 from augcore.train import Trainer
 from augcore.train.batches import ShardedBatchSampler
-from augcore.train.checkpoint import POLICY_ENTRIES, REQUIRED_ENTRIES, RNG_ENTRIES, load_checkpoint
+from augcore.train.checkpoint import (AUGMENT_ENTRIES, CONFIG_ENTRIES, POLICY_ENTRIES, REQUIRED_ENTRIES, RNG_ENTRIES,
+                                      load_checkpoint)
 
 POINTS = torch.randn(30, 4, generator=torch.Generator().manual_seed(1))
 GROUPS = torch.arange(30) % 3
@@ -140,11 +141,14 @@ def _damaged(run_folder, tmp_path, change):
 
 
 @pytest.mark.parametrize("entry", ["format", *REQUIRED_ENTRIES, *(f"policy.{e}" for e in POLICY_ENTRIES),
-                                   *(f"rng.{e}" for e in RNG_ENTRIES)])
+                                   *(f"rng.{e}" for e in RNG_ENTRIES), *(f"config.{e}" for e in CONFIG_ENTRIES),
+                                   *(f"config.augment.{e}" for e in AUGMENT_ENTRIES)])
 def test_a_checkpoint_lacking_an_entry_names_the_file_and_the_entry(run_folder, tmp_path, entry):
     def drop(state):
         *outer, key = entry.split(".")
-        (state[outer[0]] if outer else state).pop(key)
+        for name in outer:
+            state = state[name]
+        state.pop(key)
 
     path = _damaged(run_folder, tmp_path, drop)
     with pytest.raises(CorruptFileError, match=repr(entry.split(".")[-1])) as info:

@@ -23,6 +23,8 @@ CHECKPOINT_FORMAT = 1
 REQUIRED_ENTRIES = ("config", "epoch", "model", "optimizer", "scaler", "rng", "rows")
 RNG_ENTRIES = ("torch", "numpy", "python")
 POLICY_ENTRIES = ("selection", "history", "selection_epochs")
+CONFIG_ENTRIES = ("augment", "run")  # read as they are by select_from_checkpoint
+AUGMENT_ENTRIES = ("mode", "selector")
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -49,6 +51,9 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     if wrong:
         raise CorruptFileError(path, f"damaged training checkpoint: {'; '.join(wrong)}")
     check_file_entries(path, state["rng"], RNG_ENTRIES, what="training checkpoint's 'rng' entry")
+    check_file_entries(path, state["config"], CONFIG_ENTRIES, what="training checkpoint's 'config' entry")
+    check_file_entries(path, state["config"]["augment"], AUGMENT_ENTRIES,
+                       what="training checkpoint's 'config.augment' entry")
     if "policy" in state:
         check_file_entries(path, state["policy"], POLICY_ENTRIES, what="training checkpoint's 'policy' entry")
         _check_policy_state(path, state["policy"])
