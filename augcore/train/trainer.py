@@ -74,7 +74,8 @@ class Trainer:
     """Trains one model as ``config`` says; ``fit(resume=...)`` runs it.
 
     ``model``, ``train_set`` and ``test_set`` override what the config would build
-    (tests, custom data); ``transforms`` = (weak, strong) replaces the configured
+    (tests, custom data); ``model`` may be any ``nn.Module`` returning logits or
+    ``(logits, embedding)`` (docs/models.md); ``transforms`` = (weak, strong) replaces the configured
     transforms. ``callbacks`` run at the end of every epoch, after the
     checkpoint is written, as ``callback(trainer, epoch, row)``. ``out_dir=None``
     keeps everything in memory. ``strategy`` runs the loop on one process (default) or
