@@ -23,13 +23,16 @@ def test_logits_are_the_classifier_of_the_embedding(name, in_channels, image_siz
     torch.manual_seed(0)
     model = build_model(name, 7, in_channels=in_channels, image_size=image_size).double().eval()
     x = torch.randn(2, in_channels, image_size, image_size, dtype=torch.float64)
+    layer = model.get_submodule(find_classifier(model, x))
+    assert isinstance(layer, nn.Linear) and layer.out_features == 7
+    with torch.no_grad():  # ViT-S's head starts at zero: random values make the comparison mean something
+        layer.weight.normal_(), layer.bias.normal_()
     reader = EmbeddingReader(model)
     with torch.no_grad():
         logits, embedding = reader(x)
     reader.close()
-    assert logits.shape == (2, 7) and logits.dtype == torch.float64
-    layer = model.get_submodule(find_classifier(model, x))
-    assert isinstance(layer, nn.Linear) and layer.out_features == 7 and embedding.shape == (2, layer.in_features)
+    assert logits.shape == (2, 7) and logits.dtype == torch.float64 and embedding.shape == (2, layer.in_features)
+    assert not any(m._forward_hooks for m in model.modules())  # the reader leaves no hook behind
     reference = embedding @ layer.weight.T + layer.bias  # float64, by hand
     torch.testing.assert_close(logits, reference, rtol=1e-12, atol=1e-12)
     if isinstance(model, EmbeddingClassifier):  # augcore's own return the pair; the layer is registered once
@@ -164,6 +167,15 @@ def test_shake_shake_block_shakes_in_training_and_averages_in_evaluation():
     with torch.no_grad():
         expected = ref.shortcut(x) + alpha * ref.branch1(x) + (1 - alpha) * ref.branch2(x)
         torch.testing.assert_close(block(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_nothing_is_downloaded(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model build tried to download weights")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", refuse)
+    for name in ("resnet18", "torchvision:mobilenet_v3_small", "vit_s"):
+        build_model(name, 10, image_size=8)
 
 
 def test_build_model_validates():

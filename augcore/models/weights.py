@@ -8,7 +8,7 @@ missing, unexpected and mismatched keys with their shapes. ``skip`` names key pr
 left at their initialisation (``skip=["fc"]``: a new classifier over ImageNet features).
 
 Accepted layouts: a plain state dict; a dict holding one under ``"state_dict"`` or
-``"model"`` (Lightning, many training scripts, augcore checkpoints); keys prefixed by
+``"model"`` (as many training scripts save them); keys prefixed by
 ``module.`` (DDP) or ``_orig_mod.`` (``torch.compile``) have the prefix removed.
 Verification: a file written by augcore's ``atomic_torch_save`` has its SHA-256 checked;
 ``sha256`` (a hex digest or a prefix of at least 8 digits, the ``<name>-<sha256 prefix>.pth``
