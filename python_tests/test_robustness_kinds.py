@@ -262,3 +262,14 @@ def test_cli_file_kind_a_checkpoint_lacking_config(run_folder, tmp_path, capsys)
                  "--resume"]) == 2
     assert "lacks 'config'" in _one_line_error(capsys, "train")
     assert not (tmp_path / "sel.pt").exists()
+
+
+@pytest.mark.parametrize("gamma,match", [
+    ([1, [2, 3]], "gamma: expected a rectangular list of numbers"),
+    (["a", "b"], "gamma: expected a rectangular list of numbers"),
+    (np.array([1, "x"], dtype=object), "gamma: expected an array of numbers, got a numpy array of dtype object"),
+    (np.array([1 + 2j]), "gamma: expected an array of numbers, got a numpy array of dtype complex128"),
+])
+def test_arrays_that_hold_no_numbers_are_named(gamma, match):
+    with pytest.raises(TypeError, match=match):
+        augcore.normalize_weights(gamma)

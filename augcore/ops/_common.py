@@ -20,11 +20,17 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":  # object, string, complex, datetime arrays have no torch dtype here
+            raise TypeError(f"{name}: expected an array of numbers, got a numpy array of dtype {x.dtype}")
         return torch.from_numpy(np.ascontiguousarray(x) if not x.flags.writeable else x)
     if hasattr(x, "__dlpack__"):
         return torch.from_dlpack(x)
     if isinstance(x, (list, tuple)):
-        return torch.as_tensor(x)
+        try:
+            return torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as exc:  # ragged, nested or non-numeric lists
+            raise TypeError(f"{name}: expected a rectangular list of numbers, got {type(x).__name__} "
+                            f"({' '.join(str(exc).split())})") from None
     raise TypeError(
         f"{name}: expected a torch tensor, a numpy array or an object with __dlpack__, "
         f"got {type(x).__name__}"
