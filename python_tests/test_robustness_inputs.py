@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from augcore import facility_location, normalize_weights, split_budget
 from augcore.checks import CorruptFileError, IndexOutOfRangeError
 from augcore.data import (AugmentedSubsetDataset, add_symmetric_label_noise, load_dataset, long_tail_counts,
                           make_long_tailed, random_subset_indices)
@@ -189,6 +190,11 @@ ENTRY_POINTS = {
     "SelectionHistory.from_json": (lambda v: SelectionHistory.from_json(v), ["json", "selectionhistory", "text"]),
     "SyntheticStore.root": (lambda v: SyntheticStore(v).records(), ["root", "store"]),
     "LastLayerInfluence.weight": (lambda v: LastLayerInfluence(v, None, STATS.embeddings, STATS.logits), ["weight"]),
+    "normalize_weights.gamma": (lambda v: normalize_weights(v), ["gamma"]),
+    "normalize_weights.how": (lambda v: normalize_weights(torch.ones(3), v), ["weights"]),
+    "split_budget.budget": (lambda v: split_budget([3, 4, 5], v), ["budget"]),
+    "split_budget.sizes": (lambda v: split_budget(v, 2), ["sizes", "budget"]),  # [] holds fewer than 2
+    "facility_location.budget": (lambda v: facility_location(STATS.logits, v, STATS.labels), ["budget"]),
 }
 
 
@@ -211,6 +217,9 @@ def test_odd_values_are_accepted_or_rejected_naming_the_parameter(entry, value):
     ("check_steps.steps", 40), ("LRSchedule.milestones", 5), ("plan_units.batch_size", 2.5),
     ("parse_shard", "1/2/3"), ("parse_shard", (0.5, 2)), ("UpsampledDataset.k", 1.9),
     ("SelectionHistory.num_examples", float("nan")), ("topk_correct.ks", 1),
+    # issue 26: weights that cannot be weights, budgets truncated
+    ("normalize_weights.gamma", torch.tensor([1.0, -2.0])), ("normalize_weights.gamma", np.array([float("nan")])),
+    ("split_budget.budget", [1.9, 1.0, 0.5]), ("split_budget.sizes", [3, 2.5]),
 ])
 def test_the_reported_garbage_is_rejected(entry, value):
     call, names = ENTRY_POINTS[entry]
