@@ -212,8 +212,8 @@ def test_history_records_lacking_fields_are_named(run_folder, tmp_path):
 def test_a_store_part_of_another_format_version_is_named(tmp_path):
     store = SyntheticStore(tmp_path)
     store.open_for_writing({"num_sources": 1})
-    store.write_unit(1, 0, [torch.zeros(3, 4, 4, dtype=torch.uint8)], [{"source": 0, "step": 1, "file": "images/s001/00000000.png",
-                                                    "shape": [3, 4, 4]}])
+    record = {"source": 0, "step": 1, "file": "images/s001/00000000.png", "shape": [3, 4, 4]}
+    store.write_unit(1, 0, [torch.zeros(3, 4, 4, dtype=torch.uint8)], [record])
     part = next((tmp_path / "parts").iterdir())
     assert len(read_part(str(part))) == 1
     header, _, body = part.read_bytes().partition(b"\n")
