@@ -87,16 +87,19 @@ def _shear(axis: int) -> Callable:
 
 
 def _translate(axis: int) -> Callable:
-    # PIL affine (1, 0, d, 0, 1, 0) / (1, 0, 0, 0, 1, d): a shift of d in (0, max_degree=10) pixels, black fill
+    # PIL affine (1, 0, d, 0, 1, 0) / (1, 0, 0, 0, 1, d), d in (0, max_degree=10) pixels, black fill: the content
+    # moves by -d (torchvision's translate moves it by +t)
     def translate(aug, img, level, gen):
-        d = _signed(aug.translate_max * level, gen)
+        d = -_signed(aug.translate_max * level, gen)
         return TF.affine(img, angle=0.0, translate=[d, 0.0] if axis == 0 else [0.0, d], scale=1.0, shear=[0.0, 0.0],
                          interpolation=InterpolationMode.NEAREST, fill=0)
     return translate
 
 
 def _posterize(aug, img, level, gen):
-    return TF.posterize(img, int(4 * level))   # bits kept: int(level * 4), range (0, 4); 0 bits is black, as PIL
+    # bits kept: int(level * 4), range (0, 4); 0 bits gives black, as Pillow did when dauphin was released
+    # (Pillow's posterize then masked with ~(2 ** 8 - 1); newer Pillow rejects 0 bits)
+    return TF.posterize(img, int(4 * level))
 
 
 def _solarize(aug, img, level, gen):
