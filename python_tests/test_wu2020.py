@@ -19,7 +19,8 @@ MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
 def _dataset(n=8, size=32, name="cifar10", images=None, targets=None):
     if images is None:
-        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        gen = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
     targets = torch.arange(len(images)) % 2 if targets is None else targets
     return ImageDataset(_TensorImages(images), targets, ["a", "b"], name=name, mean=MEAN, std=STD)
 

@@ -221,7 +221,8 @@ class Wu2020Augment:
         return self._normalize(self.apply(self.draw_recipe(), image, None)[0])
 
     def __repr__(self) -> str:
-        return (f"Wu2020Augment(num_comp={self.num_comp}, cutout_max={self.cutout_max}, mixup_alpha={self.mixup_alpha}, "
+        return (f"Wu2020Augment(num_comp={self.num_comp}, cutout_max={self.cutout_max}, "
+                f"mixup_alpha={self.mixup_alpha}, "
                 f"crop_padding={self.crop_padding}, translate_max={self.translate_max}, flip={self.flip})")
 
     # ------------------------------------------------------------------ steps

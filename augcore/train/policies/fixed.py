@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import torch
-
 from augcore.config import ConfigError
 from augcore.selection.base import Selection
 from augcore.train.policies.base import SelectionPolicy, register_policy
