@@ -77,18 +77,25 @@ def test_demo_runs_both_protocols_and_reports_the_gain(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--seeds", "2", "--subset-epochs", "2", "--epochs", "1",
                  "--methods", "none", "random", "coreset", "--no-progress"]) == 0
     table = capsys.readouterr().out
-    assert "Table 1 protocol" in table and "Table 4 protocol" in table and "coreset - random" in table
+    assert "Table 1 protocol" in table and "Table 4 protocol" in table and "selection column" in table
     summary = json.loads((out / "summary.json").read_text())
     part1, part2 = summary["parts"]["table1"], summary["parts"]["table4"]
-    # part 1 trains on the 5% subset and its copies; 'none' has no subset there
-    assert set(part1["cells"]) == {"random@0.05", "coreset@0.05"}
+    # part 1 trains on the 5% and 10% subsets and their copies; 'none' has no subset there
+    assert set(part1["cells"]) == {"random@0.05", "coreset@0.05", "random@0.1", "coreset@0.1"}
     assert set(part2["cells"]) == {"none", "random@0.3", "coreset@0.3"}
-    rows = [json.loads(line) for line in (out / "table1_results.jsonl").read_text().splitlines()]
-    gain = part1["coreset_minus_random"]["0.05"]
-    by = {(r["method"], r["seed"]): r["last_top1"] for r in rows}
-    assert gain["per_seed"] == pytest.approx([by[("coreset", s)] - by[("random", s)] for s in (0, 1)])
-    assert part2["cells"]["none"]["top1_mean"] >= 0 and (out / "accuracy_vs_fraction.png").is_file()
-    assert all(r["fraction_augmented"] == pytest.approx(0.05, abs=2e-3) for r in rows)
+    rows = [json.loads(line) for line in (out / "coreset-t1-c10-r20_results.jsonl").read_text().splitlines()]
+    by = {(r["method"], r["budget"], r["seed"]): r["last_top1"] for r in rows}
+    for budget in (0.05, 0.1):
+        # the verdict compares seed s of coreset with seed s of random, and is printed as stored
+        comparison = summary["comparisons"]["table1"][f"{budget:g}"]
+        assert comparison["differences"] == pytest.approx(
+            [by[("coreset", budget, s)] - by[("random", budget, s)] for s in (0, 1)], abs=1e-6)
+        assert comparison["sentence"] in table and comparison["verdict"] == "not distinguishable"
+        fraction = [r["fraction_augmented"] for r in rows if r["budget"] == budget]
+        assert fraction == pytest.approx([budget] * 4, abs=2e-3)
+    assert summary["comparisons"]["table4"]["0.3"]["sentence"] in table
+    assert part2["cells"]["none"]["top1_mean"] >= 0 and f"plot: {out / 'accuracy_per_seed.png'}" in table
+    assert (out / "accuracy_per_seed.png").is_file()
 
 
 def test_plugin_modules_register_their_commands(tmp_path, monkeypatch):
