@@ -1,6 +1,6 @@
 """``augcore demo | train | select | configs | generate | bench``.
 
-    augcore demo [--out runs/demo] [--seeds 8] [--subset-fractions 0.05 0.1] [--epochs 6]
+    augcore demo [--out runs/demo] [--seeds 14] [--subset-fractions 0.05 0.1] [--epochs 6]
     augcore train --config cifar10_resnet20_coreset [--mode max_loss] [--set optim.lr=0.05 ...] [--resume] [--out DIR]
     augcore select --checkpoint runs/train/checkpoint.pt --out selection.pt [--method coreset] [--fraction 0.1]
 
