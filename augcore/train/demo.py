@@ -10,7 +10,7 @@ Two parts, both through the reproduction harness (``augcore.train.repro``):
    training epoch's outputs (``augment.stats: in_epoch``), so selecting is nearly free.
 
 Runs are paired: seed s gives coreset and random the same initial model and the same
-batch order (``run.seed`` seeds both, and nothing else differs but the subset), so the
+batch order (``run.seed`` seeds both; python_tests/test_demo.py checks it), so the
 comparison is on the per-seed differences: their mean with a t-based 95% interval and a
 Wilcoxon signed-rank test, turned into a plain-words verdict by :func:`compare_paired`.
 
@@ -149,10 +149,13 @@ def _selection_note(protocol: str, summary: Dict) -> str:
     shares = ", ".join(f"{cell['method']} at {cell['budget']:.0%}: {cell['selection_overhead_pct']:.1f}%"
                        for cell in summary["cells"].values() if cell["method"] in ("coreset", "max_loss"))
     if protocol == "table1":
+        trained = " and ".join(f"{2 * cell['budget']:.0%}" for cell in summary["cells"].values()
+                               if cell["method"] == "coreset")
         return ("selection column: the time to pick the subset (an inference pass over all the training data, "
-                "then the selector) as a share of training time. In this protocol the pass covers 100% of the "
-                "data every epoch while training covers only the subset and its copies, so picking can cost as "
-                f"much as training ({shares}); random draws its subset without a pass.")
+                "then the selector) as a share of each run's training time, selection included. In this "
+                "protocol the pass covers 100% of the data every epoch while training covers only the subset "
+                f"and its strong copies ({trained} of the data's size), so picking can cost as much as "
+                f"training ({shares}); random draws its subset without a pass.")
     return ("selection column: here every epoch trains on all the data plus the copies, and re-selections "
             "reuse the outputs the last training epoch already computed (augment.stats: in_epoch): only the "
             f"first selection runs an inference pass, so picking is nearly free ({shares}).")
