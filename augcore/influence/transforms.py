@@ -14,14 +14,12 @@ exactly the identity):
 Coordinates are normalised to [-1, 1] with ``align_corners=True``, so the identity grid
 samples pixel centres exactly.
 
-:class:`ImageAugmenter` / :class:`TranslationAugmenter` are E(x): a small encoder to a
-128-d latent tau (tanh, as in the paper) and linear heads from tau to the transform's
+:class:`ImageAugmenter` / :class:`TranslationAugmenter` are the *light* E(x): a small encoder
+to a 128-d latent tau (tanh, as App. A's E) and linear heads from tau to the transform's
 parameters, each bounded by a tanh times a maximum magnitude (label preservation) and
-zero-initialised (they start at the identity). The paper instead decodes tau with a
-generator G pre-trained by WGAN-GP against critics of real images and random affine flows,
-then frozen; augcore does not offer that adversarial generator (we could not test it
-meaningfully here) and bounds the transforms by construction plus a magnitude penalty
-(:meth:`regulariser`).
+zero-initialised (they start at the identity), kept small by a magnitude penalty
+(:meth:`regulariser`). The paper's E decodes tau with a generator G pre-trained by WGAN-GP
+and then frozen: :mod:`augcore.influence.generator`.
 """
 from __future__ import annotations
 
