@@ -14,9 +14,13 @@
 
 namespace augcore {
 
-// ceil(n / k * ln(1 / eps)): candidates evaluated per stochastic-greedy step (k > 0).
+// ceil(n / k * ln(1 / eps)) clamped to [1, n]: candidates evaluated per stochastic-greedy
+// step (k > 0). The clamp happens in double, before the cast, so no eps can make the count
+// negative or overflow int64 (plan_facility_location also rejects a non-finite ln(1/eps)).
 inline int64_t stochastic_sample_size(int64_t n, int64_t k, double eps) {
-  return static_cast<int64_t>(std::ceil(static_cast<double>(n) / static_cast<double>(k) * std::log(1.0 / eps)));
+  const double size = std::ceil(static_cast<double>(n) / static_cast<double>(k) * std::log(1.0 / eps));
+  if (!(size >= 1.0)) return 1;  // also NaN
+  return size >= static_cast<double>(n) ? n : static_cast<int64_t>(size);
 }
 
 struct FacilityLocationPlan {
@@ -45,6 +49,9 @@ inline FacilityLocationPlan plan_facility_location(const at::Tensor& x, const st
   TORCH_CHECK_VALUE(tie_break >= kTiesLow && tie_break <= kTiesApricot, op,
                     ": tie_break must be 0 (low), 1 (high) or 2 (apricot), got ", tie_break);
   TORCH_CHECK_VALUE(eps > 0.0 && eps < 1.0, op, ": eps must lie in (0, 1), got ", eps);
+  // 1/eps overflows to inf below ~5.6e-309 (a subnormal eps): the sample size would be meaningless
+  TORCH_CHECK_VALUE(std::isfinite(std::log(1.0 / eps)), op, ": eps = ", eps,
+                    " is too small: ln(1/eps) is not finite (eps must be at least ~5.6e-309)");
   // the similarity uses -1/scale as a float: it must be a finite negative number
   const float neg_inv_scale = static_cast<float>(-1.0 / scale);
   TORCH_CHECK_VALUE(scale > 0.0 && std::isfinite(neg_inv_scale), op, ": scale must be a positive number whose inverse is a "

@@ -1,6 +1,7 @@
-"""bench/gpu_check.sh --dry-run: the one-call GPU check prints its plan and checks what a
-machine without a GPU can (the script parses, the bench scripts compile, the sanitizer
-driver runs on the CPU, the launch plans of the scenarios), exit 0."""
+"""bench/gpu_check.sh --dry-run: the one-call GPU check prints its plan, runs every log parser
+(ptxas, SASS, compute-sanitizer summaries, bench table) on canned logs with the verdict each must
+give, runs the sanitizer driver on the CPU and the scenarios' launch plans, exit 0; $OUT gets
+exactly the summary and one archive."""
 import os
 import subprocess
 import sys
@@ -15,9 +16,11 @@ def test_gpu_check_dry_run(tmp_path):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for step in ("build", "tests", "memcheck", "racecheck", "synccheck", "bench"):
+    for step in ("build", "tests", "memcheck", "racecheck", "synccheck", "bench_cifar", "bench_imagenet"):
         assert f"  {step} " in out
     assert "sanitizer driver runs on the CPU" in out
+    assert "report ptxas ptxas_spills.log: ptxas: 1 kernels, 1 with spills: FAIL" in out
+    assert "report sanitizer synccheck_cut.log: no sanitizer summary" in out
     assert "launch plan, cifar: global x10" in out
-    assert "dry run: ok" in out
-    assert "driver: 0 mismatches" in (tmp_path / "driver_cpu.log").read_text()
+    assert "FAIL report" not in out and "dry run: ok" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check_logs.tar.gz", "gpu_check_summary.txt"]

@@ -88,3 +88,131 @@ def test_unknown_loss_and_bad_embeddings():
         augcore.grad_proxies(torch.randn(3, 2), torch.tensor([0, 1, 0]), embeddings=torch.randn(4, 5))
     with pytest.raises(TypeError, match="expected a torch tensor"):
         augcore.grad_proxies("logits", torch.tensor([0]))
+
+
+# --- the fixed order and polynomials shared with the CUDA kernel (csrc/common/softmax.h) -------------
+F32 = np.float32
+
+
+def np_exp_nonpositive(x):
+    """csrc/common/exp.h in numpy float32, operation for operation."""
+    x = np.where(x < F32(-87.0), F32(-87.0), x).astype(F32)
+    fn = np.floor(x * F32(1.44269504088896341) + F32(0.5))
+    x = x - fn * F32(0.693359375) + fn * F32(2.12194440e-4)
+    y = np.full_like(x, F32(1.9875691500e-4))
+    for coef in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        y = y * x + F32(coef)
+    y = y * x * x + x + F32(1.0)
+    return y * ((fn.astype(np.int32) + 127) << 23).view(F32)
+
+
+def np_log_at_least_one(x):
+    """csrc/common/softmax.h's log_at_least_one in numpy float32, operation for operation."""
+    bits = np.asarray(x, F32).view(np.int32)
+    e = ((bits >> 23) & 0xFF) - 126
+    f = ((bits & 0x007FFFFF) | 0x3F000000).view(F32)
+    low = f < F32(0.707106781186547524)
+    e = np.where(low, e - 1, e)
+    f = np.where(low, f + f - F32(1.0), f - F32(1.0)).astype(F32)
+    z = f * f
+    y = np.full_like(f, F32(7.0376836292e-2))
+    for coef in (-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1):
+        y = y * f + F32(coef)
+    y = y * f * z
+    fe = e.astype(F32)
+    y = y + F32(-2.12194440e-4) * fe
+    y = y + F32(-0.5) * z
+    f = f + y
+    return f + F32(0.693359375) * fe
+
+
+def np_lane_order_sum(terms):
+    """Row sums in the warp order: term c to lane c % 32 in increasing c, then a halving tree."""
+    lanes = np.zeros((terms.shape[0], 32), terms.dtype)
+    for c in range(terms.shape[1]):
+        lanes[:, c % 32] += terms[:, c]
+    width = 16
+    while width:
+        lanes[:, :width] = lanes[:, :width] + lanes[:, width:2 * width]
+        width //= 2
+    return lanes[:, 0]
+
+
+def np_grad_proxies(z, y, acc, loss):
+    """The kernels' algorithm in numpy: accumulation dtype `acc`, exp/ln always the float32 polynomials."""
+    z = z.astype(acc)
+    target = np.zeros_like(z)
+    target[np.arange(len(y)), y] = 1
+    if loss == "mse":
+        v = z - target
+        sq = np_lane_order_sum(v * v)
+        return v.astype(F32), (sq / acc(2)).astype(F32), sq.astype(F32)
+    zmax = z.max(axis=1) + acc(0)
+    t = np_exp_nonpositive((z - zmax[:, None]).astype(F32)).astype(acc)
+    total = np_lane_order_sum(t)
+    v = t / total[:, None] - target
+    sq = np_lane_order_sum(v * v)
+    per_example = np_log_at_least_one(total.astype(F32)).astype(acc) + (zmax - z[np.arange(len(y)), y])
+    return v.astype(F32), per_example.astype(F32), sq.astype(F32)
+
+
+@pytest.mark.parametrize("dtype,acc", [(torch.float32, np.float32), (torch.float16, np.float32),
+                                       (torch.float64, np.float64)])
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+@pytest.mark.parametrize("n,c", [(1, 1), (50, 10), (40, 33), (30, 100), (8, 1000)])
+def test_cpu_proxies_follow_the_fixed_order_bit_for_bit(dtype, acc, loss, n, c):
+    """The CPU kernel is the reference the CUDA kernel matches bit for bit (bench/gpu_sanitize_driver.py
+    checks that on a GPU): here it must equal an independent numpy emulation of the same order and
+    polynomials exactly, which a libm exp/log or a sequential sum would not."""
+    g = torch.Generator().manual_seed(n * 7 + c)
+    logits = (torch.randn(n, c, generator=g) * 4).to(dtype)
+    labels = torch.randint(0, c, (n,), generator=g)
+    emb = torch.randn(n, 70, generator=g).to(dtype)
+    out = augcore.grad_proxies(logits, labels, embeddings=emb, loss=loss)
+    e, l, esq = np_grad_proxies(logits.numpy(), labels.numpy(), acc, loss)
+    h = emb.numpy().astype(acc)
+    for got, want in ((out.errors, e), (out.loss, l), (out.error_sqnorm, esq),
+                      (out.embedding_sqnorm, np_lane_order_sum(h * h).astype(F32))):
+        np.testing.assert_array_equal(got.numpy().view(np.int32), want.view(np.int32))
+
+
+def test_fixed_order_emulation_discriminates_order_and_libm():
+    """The bit-for-bit test above can fail: a sequential sum with numpy's exp and log (the old CPU
+    kernel's arithmetic) gives other bits on a sizeable share of the rows."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2000, 100, generator=g) * 4
+    labels = torch.randint(0, 100, (2000,), generator=g)
+    out = augcore.grad_proxies(logits, labels)
+    z = logits.numpy()
+    t = np.exp(z - z.max(axis=1, keepdims=True))
+    total = np.zeros(len(z), F32)
+    for col in range(z.shape[1]):
+        total += t[:, col]
+    sequential_loss = (np.log(total) + z.max(axis=1) - z[np.arange(len(z)), labels.numpy()]).astype(F32)
+    assert (sequential_loss != out.loss.numpy()).mean() > 0.05
+
+
+def test_cpu_proxies_within_a_few_ulp_of_float64():
+    """Accuracy of the shared polynomials and order against float64: every softmax probability
+    p = e + onehot within 4 float32 ulp of float64's, every loss within 4 ulp plus 2^-22
+    (ln of the denominator, a value in [0, ln C], carries an absolute error of a few ulp of 1).
+    Inputs cover z - max z down to -90 (exp_nonpositive clamps at -87: below that p is 1.6e-38
+    instead of a subnormal, an absolute error under 2e-38)."""
+    g = torch.Generator().manual_seed(11)
+    logits = torch.cat([torch.randn(3000, 10, generator=g) * 5, torch.rand(300, 10, generator=g) * -90])
+    labels = torch.randint(0, 10, (len(logits),), generator=g)
+    out = augcore.grad_proxies(logits, labels)
+    e64, l64, _, _ = reference_grad_proxies(logits.double(), labels, "ce")
+    onehot = torch.nn.functional.one_hot(labels, 10).double()
+    e, e64 = out.errors.double().numpy(), e64.numpy()
+    target = onehot.bool().numpy()
+    p64 = e64 + target
+    d = (logits - logits.max(1, keepdim=True).values).double().abs().numpy()  # exp's condition number
+    ulp = lambda v: np.spacing(np.abs(v).astype(F32)).astype(np.float64)  # noqa: E731
+    err = np.abs(e - e64)
+    assert (err[~target] <= ((4 + d) * ulp(p64) + 2e-38)[~target]).all()
+    assert (err[target] <= (4 * (ulp(p64) + ulp(e64)))[target]).all()
+    l = out.loss.double().numpy()
+    ulp_l = ulp(l64.numpy())
+    assert (np.abs(l - l64.numpy()) <= 4 * ulp_l + 2.0 ** -22).all()

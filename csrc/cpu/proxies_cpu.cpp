@@ -1,12 +1,12 @@
 // Gradient proxies on the CPU: one pass per row, accumulation in float (double
-// for float64 inputs).
+// for float64 inputs), in the fixed order and with the exp/ln of common/softmax.h, so that
+// the outputs equal the CUDA kernel's bit for bit.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
-#include <cmath>
-
 #include "../checks.h"
+#include "../common/softmax.h"
 #include "../ops.h"
 
 namespace augcore {
@@ -38,24 +38,26 @@ ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
       for (int64_t i = begin; i < end; ++i) {
         const scalar_t* zi = z + i * C;
         float* ei = e + i * C;
+        const auto z_at = [&](int64_t c) { return static_cast<acc_t>(zi[c]); };
+        const auto target = [&](int64_t c) { return c == y[i] ? acc_t(1) : acc_t(0); };
         acc_t sq = 0;
         if (loss == kCrossEntropy) {
-          acc_t zmax = static_cast<acc_t>(zi[0]);
-          for (int64_t c = 1; c < C; ++c) zmax = std::max(zmax, static_cast<acc_t>(zi[c]));
-          acc_t total = 0;
-          for (int64_t c = 0; c < C; ++c) total += std::exp(static_cast<acc_t>(zi[c]) - zmax);
-          for (int64_t c = 0; c < C; ++c) {
-            const acc_t v = std::exp(static_cast<acc_t>(zi[c]) - zmax) / total - (c == y[i] ? acc_t(1) : acc_t(0));
-            ei[c] = static_cast<float>(v);
-            sq += v * v;
-          }
-          l[i] = static_cast<float>(std::log(total) + zmax - static_cast<acc_t>(zi[y[i]]));
+          acc_t zmax = z_at(0);
+          for (int64_t c = 1; c < C; ++c) zmax = std::max(zmax, z_at(c));
+          zmax = canonical_max(zmax);
+          const acc_t total = lane_order_sum<acc_t>(C, [&](int64_t c) { return softmax_exp(z_at(c) - zmax); });
+          for (int64_t c = 0; c < C; ++c) ei[c] = static_cast<float>(softmax_exp(z_at(c) - zmax) / total - target(c));
+          sq = lane_order_sum<acc_t>(C, [&](int64_t c) {
+            const acc_t v = softmax_exp(z_at(c) - zmax) / total - target(c);
+            return v * v;
+          });
+          l[i] = static_cast<float>(softmax_log(total) + (zmax - z_at(y[i])));
         } else {
-          for (int64_t c = 0; c < C; ++c) {
-            const acc_t v = static_cast<acc_t>(zi[c]) - (c == y[i] ? acc_t(1) : acc_t(0));
-            ei[c] = static_cast<float>(v);
-            sq += v * v;
-          }
+          for (int64_t c = 0; c < C; ++c) ei[c] = static_cast<float>(z_at(c) - target(c));
+          sq = lane_order_sum<acc_t>(C, [&](int64_t c) {
+            const acc_t v = z_at(c) - target(c);
+            return v * v;
+          });
           l[i] = static_cast<float>(sq / 2);
         }
         esq[i] = static_cast<float>(sq);
@@ -70,9 +72,10 @@ ProxiesOut grad_proxies_cpu(const at::Tensor& logits, const at::Tensor& labels,
       float* out = emb_sq.data_ptr<float>();
       at::parallel_for(0, N, 256, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
-          acc_t s = 0;
-          for (int64_t k = 0; k < H; ++k) s += static_cast<acc_t>(h[i * H + k]) * static_cast<acc_t>(h[i * H + k]);
-          out[i] = static_cast<float>(s);
+          out[i] = static_cast<float>(lane_order_sum<acc_t>(H, [&](int64_t k) {
+            const acc_t v = static_cast<acc_t>(h[i * H + k]);
+            return v * v;
+          }));
         }
       });
     });

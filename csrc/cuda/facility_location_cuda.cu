@@ -35,6 +35,7 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "../common/fixed_point.h"
@@ -98,7 +99,7 @@ __device__ float block_max(float v, GreedyShared& sh) {
 }
 
 template <int kRows>
-__global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
+__global__ void __launch_bounds__(kGreedyThreads, 1) greedy_kernel(GreedyArgs a) {
   extern __shared__ __align__(16) unsigned char dyn[];
   __shared__ GreedyShared sh;
 
@@ -189,6 +190,7 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
       sh.best_idx = -1;
       sh.best_q = -1;
     }
+    __syncthreads();  // the guard below reads best_q even when no chunk runs
     for (int64_t q0 = 0; q0 < count; q0 += kCandidateChunk) {
       const int64_t cc = min(int64_t{kCandidateChunk}, count - q0);
       for (int64_t uc = tid; uc < cc; uc += kGreedyThreads) sh.gain_sum[uc] = 0;
@@ -244,7 +246,17 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
       }
       __syncthreads();  // gain sums and warp results are reused by the next chunk
     }
-    // count >= 1 at every step (k <= n), so best_q >= 0 here: gains are integers >= 0
+    // The host makes 1 <= count <= r at every step (k <= n, sample size clamped to [1, n]), and
+    // gains are integers >= 0, so best_q >= 0 here. Should that ever fail, the group stops with
+    // picks -1 and NaN gains in its unfilled slots instead of writing rem[-1].
+    if (sh.best_q < 0) {
+      if (tid == 0)
+        for (int64_t s = step; s < k; ++s) {
+          a.picks[sel + s] = -1;
+          a.gains[sel + s] = __longlong_as_double(0x7ff8000000000000LL);
+        }
+      break;  // uniform: every thread read best_q after the same barrier
+    }
     const int64_t c = sh.best_idx;
     if (tid == 0) {
       a.picks[sel + step] = base + c;
@@ -266,6 +278,7 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(GreedyArgs a) {
   unsigned long long obj = 0;
   for (int64_t i = tid; i < n; i += kGreedyThreads) {
     const int64_t rank = assign[i];
+    if (rank < 0) continue;  // only after the guard above stopped the group before its first pick
     assign[i] = a.picks[sel + rank];
     atomicAdd(reinterpret_cast<unsigned long long*>(a.gamma + sel + rank), 1ULL);
     obj += static_cast<unsigned long long>(to_fixed(m[i], fp));
@@ -310,12 +323,29 @@ __global__ void timings_kernel(const unsigned long long* stamps, int64_t launche
   seconds[1] = greedy;
 }
 
+// The greedy kernel's static shared memory on `device` after raising its dynamic limit, once
+// per device and process, to all that the opt-in limit leaves beside the static part (the
+// default, 48 KB, counts static and dynamic together). Once and under a lock: setting the
+// attribute at every launch raced between host threads sharing a device.
+template <int kRows>
+int64_t prepare_greedy_kernel(int device, int optin) {
+  static std::mutex mutex;
+  static std::vector<int64_t> static_bytes;  // per device; -1: not prepared yet
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<int>(static_bytes.size()) <= device) static_bytes.resize(device + 1, -1);
+  if (static_bytes[device] < 0) {
+    cudaFuncAttributes attr{};
+    C10_CUDA_CHECK(cudaFuncGetAttributes(&attr, greedy_kernel<kRows>));
+    const int dynamic_max = std::max(0, optin - static_cast<int>(attr.sharedSizeBytes));
+    C10_CUDA_CHECK(
+        cudaFuncSetAttribute(greedy_kernel<kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max));
+    static_bytes[device] = static_cast<int64_t>(attr.sharedSizeBytes);
+  }
+  return static_bytes[device];
+}
+
 template <int kRows>
 void launch_greedy(const GreedyArgs& args, int64_t blocks, int64_t dynamic_bytes, cudaStream_t stream) {
-  // Always set: the default limit is 48 KB for static + dynamic together, and the
-  // static part (sizeof(GreedyShared)) counts against it.
-  C10_CUDA_CHECK(cudaFuncSetAttribute(greedy_kernel<kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(dynamic_bytes)));
   greedy_kernel<kRows><<<static_cast<unsigned>(blocks), kGreedyThreads, static_cast<size_t>(dynamic_bytes), stream>>>(
       args);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -373,10 +403,12 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   const int device = x.device().index();
   int optin = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  cudaFuncAttributes attr{};
-  C10_CUDA_CHECK(cudaFuncGetAttributes(&attr, greedy_kernel<kRowsShared>));
+  // the plan asks for at most opt-in minus the largest static part, which every kernel allows
+  const int64_t static_bytes = std::max({prepare_greedy_kernel<kRowsShared>(device, optin),
+                                         prepare_greedy_kernel<kRowsGlobal>(device, optin),
+                                         prepare_greedy_kernel<kRowsOnTheFly>(device, optin)});
   const CudaLaunchPlan launch_plan =
-      plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_cast<int64_t>(attr.sharedSizeBytes));
+      plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_bytes);
   const std::vector<int64_t>& list = launch_plan.groups;
   const std::vector<GreedyLaunch>& launches = launch_plan.launches;
 
@@ -409,7 +441,11 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
       tiles += T * T;
       meta.push_back(tiles);
     }
-    TORCH_CHECK(tiles < (int64_t{1} << 31), "facility_location: too many tiles for one launch (", tiles, ")");
+    // only launches that run the tile kernel (a grid of `tiles` blocks) are bound by the grid limit
+    const bool launches_tiles = (launches[w].rows == kRowsGlobal && !precomputed) ||
+                                (launches[w].rows == kRowsOnTheFly && similarity_kind == kCraig);
+    TORCH_CHECK_VALUE(!launches_tiles || tiles < (int64_t{1} << 31), "facility_location: too many 32 x 32 tiles (",
+                      tiles, ") for one launch; lower memory_limit or use mode='on_the_fly'");
   }
   auto meta_dev = at::from_blob(meta.data(), {static_cast<int64_t>(meta.size())}, at::kLong)
                       .pin_memory()

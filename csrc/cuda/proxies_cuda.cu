@@ -1,5 +1,6 @@
 // Gradient proxies on the GPU: one warp per example, float accumulation (double
-// for float64 inputs), on the current torch stream; no host synchronisation.
+// for float64 inputs), on the current torch stream. Row sums in the fixed lane order and
+// exp/ln from common/softmax.h: the CPU kernel's outputs, bit for bit.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "../common/softmax.h"
 #include "../ops.h"
 #include "utils.cuh"
 
@@ -25,24 +27,26 @@ __global__ void grad_proxies_kernel(const scalar_t* __restrict__ z, const int64_
   const scalar_t* zi = z + row * C;
   const int64_t label = y[row];
   acc_t zmax = -INFINITY, total = 0, sq = 0;
+  // warp_sum's shuffle tree is the fixed order of lane_order_sum (common/softmax.h)
   if (loss == kCrossEntropy) {
     for (int64_t c = lane; c < C; c += kWarp) zmax = max(zmax, static_cast<acc_t>(zi[c]));
-    zmax = warp_max(zmax);
-    for (int64_t c = lane; c < C; c += kWarp) total += exp(static_cast<acc_t>(zi[c]) - zmax);
+    zmax = canonical_max(warp_max(zmax));
+    for (int64_t c = lane; c < C; c += kWarp) total += softmax_exp(static_cast<acc_t>(zi[c]) - zmax);
     total = warp_sum(total);
   }
   for (int64_t c = lane; c < C; c += kWarp) {
     const acc_t zc = static_cast<acc_t>(zi[c]);
     const acc_t target = c == label ? acc_t(1) : acc_t(0);
-    const acc_t v = loss == kCrossEntropy ? exp(zc - zmax) / total - target : zc - target;
+    const acc_t v = loss == kCrossEntropy ? softmax_exp(zc - zmax) / total - target : zc - target;
     e[row * C + c] = static_cast<float>(v);
     sq += v * v;
   }
   sq = warp_sum(sq);
   if (lane == 0) {
     error_sq[row] = static_cast<float>(sq);
-    per_example[row] = loss == kCrossEntropy ? static_cast<float>(log(total) + zmax - static_cast<acc_t>(zi[label]))
-                                             : static_cast<float>(sq / 2);
+    per_example[row] = loss == kCrossEntropy
+                           ? static_cast<float>(softmax_log(total) + (zmax - static_cast<acc_t>(zi[label])))
+                           : static_cast<float>(sq / 2);
   }
 }
 
