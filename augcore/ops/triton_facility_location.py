@@ -87,7 +87,8 @@ def facility_location_triton(x: torch.Tensor, embeddings: Optional[torch.Tensor]
         raise ValueError("tie_break='high' and 'apricot' with method='lazy' replay a library's heap and run on CPU "
                          "tensors only (backend='cpu'); backend='triton' takes tie_break='low' with 'lazy', or "
                          "'naive'/'stochastic' with any tie_break")
-    neg_inv_scale = np.float32(-1.0 / scale)
+    with np.errstate(over="ignore"):
+        neg_inv_scale = np.float32(-1.0 / scale)  # the CPU op's static_cast<float>(-1.0 / scale)
     if not (scale > 0 and np.isfinite(neg_inv_scale)):
         raise ValueError(f"scale must be a positive number whose inverse is a finite float32, got {scale}")
     log_inv_eps = math.log(1.0 / eps) if eps > 0 else math.inf
@@ -184,8 +185,8 @@ def facility_location_triton(x: torch.Tensor, embeddings: Optional[torch.Tensor]
     block_c = _pow2_at_least(max_n, 16, 64 if interpreted() else 32)
     K.greedy_kernel[(A,)](x, emb, sq, sim, group_ids, bases, group_sizes, group_budgets, pick_off, sim_offsets,
                           sample_sizes, dmax, magic, magic_bits, m_work, assign_local, rem_work, draw_work,
-                          picks_local, gain_fixed, objective_fixed, D, H, float(bias), float(neg_inv_scale),
-                          int(seed), KIND=sim_kind, HAS_EMB=has_emb, STORED=stored, METHOD=method,
+                          picks_local, gain_fixed, objective_fixed, torch.tensor([seed], **long), D, H,
+                          float(bias), float(neg_inv_scale), KIND=sim_kind, HAS_EMB=has_emb, STORED=stored, METHOD=method,
                           TIES_HIGH=tie_break == _TIES_HIGH, BLOCK_C=block_c, BLOCK_N=block_n, **options)
     watch.mark()
 

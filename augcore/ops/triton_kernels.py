@@ -218,13 +218,13 @@ def candidate_similarities(x_ptr, emb_ptr, sq_ptr, sim_ptr, sim_off, base, n, ca
     return s
 
 
-@triton.jit(do_not_specialize=["D", "H", "seed"])
+@triton.jit(do_not_specialize=["D", "H"])
 def greedy_kernel(x_ptr, emb_ptr, sq_ptr, sim_ptr,
                   group_ptr, base_ptr, size_ptr, budget_ptr, pick_off_ptr, sim_off_ptr, sample_ptr,
                   dmax_ptr, magic_ptr, magic_bits_ptr,
                   m_ptr, assign_ptr, rem_ptr, draw_ptr,
                   pick_ptr, gain_ptr, objective_ptr,
-                  D, H, bias, neg_inv_scale, seed,
+                  seed_ptr, D, H, bias, neg_inv_scale,
                   KIND: tl.constexpr, HAS_EMB: tl.constexpr, STORED: tl.constexpr, METHOD: tl.constexpr,
                   TIES_HIGH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per group runs every greedy step of that group (GreedySolver::naive /
@@ -257,7 +257,8 @@ def greedy_kernel(x_ptr, emb_ptr, sq_ptr, sim_ptr,
     tl.debug_barrier()
 
     group_key = group.to(tl.uint64)
-    seed_key = splitmix64(seed.to(tl.int64).to(tl.uint64, bitcast=True))  # an i32 or i64 argument
+    # the seed comes as an int64 tensor: a scalar argument's type would follow its value (i32, u32, i64)
+    seed_key = splitmix64(tl.load(seed_ptr).to(tl.uint64, bitcast=True))
     for step in range(k):
         r = n - step
         s_count = r
