@@ -200,8 +200,8 @@ def test_partial_cifar_names_the_missing_batch(cifar10_root, tmp_path):
 
 def test_unknown_dataset_lists_choices():
     with pytest.raises(ValueError, match="digits"):
-        load_dataset("mnist")
-    assert set(DATASETS) == {"digits", "cifar10", "cifar100", "svhn", "imagefolder", "tiny_imagenet"}
+        load_dataset("emnist")
+    assert set(DATASETS) == {"digits", "cifar10", "cifar100", "svhn", "mnist", "imagefolder", "tiny_imagenet"}
 
 
 @pytest.mark.parametrize("factor", [10, 100])
