@@ -157,27 +157,36 @@ def _cmd_demo(args) -> int:
 
 
 def _add_repro(subparsers) -> None:
-    from augcore.train.repro import METHODS, PROTOCOLS, ReproSettings
+    from augcore.train.repro import ALIASES, METHODS, PRESETS, ReproSettings
+    from augcore.train.protocols import PROTOCOLS
     d = ReproSettings()
-    p = subparsers.add_parser("repro", help="the coreset paper's Table 1 / Table 4 protocols, beside its numbers",
-                              description="Runs coreset / random / max-loss (and the weak-only and full-"
-                                          "augmentation baselines) under the coreset paper's protocols at the "
-                                          "given budgets, seeds and epochs, on any data set root; prints mean +- "
-                                          "std over seeds beside the paper's CIFAR-10 / ResNet-20 numbers.")
-    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
-                   help="table1: train on the subset + its strong copies (R = 1); table4: full data + strong "
-                        "copies (R = 20)")
-    p.add_argument("--dataset", default=d.dataset, help=f"data set name (default {d.dataset})")
+    p = subparsers.add_parser("repro", help="the papers' experiments as protocols, beside their numbers "
+                                            "(--list shows them)",
+                              description="Runs one paper protocol (a table of the coreset or refinement paper: "
+                                          "its methods, budgets and variants, per seed) at its paper-exact preset "
+                                          "or at CPU scale on the embedded digits, and prints mean +- std over "
+                                          "seeds beside the paper's numbers. Every config key can be changed "
+                                          "with --set, as in augcore train.")
+    p.add_argument("--list", action="store_true", help="list every protocol with its paper, table and setting")
+    p.add_argument("--protocol", choices=[*PROTOCOLS, *ALIASES], default=d.protocol, metavar="NAME",
+                   help=f"a protocol from --list (default {d.protocol} = {ALIASES[d.protocol]})")
+    p.add_argument("--preset", choices=PRESETS, default=d.preset,
+                   help="paper: the paper's data set, model, epochs, schedule and optimiser; cpu (default): the "
+                        "same protocol on the embedded digits with a small CNN")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a config key of every run (repeatable), e.g. --set optim.weight_decay=5e-4")
+    p.add_argument("--dataset", help="data set name (default: the preset's)")
     p.add_argument("--root", help="data set root (default $AUGCORE_DATA or ./data)")
-    p.add_argument("--model", default=d.model, help=f"model name (default {d.model})")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(d.methods))
-    p.add_argument("--budgets", nargs="+", type=fraction, default=list(d.budgets), help="subset fractions")
+    p.add_argument("--model", help="model name (default: the preset's)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the protocol's")
+    p.add_argument("--budgets", nargs="+", type=fraction, help="subset fractions (default: the protocol's)")
+    p.add_argument("--variants", nargs="+", help="default: the protocol's (e.g. Table 2's cutout augmix perturb)")
     p.add_argument("--seeds", type=positive_int, default=d.seeds)
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--epochs", type=positive_int, help="schedule.epochs (default: the preset's)")
     p.add_argument("--reselect-every", type=positive_int, help="R (default: the protocol's)")
-    p.add_argument("--strong", default=d.strong)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--strong", help="augment.strong (default: the preset's)")
+    p.add_argument("--lr", type=float, help="optim.lr (default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, help="optim.batch_size (default: the preset's)")
     p.add_argument("--threads", type=positive_int, default=d.num_threads, help="torch CPU threads per run")
     p.add_argument("--workers", type=positive_int, default=d.workers, help="runs at a time, one process each")
     p.add_argument("--device", default=d.device)
@@ -187,12 +196,16 @@ def _add_repro(subparsers) -> None:
 
 
 def _cmd_repro(args) -> int:
-    from augcore.train.repro import ReproSettings, run_repro
-    run_repro(ReproSettings(protocol=args.protocol, dataset=args.dataset, root=args.root, model=args.model,
-                            methods=tuple(args.methods), budgets=tuple(args.budgets), seeds=args.seeds,
-                            epochs=args.epochs, reselect_every=args.reselect_every, strong=args.strong, lr=args.lr,
-                            batch_size=args.batch_size, num_threads=args.threads, workers=args.workers,
-                            device=args.device, out=args.out, progress=not args.no_progress))
+    from augcore.train.repro import ReproSettings, list_protocols, run_repro
+    if args.list:
+        print(list_protocols())
+        return 0
+    run_repro(ReproSettings(protocol=args.protocol, preset=args.preset, dataset=args.dataset, root=args.root,
+                            model=args.model, methods=args.methods, budgets=args.budgets, variants=args.variants,
+                            seeds=args.seeds, epochs=args.epochs, reselect_every=args.reselect_every,
+                            strong=args.strong, lr=args.lr, batch_size=args.batch_size, num_threads=args.threads,
+                            workers=args.workers, device=args.device, out=args.out, overrides=args.overrides,
+                            progress=not args.no_progress))
     return 0
 
 
