@@ -21,13 +21,14 @@ from augcore.train.schedules import REFINEMENT_MODES, SCHEDULES
 
 BATCH_AUGS = ("none", "mixup", "cutmix")
 AMP_MODES = ("none", "bf16", "fp16")
+OPTIMIZERS = ("sgd", "adam")
 STATS_SOURCES = ("eval", "in_epoch")
 TRAIN_ON = ("full", "selection", "random_subset")
 SELECT_FROM = ("all", "subset")
 
 __all__ = ["AMP_MODES", "AugmentConfig", "BATCH_AUGS", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
-           "RefinementConfig", "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides", "config_from_dict",
-           "load_config"]
+           "OPTIMIZERS", "RefinementConfig", "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides",
+           "config_from_dict", "load_config"]
 
 
 @dataclass
@@ -52,9 +53,11 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"                   # sgd | adam (the influence paper's MNIST classifier: Adam)
     lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
+    momentum: float = 0.9               # sgd only
+    nesterov: bool = False              # sgd only
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])   # adam only
     weight_decay: float = 5e-4
     batch_size: int = 128
     grad_clip: Optional[float] = None   # max global grad norm; None = no clipping
@@ -192,6 +195,10 @@ class TrainConfig:
         require(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
         require(0 <= o.momentum < 1, "optim.momentum", f"must lie in [0, 1), got {o.momentum}")
         require(not o.nesterov or o.momentum > 0, "optim.nesterov", "needs optim.momentum > 0")
+        choice("optim.name", o.name, OPTIMIZERS)
+        require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas",
+                f"must be two numbers in [0, 1) (Adam's beta1, beta2), got {o.betas}")
+        require(o.name == "sgd" or not o.nesterov, "optim.nesterov", f"applies to sgd only, got optim.name {o.name!r}")
         require(o.sam_rho >= 0, "optim.sam_rho", f"must be >= 0, got {o.sam_rho}")
         require(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", f"must be > 0 or null, got {o.grad_clip}")
         require(s.epochs >= 1, "schedule.epochs", f"must be >= 1, got {s.epochs}")

@@ -1,4 +1,4 @@
-"""One parameter update: the weighted loss, SGD or SAM's two passes, AMP and clipping."""
+"""One parameter update: the weighted loss, SGD/Adam or SAM's two passes, AMP and clipping."""
 from __future__ import annotations
 
 import contextlib
@@ -15,11 +15,16 @@ _AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_optimizer(model: nn.Module, optim) -> torch.optim.Optimizer:
-    """SGD, wrapped in SAM when ``optim.sam_rho > 0``."""
-    sgd_kw = dict(lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay)
+    """SGD (``optim.name: sgd``) or Adam (``adam``; weight decay as an L2 term, as torch's Adam),
+    wrapped in SAM when ``optim.sam_rho > 0``."""
+    if optim.name == "adam":
+        base, kw = torch.optim.Adam, dict(lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    else:
+        base, kw = torch.optim.SGD, dict(lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov,
+                                         weight_decay=optim.weight_decay)
     if optim.sam_rho > 0:
-        return SAM(model.parameters(), torch.optim.SGD, rho=optim.sam_rho, adaptive=optim.sam_adaptive, **sgd_kw)
-    return torch.optim.SGD(model.parameters(), **sgd_kw)
+        return SAM(model.parameters(), base, rho=optim.sam_rho, adaptive=optim.sam_adaptive, **kw)
+    return base(model.parameters(), **kw)
 
 
 class UpdateStep:
