@@ -344,6 +344,19 @@ def test_damaged_store_settings_are_named(tmp_path):
         SyntheticStore(tmp_path).settings()
 
 
+def test_store_settings_carry_a_format_version_and_a_newer_one_is_refused(tmp_path):
+    SyntheticStore(tmp_path).open_for_writing({"seed": 0})
+    stored = json.loads((tmp_path / "store.json").read_text())
+    assert stored == {"augcore_store": 1, "seed": 0}
+    assert SyntheticStore(tmp_path).settings() == {"seed": 0}          # the version is not a setting
+    SyntheticStore(tmp_path).open_for_writing({"seed": 0})              # resuming matches
+    (tmp_path / "store.json").write_text('{"seed": 0}')                 # written before versions: format 1
+    assert SyntheticStore(tmp_path).settings() == {"seed": 0}
+    (tmp_path / "store.json").write_text('{"augcore_store": 2, "seed": 0}')
+    with pytest.raises(CorruptFileError, match="newer augcore"):
+        SyntheticStore(tmp_path).open_for_writing({"seed": 0})
+
+
 def test_opening_a_store_removes_a_killed_runs_temp_files(tmp_path):
     _filled_store(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -389,3 +402,18 @@ def test_a_damaged_image_in_a_class_folder_is_named_when_read(tmp_path):
     assert data.image(0).shape == (3, 6, 6)
     with pytest.raises(CorruptFileError, match=r"3\.png"):
         data.image(broken)
+
+
+@pytest.mark.parametrize("content, problem", [("[0, 1", "cannot read"), ('{"a": 1}', "indices"),
+                                              ("[0, 1.5]", "integer"), ('["3"]', "integer")])
+def test_generate_selection_json_that_is_not_a_list_of_indices_is_one_line_exit_2(tmp_path, capsys, content,
+                                                                                   problem):
+    from augcore.cli import main
+
+    path = tmp_path / "selection.json"
+    path.write_text(content, encoding="utf-8")
+    code = main(["generate", "--model", "tiny", "--dataset", "digits", "--selection", str(path),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--selection" in err and problem in err and str(path) in err

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 
+from augcore.checks import check_indices
 from augcore.config import ConfigError, apply_overrides, load_yaml
 
 
@@ -21,8 +22,15 @@ def _selection_indices(path: str):
 
     if path.endswith(".pt"):
         return Selection.load(path).indices
-    with open(path) as fh:   # a JSON list of dataset indices
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:   # a JSON list of dataset indices
+            indices = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--selection: cannot read {path} as a JSON list of dataset indices ({exc})") from None
+    try:
+        return check_indices(f"--selection ({path})", indices)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.selection:
         raise ConfigError("--selection: required without --end-to-end (a Selection .pt file or a JSON list of "
                           "dataset indices)")
+    indices = _selection_indices(args.selection)   # a bad file fails before a pipeline is loaded
     train = raw.get("train") or {}
     data = train.get("data") if isinstance(train, dict) else None
     if not isinstance(train, dict) or not isinstance(data or {}, dict):
@@ -67,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(name, root=args.data_root or data.get("root"), train=True)
     settings = generate_settings(raw)
     out = args.out or os.path.join(raw.get("out") or "runs/targeted_synthetic", "synthetic")
-    report = generate_copies(dataset, _selection_indices(args.selection), backend_from_settings(settings), out,
+    report = generate_copies(dataset, indices, backend_from_settings(settings), out,
                              steps=settings.steps, seed=settings.seed, batch_size=settings.batch_size,
                              shard=settings.shard, prompt_template=settings.prompt_template,
                              progress=settings.progress, init=settings.init)

@@ -41,6 +41,7 @@ MANIFEST_FILE = "manifest.jsonl"
 PARTS_DIR = "parts"
 IMAGES_DIR = "images"
 PART_FORMAT = 2
+STORE_FORMAT = 1            # store.json's "augcore_store" entry; files without one are format 1
 _RECORD_KEYS = {"source": int, "step": int, "file": str}
 
 
@@ -173,8 +174,9 @@ class SyntheticStore:
         remove_stale_temp_files(self.root, recursive=True)  # a killed run's half-written files
         existing = self.settings()
         if existing is None:
+            stored = {"augcore_store": STORE_FORMAT, **settings}
             atomic_write(os.path.join(self.root, STORE_FILE),
-                          lambda fh: fh.write(json.dumps(settings, indent=1, sort_keys=True).encode()))
+                          lambda fh: fh.write(json.dumps(stored, indent=1, sort_keys=True).encode()))
             return
         differ = sorted(k for k in set(existing) | set(settings) if existing.get(k) != settings.get(k))
         if differ:
@@ -210,6 +212,8 @@ class SyntheticStore:
                                          "a new output folder") from None
         if not isinstance(settings, dict):
             raise CorruptFileError(path, f"the store's settings must be a JSON object, got {type(settings).__name__}")
+        check_format_version(path, settings.pop("augcore_store", STORE_FORMAT), (STORE_FORMAT,), what="stores",
+                             key="augcore_store")
         return settings
 
     def _part_path(self, step: int, unit: int) -> str:
