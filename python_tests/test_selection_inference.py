@@ -259,10 +259,11 @@ def small_cnn():
 
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_batched_image_loading_equals_the_per_item_pass(num_workers):
-    from augcore.selection.inference import _image_root
+    from augcore.selection.inference import _batch_reader
 
     _, plain, weak = digits_views()
-    assert _image_root(plain) is plain and _image_root(weak) is None  # random transforms stay per item
+    assert _batch_reader(Subset(plain, [0]))[1] is plain
+    assert _batch_reader(weak) == (None, None)  # random transforms stay per item
     model = small_cnn()
     per_item = collect_stats(model, DataLoader(plain, batch_size=100), progress=False)  # the per-item path
     batched = collect_stats(model, plain, batch_size=100, num_workers=num_workers, progress=False)

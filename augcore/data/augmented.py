@@ -21,20 +21,27 @@ copy (no rows are added), as intensive-augmentation phases do over the whole set
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Protocol, Sequence, Union
 
 import torch
 from torch.utils.data import Dataset
 
 from augcore.checks import check_choice, check_count_or_fraction, check_indices, check_int
 from augcore.data.datasets import ImageDataset
-from augcore.selection.base import Selection
 
 WEIGHTINGS = ("unit", "gamma")
 PLACEMENTS = ("append", "inplace")
 TRAIN_ON = ("full", "selection", "random_subset")
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class WeightedIndices(Protocol):
+    """What the view augments: dataset indices and their weights (an ``augcore.selection.Selection``
+    has both; the data layer needs nothing else of it)."""
+
+    indices: torch.Tensor
+    weights: torch.Tensor
 
 
 def _check_indices(indices, n: int, what: str) -> torch.Tensor:
@@ -61,10 +68,11 @@ class AugmentedSubsetDataset(Dataset):
     presets include the weak crop/flip). ``weight`` is a Python float: 1 for
     originals (the selection weight when ``train_on="selection"``), and for copies
     gamma_j / copies (``weighting="gamma"``, with gamma_j the selection's weights) or
-    1 (``"unit"``). ``selection=None`` gives the originals alone.
+    1 (``"unit"``). ``selection`` is anything with ``indices`` and ``weights`` (a ``Selection``);
+    ``selection=None`` gives the originals alone.
     """
 
-    def __init__(self, base: ImageDataset, selection: Optional[Selection], *, weak: Transform, strong: Transform,
+    def __init__(self, base: ImageDataset, selection: Optional[WeightedIndices], *, weak: Transform, strong: Transform,
                  copies: int = 1, weighting: str = "unit", placement: str = "append", train_on: str = "full",
                  random_subset_indices: Optional[Union[torch.Tensor, Sequence[int]]] = None):
         # an ImageDataset, or anything shaped like one (the generation pipeline's synthetic-augmented data)
@@ -92,11 +100,11 @@ class AugmentedSubsetDataset(Dataset):
         self.train_on = train_on
         self._subset = (None if random_subset_indices is None
                         else _check_indices(random_subset_indices, len(base), "random_subset_indices"))
-        self.selection: Optional[Selection] = None
+        self.selection: Optional[WeightedIndices] = None
         self.set_selection(selection)
 
-    def set_selection(self, selection: Optional[Selection]) -> None:
-        """Swaps the selected subset (and its weights); the base data are untouched."""
+    def set_selection(self, selection: Optional[WeightedIndices]) -> None:
+        """Swaps the selected subset (its ``indices`` and ``weights``); the base data are untouched."""
         n = len(self.base)
         if selection is None:
             if self.train_on == "selection":
@@ -104,8 +112,9 @@ class AugmentedSubsetDataset(Dataset):
             sel_idx = torch.empty(0, dtype=torch.int64)
             sel_w = torch.empty(0, dtype=torch.float32)
         else:
-            if not isinstance(selection, Selection):
-                raise TypeError(f"selection must be an augcore Selection or None, got {type(selection).__name__}")
+            if not (hasattr(selection, "indices") and hasattr(selection, "weights")):
+                raise TypeError(f"selection must have indices and weights (an augcore Selection) or be None, got "
+                                f"{type(selection).__name__}")
             sel_idx = _check_indices(selection.indices, n, "selection.indices")
             sel_w = torch.as_tensor(selection.weights).detach()
             if not (sel_w.is_floating_point() or sel_w.dtype in (torch.int32, torch.int64)):

@@ -134,6 +134,22 @@ class _FileImages:
 
 # --------------------------------------------------------------------------- dataset
 
+# Transforms that act on each pixel the same way whatever the batch: applying one to a
+# stacked batch gives exactly the per-image results (no randomness, no per-image size).
+_PER_PIXEL_TRANSFORMS = ("ToDtype", "Normalize", "ConvertImageDtype", "ToPureTensor", "Identity")
+
+
+def _acts_per_pixel(transform: Optional[Transform]) -> bool:
+    if transform is None:
+        return True
+    if not type(transform).__module__.startswith("torchvision.transforms"):
+        return False
+    name = type(transform).__name__
+    if name == "Compose":
+        return all(_acts_per_pixel(t) for t in transform.transforms)
+    return name in _PER_PIXEL_TRANSFORMS
+
+
 class ImageDataset(Dataset):
     """An image classification data set; items ``(image, label)``.
 
@@ -224,6 +240,19 @@ class ImageDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.targets[index])
+
+    def batch_reader(self) -> Optional[Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]]:
+        """``read(rows) -> (images, labels)``, equal to stacking ``self[r]`` for r in ``rows`` but with
+        the transform applied once to the whole batch (per-image Python calls dominate a pass over
+        small images); ``None`` when the transform is not the same on every pixel whatever the batch
+        (random crops and flips stay per item). ``collect_stats`` loads through it when offered."""
+        return self._read_batch if _acts_per_pixel(self.transform) else None
+
+    def _read_batch(self, rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([self.image(int(r)) for r in rows])
+        if self.transform is not None:
+            images = self.transform(images)
+        return images, self.targets[rows]
 
     # -- views
     def with_transform(self, transform: Optional[Transform]) -> "ImageDataset":

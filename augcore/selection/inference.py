@@ -12,7 +12,7 @@ already computes, so a re-selection needs no extra pass.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from augcore.checks import check_choice, check_int
 from augcore.selection.base import InferenceStats
 
-__all__ = ["EmbeddingReader", "StatsAccumulator", "base_indices", "collect_stats", "find_classifier", "logits_of"]
+__all__ = ["BatchReadable", "EmbeddingReader", "StatsAccumulator", "base_indices", "collect_stats", "find_classifier", "logits_of"]
 
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -48,52 +48,36 @@ def base_indices(dataset: Any) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- loading
 
-# Transforms that act on each pixel the same way whatever the batch: applying one to a
-# stacked batch gives exactly the per-image results (no randomness, no per-image size).
-_BATCHABLE = ("ToDtype", "Normalize", "ConvertImageDtype", "ToPureTensor", "Identity")
+@runtime_checkable
+class BatchReadable(Protocol):
+    """A data set that can load many items at once (``augcore.data.ImageDataset`` is one):
+    ``batch_reader()`` gives ``read(rows) -> (x, y)``, equal to its items at ``rows`` stacked,
+    or ``None`` when it cannot (a random per-item transform)."""
+
+    def batch_reader(self) -> Optional[Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]]: ...
 
 
-def _batchable(transform: Any) -> bool:
-    if transform is None:
-        return True
-    module = type(transform).__module__
-    if not module.startswith("torchvision.transforms"):
-        return False
-    name = type(transform).__name__
-    if name == "Compose":
-        return all(_batchable(t) for t in transform.transforms)
-    return name in _BATCHABLE
-
-
-def _image_root(dataset: Dataset) -> Optional[Dataset]:
-    """The augcore ``ImageDataset`` under ``dataset`` (through Subsets), when its eval
-    transform can run on whole batches; ``None`` otherwise."""
-    from augcore.data.datasets import ImageDataset
-
+def _batch_reader(dataset: Dataset) -> Tuple[Optional[Callable], Optional[Dataset]]:
+    """The batch reader of the data set under ``dataset`` (through Subsets) and that data set,
+    or (None, None) when it offers none."""
     root = dataset
     while isinstance(root, Subset):
         root = root.dataset
-    if isinstance(root, ImageDataset) and _batchable(root.transform):
-        return root
-    return None
+    reader = root.batch_reader() if isinstance(root, BatchReadable) else None
+    return (reader, root) if reader is not None else (None, None)
 
 
-class _BatchedImages(Dataset):
-    """Item b is batch b: raw images stacked, then the eval transform applied once to
-    the batch (per-image Python calls dominate a pass over small images)."""
+class _Batches(Dataset):
+    """Item b is batch b, read at once by a data set's batch reader."""
 
-    def __init__(self, root, rows: torch.Tensor):
-        self.root, self.rows = root, rows
+    def __init__(self, read: Callable, rows: torch.Tensor):
+        self.read, self.rows = read, rows
 
     def __len__(self) -> int:
         return self.rows.numel()
 
     def __getitem__(self, positions: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        rows = self.rows[positions]
-        images = torch.stack([self.root.image(int(r)) for r in rows])
-        if self.root.transform is not None:
-            images = self.root.transform(images)
-        return images, self.root.targets[rows]
+        return self.read(self.rows[positions])
 
 
 def _loader(source: Union[Dataset, DataLoader], batch_size: int, device: torch.device,
@@ -113,11 +97,11 @@ def _loader(source: Union[Dataset, DataLoader], batch_size: int, device: torch.d
     workers = dict(num_workers=num_workers, pin_memory=device.type == "cuda" and _items_on_cpu(source))
     if num_workers > 0:
         workers.update(prefetch_factor=4)  # keep the model fed while workers prepare the next batches
-    root = _image_root(source)
-    if root is not None and len(source):
+    read, root = _batch_reader(source)
+    if read is not None and len(source):
         rows = indices if root is not source else torch.arange(len(source))
         batches = BatchSampler(SequentialSampler(range(len(source))), batch_size, drop_last=False)
-        return DataLoader(_BatchedImages(root, rows), sampler=batches, batch_size=None, **workers), indices
+        return DataLoader(_Batches(read, rows), sampler=batches, batch_size=None, **workers), indices
     return DataLoader(source, batch_size=batch_size, shuffle=False, **workers), indices
 
 
@@ -296,9 +280,10 @@ def collect_stats(model: nn.Module, dataset: Union[Dataset, DataLoader], *, batc
     ``classifier`` (a submodule name such as ``"fc"``, or the module); naming a
     classifier also overrides a returned embedding. ``embeddings=False`` skips them.
 
-    Speed: an augcore ``ImageDataset`` (or a Subset of one) whose transform is
-    deterministic per pixel (the eval transforms: ToDtype, Normalize) is loaded a
-    batch at a time, the transform applied to the whole batch; ``num_workers`` > 0
+    Speed: a data set offering a batch reader (``BatchReadable``: an augcore
+    ``ImageDataset`` whose transform is deterministic per pixel, such as the eval
+    transforms ToDtype and Normalize), or a Subset of one, is loaded a batch at a time,
+    the transform applied to the whole batch; ``num_workers`` > 0
     prepares the next batches while the model runs. ``amp="bf16"``/``"fp16"``
     runs the forward under autocast (fp16 needs a GPU; bf16 is slower than float32
     on CPUs without native bf16, see bench/README.md) and ``channels_last=True``
