@@ -6,9 +6,19 @@ Scenarios:
 
 In one run on the same inputs it times the compiled CUDA op, a plain-PyTorch GPU
 implementation (per-class cdist + exp, greedy over a padded (G, n, n) batch) and the
-compiled CPU kernels, and compares the CPU's and the GPU's picks class by class,
-reporting the first (class, step) where they diverge (the contract says never). At
-ImageNet scale the CPU runs on the first ``--cpu-classes`` classes only. Needs a GPU:
+compiled CPU kernels, and compares the two devices in three stages (the contract says
+they never differ), so that a difference is attributed to the stage that made it:
+
+  proxies_equal               CPU and GPU ``grad_proxies`` of the same logits, bit for bit;
+  shared_proxies_divergence   the greedy on CPU and GPU from ONE proxies tensor (the CPU's):
+                              "none", or the first (class, step) whose picks differ;
+  first_divergence            end to end (each device's own proxies): "none" or the first difference;
+  gains_equal                 the end-to-end gains, bit for bit.
+
+Each row also carries ``predicted_ms``, the time ``bench/gpu_model.py`` predicts for the
+current kernels on this GPU (a model, not a measurement). At ImageNet scale the CPU runs on
+the first ``--cpu-classes`` classes only. ``bench/gpu_check.sh --report bench`` reads the
+rows written with ``--json``. Needs a GPU:
 
     python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic] [--json out.json]
 """
@@ -19,11 +29,20 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 import augcore
 from augcore.ops import facility_location, grad_proxies, normalize_weights
+
+try:  # run as a script (bench/ on sys.path) or loaded from its path by the tests
+    import gpu_model
+except ImportError:  # pragma: no cover - the tests put bench/ on sys.path
+    import importlib.util
+    _spec = importlib.util.spec_from_file_location("gpu_model", Path(__file__).with_name("gpu_model.py"))
+    gpu_model = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(gpu_model)
 
 
 def _data(n, classes, dim, device, seed=0):
@@ -99,10 +118,69 @@ def first_divergence(cpu, gpu, classes):
     return None
 
 
+def describe_divergence(div) -> str:
+    """first_divergence's answer as gpu_check.sh prints it: "none" or "class C step S: cpu P gpu Q"."""
+    return "none" if div is None else "class %d step %d: cpu %s gpu %s" % div
+
+
+def compare_devices(logits, labels, budgets, method, device, classes):
+    """The three stages compared between the CPU and `device` on the given classes (labels < classes):
+    proxies, the greedy on one shared proxies tensor, and end to end. `budgets`: picks per class."""
+    keep = (labels < classes).nonzero().flatten()
+    lc, yc = logits[keep].cpu(), labels[keep].cpu()
+    ld, yd = lc.to(device), yc.to(device)
+    p_cpu = grad_proxies(lc, yc).errors
+    p_dev = grad_proxies(ld, yd).errors
+
+    def select(proxies, y):
+        return facility_location(proxies, budgets, y, method=method, num_groups=classes)
+
+    cpu = select(p_cpu, yc)
+    shared = select(p_cpu.to(device), yd)  # the greedy alone: both devices start from the CPU's proxies
+    end_to_end = select(p_dev, yd)
+    return {
+        "proxies_equal": bool(torch.equal(p_cpu, p_dev.cpu())),
+        "shared_proxies_divergence": describe_divergence(first_divergence(cpu, shared, range(classes))),
+        "first_divergence": describe_divergence(first_divergence(cpu, end_to_end, range(classes))),
+        "gains_equal": bool(torch.equal(cpu.gains, end_to_end.gains.cpu())),
+    }
+
+
 SCENARIOS = {
     "cifar": dict(n=50_000, classes=10, dim=10, fractions=(0.1, 0.3, 0.5)),
     "imagenet": dict(n=1_281_167, classes=1_000, dim=1_000, fractions=(0.1, 0.3)),
 }
+
+
+def measure_row(name, sc, frac, logits, labels, *, method="stochastic", device="cuda", repeats=5,
+                memory_limit=8 << 30, cpu_classes=16, skip_torch=False, predicted_ms=float("nan")):
+    """One scenario row: the op timed on `device`, the plain-PyTorch baseline, the CPU op on the same
+    inputs (all classes, or the first `cpu_classes` for ImageNet, its time scaled to all), the three
+    CPU/device comparisons and `predicted_ms`. `device="cpu"` runs it with the CPU standing in for both
+    (the schema test)."""
+    classes = sc["classes"]
+    row = {"scenario": name, "budget_pct": int(round(frac * 100)), "method": method, "classes": classes}
+    run = lambda: _augcore(logits, labels, frac, method, memory_limit, classes)  # noqa: E731
+    row["cuda_ms"] = _time(run, repeats, device)
+    res, _ = run()
+    row["predicted_ms"] = predicted_ms
+    row["cuda_similarity_ms"] = res.timings["similarity"] * 1e3
+    row["cuda_greedy_ms"] = res.timings["greedy"] * 1e3
+    if not skip_torch:
+        row["torch_ms"] = _time(lambda: _plain_torch(logits, labels, frac, method), 1, device)
+    # the CPU on the same inputs: all classes, or the first cpu_classes (ImageNet), with the device's budgets
+    cpu_classes = classes if name != "imagenet" else min(classes, cpu_classes)
+    keep = (labels < cpu_classes).nonzero().flatten()
+    lc, yc = logits[keep].cpu(), labels[keep].cpu()
+    per_class = res.budgets[:cpu_classes].tolist()
+
+    def cpu_run():
+        return facility_location(grad_proxies(lc, yc).errors, per_class, yc, method=method, num_groups=cpu_classes)
+
+    row["cpu_ms"] = _time(cpu_run, 1, "cpu") * (classes / cpu_classes)
+    row["cpu_classes"] = cpu_classes
+    row.update(compare_devices(logits, labels, per_class, method, device, cpu_classes))
+    return row
 
 
 def main():
@@ -122,39 +200,17 @@ def main():
     for name in (SCENARIOS if args.scenario == "all" else [args.scenario]):
         sc = SCENARIOS[name]
         logits, labels = _data(sc["n"], sc["classes"], sc["dim"], "cuda")
-        classes = sc["classes"]
+        gpu = gpu_model.gpu_for_device_name(torch.cuda.get_device_name())
         for frac in sc["fractions"]:
-            row = {"scenario": name, "budget_pct": int(frac * 100), "method": args.method, "classes": classes}
-            run = lambda: _augcore(logits, labels, frac, args.method, args.memory_limit, classes)  # noqa: E731
-            row["cuda_ms"] = _time(run, args.repeats, "cuda")
-            gpu, _ = run()
-            row["cuda_similarity_ms"] = gpu.timings["similarity"] * 1e3
-            row["cuda_greedy_ms"] = gpu.timings["greedy"] * 1e3
-            if not args.skip_torch:
-                row["torch_ms"] = _time(lambda: _plain_torch(logits, labels, frac, args.method), 1, "cuda")
-            # CPU on the same inputs: all classes (CIFAR) or the first --cpu-classes (ImageNet)
-            cpu_classes = classes if name == "cifar" else min(classes, args.cpu_classes)
-            keep = (labels < cpu_classes).nonzero().flatten()
-            lc, yc = logits[keep].cpu(), labels[keep].cpu()
-            per_class = gpu.budgets[:cpu_classes].tolist()
-
-            def cpu_run():
-                proxies = grad_proxies(lc, yc).errors
-                return facility_location(proxies, per_class, yc, method=args.method, num_groups=cpu_classes)
-
-            row["cpu_ms"] = _time(cpu_run, 1, "cpu") * (classes / cpu_classes)
-            row["cpu_classes"] = cpu_classes
-            cpu = cpu_run()
-            # the GPU's picks of those classes, in the CPU problem's indices
-            sub = facility_location(grad_proxies(logits[keep], labels[keep]).errors, per_class, labels[keep],
-                                    method=args.method, num_groups=cpu_classes)
-            div = first_divergence(cpu, sub, range(cpu_classes))
-            row["first_divergence"] = "none" if div is None else "class %d step %d: cpu %s gpu %s" % div
-            row["gains_equal"] = bool(torch.equal(cpu.gains, sub.gains.cpu()))
+            predicted = gpu_model.predict(name, int(round(frac * 100)), args.method, gpu, args.memory_limit)
+            row = measure_row(name, sc, frac, logits, labels, method=args.method, device="cuda",
+                              repeats=args.repeats, memory_limit=args.memory_limit, cpu_classes=args.cpu_classes,
+                              skip_torch=args.skip_torch, predicted_ms=predicted["total_ms"])
             rows.append(row)
             times = "  ".join(f"{k}={v:.2f}" for k, v in row.items() if k.endswith("_ms"))
-            print(f"{name:9s} {row['budget_pct']:2d}%  {times}  divergence={row['first_divergence']}  "
-                  f"gains_equal={row['gains_equal']}", flush=True)
+            print(f"{name:9s} {row['budget_pct']:2d}%  {times}  proxies_equal={row['proxies_equal']}  "
+                  f"shared_proxies={row['shared_proxies_divergence']}  end_to_end={row['first_divergence']}  "
+                  f"gains_equal={row['gains_equal']}  (predicted: {gpu.name} model)", flush=True)
         del logits, labels
         torch.cuda.empty_cache()
     if args.json:

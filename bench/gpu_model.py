@@ -1,0 +1,275 @@
+"""Performance model of augcore's CUDA selection path on an H100 / H200 (sm_90): predictions, not measurements.
+
+Every number this file gives is computed from the counts below and the stated constants; no
+GPU has run these kernels for the project yet (docs/gpu.md, "Predicted times"). It serves two
+purposes: ``bench/bench_gpu.py`` writes ``predicted_ms`` beside each measured time, so the
+first GPU run shows where the model is wrong; and it says how far the current kernel is from
+the targets and from the floor, and what a restructured kernel would be predicted to give.
+
+Model (per logits -> weights call, ``grad_proxies`` + ``facility_location``, stochastic or lazy):
+
+* proxies and the wrapper's sorted copy: bandwidth-bound, bytes / HBM bandwidth, or instruction-bound
+  (the polynomial exp/log) when that is longer.
+* similarity tiles (``group_tiles_kernel``, 32 x 32 tiles, 8 rows of threads, 4 pairs a thread):
+  per feature a warp issues 5 shared loads (1 for b, 4 for a) and 12 FP32 operations (no FMA: the
+  exact contract), so it is bound by the shared-memory pipe (1 warp-wide load a clock per SM)
+  unless the n^2 x 4 B writes take longer. The upper triangle of tiles is computed, padded to 32.
+* greedy (``greedy_kernel``, one 512-thread block per group, one block per SM): a latency model,
+  step by step, because the kernel keeps one global load in flight per warp (SASS read in issue 23):
+  - stochastic draws: parallel, then ``count`` dependent swaps by one thread (3 shared latencies);
+  - gains: (candidate, 256-point block) tasks over 16 warps; a task is 8 dependent iterations of
+    (row load latency + the term's dependent ALU chain) plus its shuffle tree, 64-bit division
+    and shared-memory CAS loop;
+  - selection: shuffles, 3 barriers and a 16-warp loop by one thread;
+  - commit: ceil(n / 512) dependent iterations, each a row load and an assignment load (global);
+  groups run in waves of (number of SMs) blocks; every launch is one batch of ``memory_limit``.
+* the floor: the same work spread over every SM with no latency exposed: the larger of HBM
+  traffic, FP32 issue, and the fixed-point conversions (16 a clock per SM), summed over phases.
+
+Constants, with their sources (values as read there; the latencies are the model's weakest part):
+  SMs, clock, FP32/FP64 lanes, HBM bandwidth: NVIDIA H100 / H200 datasheets and the H100
+    whitepaper (H100 SXM5: 132 SMs, 1.98 GHz, 128 FP32 and 64 FP64 lanes per SM, 3.35 TB/s HBM3,
+    50 MB L2; H200 SXM: same SMs, 4.8 TB/s HBM3e).
+  Per-SM instruction rates (CUDA C++ Programming Guide, "Arithmetic Instructions", compute
+    capability 9.0): 16 conversions from/to 64-bit types a clock, 32-lane shared-memory load a clock.
+  Latencies: shared memory ~30 cycles, L2 ~260, HBM ~600, rounded from published Hopper
+    microbenchmarks (Luo et al., arXiv:2402.13499; chipsandcheese.com, "Nvidia's H100: Funny L2").
+  Dependent-ALU chains, barrier and host costs: estimates of this model, named as such below.
+
+    python bench/gpu_model.py              the predicted-time table (markdown, as in docs/gpu.md)
+    python bench/gpu_model.py --gpu h200    the same for an H200
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    sms: int = 132
+    clock_hz: float = 1.98e9
+    hbm_bytes_per_s: float = 3.35e12
+    l2_bytes: float = 50e6
+    fp32_lanes: int = 128          # FP32 results a clock per SM (no FMA counted twice: each op is one)
+    conversions_per_clock: int = 16  # float32 -> float64 (F2F.F64.F32) a clock per SM
+    smem_loads_per_clock: int = 1  # warp-wide 32-bit shared loads a clock per SM (32 banks x 4 B)
+    latency_smem: int = 30
+    latency_l2: int = 260
+    latency_hbm: int = 600
+
+
+H100 = Gpu("H100 SXM")
+H200 = Gpu("H200 SXM", hbm_bytes_per_s=4.8e12)
+GPUS = {"h100": H100, "h200": H200}
+
+# Estimates of this model (not measured): cycles of dependent work the kernel's SASS chains per unit.
+TERM_CHAIN_CYCLES = 35     # fsub, compare/select, f32->f64, dadd, 64-bit integer add, after the load arrives
+TASK_TAIL_CYCLES = 425     # u64 shuffle tree (5 levels), 64-bit division/modulo of the task index, shared CAS loop
+SELECT_CYCLES = 1_000      # per chunk: candidate scan, 3 shuffle trees, 3 barriers, thread 0's 16-warp loop
+SWAP_CYCLES = 3            # shared-memory latencies per Fisher-Yates swap (draw, two rem reads; then stores)
+DRAW_ROUND_CYCLES = 280    # one round of 512 parallel counter-hash draws and its two barriers
+EXP_INSTRUCTIONS = 45      # __fsqrt_rn + the polynomial exp of one similarity
+HOST_SECONDS = 50e-6       # the wrapper's one device-to-host sync, ~10 launches, the sort (assumed)
+
+GREEDY_THREADS, WARPS, TASK_POINTS, CHUNK = 512, 16, 256, 1024
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    n: int           # points, all groups
+    classes: int
+    dim: int
+
+
+SCENARIOS = {
+    "cifar": Scenario("cifar", 50_000, 10, 10),
+    "imagenet": Scenario("imagenet", 1_281_167, 1_000, 1_000),
+}
+TARGET_MS = {"cifar": 5.0, "imagenet": 1_000.0}
+TABLE_ROWS = [("cifar", 10), ("cifar", 30), ("cifar", 50), ("imagenet", 10), ("imagenet", 30)]
+
+
+def sample_size(n: int, k: int, eps: float) -> int:
+    """csrc/facility_location_plan.h stochastic_sample_size: ceil(n / k ln(1/eps)) clamped to [1, n]."""
+    size = math.ceil(n / k * math.log(1.0 / eps))
+    return max(1, min(n, size))
+
+
+def candidate_counts(n: int, k: int, method: str, eps: float = 0.01):
+    """Candidates evaluated at each of the k steps: the sample (stochastic) or every remaining point
+    (naive, and lazy, which the CUDA op evaluates naively)."""
+    s = sample_size(n, k, eps)
+    return [min(n - step, s) if method == "stochastic" else n - step for step in range(k)]
+
+
+def _seconds(cycles: float, gpu: Gpu) -> float:
+    return cycles / gpu.clock_hz
+
+
+def proxies_seconds(sc: Scenario, gpu: Gpu) -> float:
+    """grad_proxies (read logits, write errors) plus the wrapper's sorted copy (read and write N x D)."""
+    values = sc.n * sc.dim
+    traffic = 4 * values * 4
+    instructions = values * 30  # shared polynomial exp per element, the log per row amortised
+    return max(traffic / gpu.hbm_bytes_per_s, instructions / (gpu.fp32_lanes * gpu.sms * gpu.clock_hz))
+
+
+def _tiles(n: int) -> int:
+    t = -(-n // 32)
+    return t * (t + 1) // 2
+
+
+def similarity_seconds(sc: Scenario, gpu: Gpu, register_blocked: bool = False) -> float:
+    """group_tiles_kernel over every group (dense global rows), all SMs busy."""
+    n = sc.n // sc.classes
+    tiles = sc.classes * _tiles(n)
+    k_steps = sc.dim
+    warps_per_tile = 8
+    fp_clk = warps_per_tile * (k_steps * 12 + 4 * EXP_INSTRUCTIONS) / (gpu.fp32_lanes / 32)
+    lds = 16 / 64 * 4 if register_blocked else 5  # 8x8 blocking: 16 loads per 64 pairs, as 4 pairs' worth
+    lds_clk = warps_per_tile * k_steps * lds / gpu.smem_loads_per_clock
+    compute = tiles * max(fp_clk, lds_clk) / gpu.sms
+    writes = sc.classes * n * n * 4 / gpu.hbm_bytes_per_s
+    return max(_seconds(compute, gpu), writes)
+
+
+def _row_latency(gpu: Gpu, rows_bytes_live: float) -> int:
+    return gpu.latency_l2 if rows_bytes_live <= gpu.l2_bytes else gpu.latency_hbm
+
+
+def greedy_step_cycles(n: int, count: int, stochastic: bool, row_latency: int, smem_latency: int) -> float:
+    """One step of the current greedy_kernel for a group of n points and `count` candidates."""
+    cycles = 0.0
+    if stochastic:
+        cycles += -(-count // GREEDY_THREADS) * DRAW_ROUND_CYCLES + count * SWAP_CYCLES * smem_latency
+    blocks = -(-n // TASK_POINTS)
+    tail_points = n - (blocks - 1) * TASK_POINTS
+    for q0 in range(0, count, CHUNK):
+        cc = min(CHUNK, count - q0)
+        tasks = cc * blocks
+        # a warp's tasks: mostly full 256-point blocks (8 iterations); the group's last block is shorter
+        mean_iterations = ((blocks - 1) * 8 + -(-tail_points // 32)) / blocks
+        task = mean_iterations * (row_latency + TERM_CHAIN_CYCLES) + TASK_TAIL_CYCLES
+        cycles += -(-tasks // WARPS) * task + SELECT_CYCLES
+    commit = -(-n // GREEDY_THREADS) * (row_latency + row_latency + TERM_CHAIN_CYCLES)
+    return cycles + commit
+
+
+def greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, memory_limit: int = 8 << 30,
+                   eps: float = 0.01) -> float:
+    """The current greedy_kernel: one block per group, groups in waves of `sms`, batches of memory_limit."""
+    n = sc.n // sc.classes
+    k = max(1, round(budget_pct / 100 * n))
+    block_bytes = n * n * 4
+    per_batch = max(1, memory_limit // block_bytes)
+    live = min(sc.classes, gpu.sms, per_batch) * block_bytes
+    latency = _row_latency(gpu, live)
+    per_group = sum(greedy_step_cycles(n, c, method == "stochastic", latency, gpu.latency_smem)
+                    for c in candidate_counts(n, k, method, eps))
+    batches = -(-sc.classes // per_batch)
+    waves = sum(-(-min(per_batch, sc.classes - b * per_batch) // gpu.sms) for b in range(batches))
+    return _seconds(per_group * waves, gpu)
+
+
+def lazy_batch_counts(n: int, k: int, eps: float = 0.01):
+    """Candidates an exact batched lazy greedy is assumed to evaluate per step: one batch of the
+    stochastic sample's size (the top stale bounds, accepted when the best fresh gain is at least the
+    next bound). An assumption of this model, not a measured count."""
+    s = sample_size(n, k, eps)
+    return [min(n - step, s) for step in range(k)]
+
+
+def _restructured_counts(n: int, k: int, method: str, eps: float):
+    return lazy_batch_counts(n, k, eps) if method == "lazy" else candidate_counts(n, k, method, eps)
+
+
+def restructured_greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: float = 0.01) -> float:
+    """The restructure issue 23 asks for (not implemented): a class spread over a thread-block cluster of
+    min(16, sms // classes) SMs, one candidate per warp with 8 vector loads in flight, integer partial
+    gains combined through distributed shared memory; lazy as an exact batched lazy greedy
+    (``lazy_batch_counts``). Per step: the larger of the cluster's row traffic (64 B a clock per SM,
+    capped at the SM's share of HBM bandwidth) and its conversions, plus a fixed ~3,000 cycles
+    (cluster barriers, the pick's broadcast, the commit)."""
+    n = sc.n // sc.classes
+    k = max(1, round(budget_pct / 100 * n))
+    per_cluster = max(1, min(16, gpu.sms // sc.classes))
+    clusters_at_once = max(1, gpu.sms // per_cluster)
+    waves = -(-sc.classes // clusters_at_once)
+    sm_bytes_per_clock = min(64.0, gpu.hbm_bytes_per_s / (gpu.sms * gpu.clock_hz))
+    counts = _restructured_counts(n, k, method, eps)
+    per_group = sum(max(c * n * 4 / sm_bytes_per_clock, c * n / gpu.conversions_per_clock) / per_cluster + 3_000
+                    for c in counts)
+    return _seconds(per_group * waves, gpu)
+
+
+def floor_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: float = 0.01) -> float:
+    """Every SM busy, no latency exposed: proxies + distances (FP32 issue or the n^2 x 4 B of S
+    written, whichever is longer) + every gain term read once from HBM or converted (16 a clock per
+    SM), whichever is longer. Lazy: the batched lazy greedy's assumed counts (``lazy_batch_counts``)."""
+    n = sc.n // sc.classes
+    k = max(1, round(budget_pct / 100 * n))
+    counts = _restructured_counts(n, k, method, eps)
+    terms = sc.classes * n * sum(counts)
+    gains = max(terms * 4 / gpu.hbm_bytes_per_s, terms / (gpu.conversions_per_clock * gpu.sms * gpu.clock_hz))
+    pairs = sc.classes * n * (n + 1) / 2
+    distances = max(pairs * (3 * sc.dim + EXP_INSTRUCTIONS) / (gpu.fp32_lanes * gpu.sms * gpu.clock_hz),
+                    sc.classes * n * n * 4 / gpu.hbm_bytes_per_s)
+    return proxies_seconds(sc, gpu) + distances + gains
+
+
+def predict(scenario: str, budget_pct: int, method: str = "stochastic", gpu: Gpu = H100,
+            memory_limit: int = 8 << 30) -> dict:
+    """Predicted milliseconds of one logits -> weights call with the current kernels, by phase, with the
+    restructured kernel's prediction and the floor."""
+    sc = SCENARIOS[scenario]
+    proxies = proxies_seconds(sc, gpu)
+    similarity = similarity_seconds(sc, gpu)
+    greedy = greedy_seconds(sc, budget_pct, method, gpu, memory_limit)
+    restructured = (proxies + similarity_seconds(sc, gpu, register_blocked=True)
+                    + restructured_greedy_seconds(sc, budget_pct, method, gpu) + HOST_SECONDS)
+    return {
+        "proxies_ms": 1e3 * proxies,
+        "similarity_ms": 1e3 * similarity,
+        "greedy_ms": 1e3 * greedy,
+        "total_ms": 1e3 * (proxies + similarity + greedy + HOST_SECONDS),
+        "restructured_ms": 1e3 * restructured,
+        "floor_ms": 1e3 * floor_seconds(sc, budget_pct, method, gpu),
+        "target_ms": TARGET_MS[scenario],
+    }
+
+
+def gpu_for_device_name(name: str) -> Gpu:
+    """The model's GPU for torch.cuda.get_device_name(): H200 when the name says so, else H100."""
+    return H200 if "H200" in name.upper() else H100
+
+
+def markdown_table(gpu: Gpu = H100) -> str:
+    lines = [f"| {gpu.name}: case | method | current kernel, ms (similarity / greedy) | restructured, ms | "
+             "floor, ms | target, ms |",
+             "|---|---|---|---|---|---|"]
+    for scenario, pct in TABLE_ROWS:
+        for method in ("stochastic", "lazy"):
+            p = predict(scenario, pct, method, gpu)
+            lines.append(f"| {scenario} {pct}% | {method} | {_fmt(p['total_ms'])} ({_fmt(p['similarity_ms'])} / "
+                         f"{_fmt(p['greedy_ms'])}) | {_fmt(p['restructured_ms'])} | {_fmt(p['floor_ms'])} | "
+                         f"{_fmt(p['target_ms'])} |")
+    return "\n".join(lines)
+
+
+def _fmt(ms: float) -> str:
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 1 else f"{ms:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpu", default="h100", choices=sorted(GPUS))
+    args = ap.parse_args()
+    print(markdown_table(GPUS[args.gpu]))
+
+
+if __name__ == "__main__":
+    main()
