@@ -24,7 +24,7 @@ from torch import nn
 
 from augcore.checks import check_choice, check_int, check_number
 from augcore.models.all_conv import AllConvNet
-from augcore.models.base import EmbeddingClassifier, check_model_args
+from augcore.models.base import EmbeddingClassifier, check_model_args, mixing_points
 from augcore.models.cifar_resnet import CifarResNet
 from augcore.models.preact_resnet import PreActResNet18
 from augcore.models.shake_shake import ShakeShake
@@ -124,5 +124,5 @@ def _probe(model: nn.Module, name: str, num_classes: int, in_channels: int, imag
 
 
 __all__ = ["AllConvNet", "CifarResNet", "EmbeddingClassifier", "MODELS", "PreActResNet18", "ShakeShake", "SmallCNN",
-           "TORCHVISION_PREFIX", "WideResNet", "build_model", "build_torchvision", "load_weights", "model_options",
-           "read_state_dict", "torchvision_archs", "vit_s"]
+           "TORCHVISION_PREFIX", "WideResNet", "build_model", "build_torchvision", "load_weights", "mixing_points",
+           "model_options", "read_state_dict", "torchvision_archs", "vit_s"]

@@ -24,6 +24,8 @@ class EmbeddingClassifier(nn.Module):
     """Base class: subclasses define ``embed`` and register the final ``nn.Linear`` as ``classifier_attr``."""
 
     classifier_attr = "linear"
+    # submodules whose outputs Manifold Mixup may mix, in forward order (its residual stages)
+    mixing_points: Tuple[str, ...] = ()
 
     @property
     def classifier(self) -> nn.Linear:
@@ -39,3 +41,23 @@ class EmbeddingClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         embedding = self.embed(x)
         return self.classifier(embedding), embedding
+
+
+def mixing_points(model: nn.Module) -> Tuple[str, ...]:
+    """The names of ``model``'s submodules whose outputs Manifold Mixup may mix, in forward order: the
+    ``mixing_points`` an augcore model declares (its residual stages), or ``layer1``-``layer4`` of a
+    torchvision ResNet. Raises ValueError for a model without declared points."""
+    from torchvision.models import ResNet
+
+    points = getattr(model, "mixing_points", None)
+    if points is None and isinstance(model, ResNet):
+        points = ("layer1", "layer2", "layer3", "layer4")
+    if not points:
+        raise ValueError(f"{type(model).__name__} declares no mixing points for Manifold Mixup; models that do: "
+                         "preact_resnet18, resnet20/32/56, wrn28_10, shake_shake26_2x96d, small_cnn, torchvision "
+                         "ResNets (or set a `mixing_points` tuple of submodule names on the model)")
+    names = dict(model.named_modules())
+    missing = [p for p in points if p not in names]
+    if missing:
+        raise ValueError(f"{type(model).__name__}.mixing_points names no submodule {missing}")
+    return tuple(points)

@@ -45,6 +45,7 @@ class _BasicBlock(nn.Module):
 
 class CifarResNet(EmbeddingClassifier):
     classifier_attr = "linear"
+    mixing_points = ("layer1", "layer2", "layer3")
 
     def __init__(self, depth: int, num_classes: int, in_channels: int = 3):
         super().__init__()

@@ -36,6 +36,7 @@ class _PreActBlock(nn.Module):
 
 class PreActResNet18(EmbeddingClassifier):
     classifier_attr = "linear"
+    mixing_points = ("layer1", "layer2", "layer3", "layer4")
 
     def __init__(self, num_classes: int, in_channels: int = 3):
         super().__init__()

@@ -92,6 +92,7 @@ class ShakeShake(EmbeddingClassifier):
     """Shake-Shake ``depth`` 2x``width``d; ``ShakeShake(26, 96, num_classes)`` is 26 2x96d."""
 
     classifier_attr = "fc"
+    mixing_points = ("stage1", "stage2", "stage3")
 
     def __init__(self, depth: int, width: int, num_classes: int, in_channels: int = 3):
         super().__init__()

@@ -14,6 +14,7 @@ from augcore.models.base import EmbeddingClassifier, check_model_args
 
 class SmallCNN(EmbeddingClassifier):
     classifier_attr = "fc"
+    mixing_points = ("features.0", "features.1", "features.3")   # its three convolution blocks
 
     def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32):
         super().__init__()

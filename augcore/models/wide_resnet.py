@@ -37,6 +37,7 @@ class _WideBlock(nn.Module):
 
 class WideResNet(EmbeddingClassifier):
     classifier_attr = "fc"
+    mixing_points = ("block1", "block2", "block3")
 
     def __init__(self, depth: int, widen_factor: int, num_classes: int, in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
