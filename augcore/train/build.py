@@ -36,6 +36,7 @@ class RunParts:
     model: nn.Module
     device: torch.device
     num_classes: int
+    strong: Any = None         # the strong transform (a StrongOrWeak when refinement.weaken_epochs > 0)
 
 
 def build_data(config: TrainConfig, train_set=None, test_set=None):
@@ -78,7 +79,7 @@ def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_s
     """The run's parts; ``model``, ``train_set``, ``test_set`` and ``transforms`` (weak, strong)
     replace what the config would build."""
     from augcore.data import AugmentedSubsetDataset
-    from augcore.data.transforms import eval_transform, strong_transform, weak_transform
+    from augcore.data.transforms import StrongOrWeak, eval_transform, strong_transform_for, weak_transform
     from augcore.train.checkpoint import seed_everything
 
     config = config.validate()
@@ -90,7 +91,9 @@ def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_s
     if transforms is not None:
         weak, strong = transforms
     else:
-        weak, strong = weak_transform(train_base), strong_transform(config.augment.strong, train_base)
+        weak, strong = weak_transform(train_base), strong_transform_for(config.augment, train_base)
+    if config.refinement.weaken_epochs:
+        strong = StrongOrWeak(strong, weak)  # the trainer lowers its strength before refinement
     a = config.augment
 
     def make_view(selection, originals: Optional[torch.Tensor], strong_override=None):
@@ -106,4 +109,4 @@ def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_s
                     inference_set=train_base.with_transform(eval_transform(train_base)),
                     strong_view=train_base.with_transform(strong), weak=weak, make_view=make_view,
                     refine_view=AugmentedSubsetDataset(train_base, None, weak=weak, strong=strong),
-                    model=model.to(device), device=device, num_classes=train_base.num_classes)
+                    model=model.to(device), device=device, num_classes=train_base.num_classes, strong=strong)
