@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from augcore.config import ConfigError, apply_overrides, build, load_yaml, require, require_choice, to_dict
 from augcore.train.schedules import REFINEMENT_MODES, SCHEDULES
 
-BATCH_AUGS = ("none", "mixup", "cutmix")
+BATCH_AUGS = ("none", "mixup", "cutmix", "manifold_mixup")
 AMP_MODES = ("none", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adam")
 STATS_SOURCES = ("eval", "in_epoch")
@@ -79,8 +79,25 @@ class ScheduleConfig:
 class AugmentConfig:
     mode: str = "coreset"               # a selection policy: augcore.train.policies.POLICIES
     strong: str = "autoaugment"         # strong transform applied to selected examples
-    batch_aug: str = "none"             # none | mixup | cutmix (soft-label loss)
-    mix_alpha: float = 1.0
+    batch_aug: str = "none"             # none | mixup | cutmix | manifold_mixup (soft-label loss)
+    mix_alpha: float = 1.0              # lam ~ Beta(mix_alpha, mix_alpha)
+    # probability a batch is mixed; null: the paper's, 0.5 for cutmix (Yun et al.; the refinement paper), else 1
+    batch_aug_prob: Optional[float] = None
+    # manifold_mixup: mixing points drawn from (0: the input, k: the model's k-th residual stage); null:
+    # Verma et al.'s released [0, 1, 2]
+    manifold_mixup_layers: Optional[List[int]] = None
+    # the strong augmentation's settings (docs/training.md, "Augmentation settings"); null: the data set's
+    autoaugment_policy: Optional[str] = None      # cifar10 | imagenet | svhn
+    cutout_size: Optional[int] = None             # pixels; null: 16 CIFAR, 20 SVHN, 32 Tiny-ImageNet and 224-px folders
+    augmix_severity: int = 1            # AugMix: the coreset paper's released code (augmix/imagenet.py: aug)
+    augmix_width: int = 3
+    augmix_depth: int = -1              # -1: a random depth in [1, 3]
+    augmix_alpha: float = 1.0
+    augmix_all_ops: bool = False
+    perturb_brightness: float = 0.2     # perturb: the released main.py --noise_only (ColorJitter + GaussianBlur(5))
+    perturb_blur_kernel: int = 5
+    perturb_blur_sigma: List[float] = field(default_factory=lambda: [0.1, 2.0])
+    noise_sigma: float = 0.05           # noise: Gaussian pixel noise std on the [0, 1] image
     fraction: float = 0.1               # augmentation budget, fraction of the training set
     reselect_every: int = 20            # R epochs
     copies: int = 1
@@ -110,8 +127,17 @@ class RefinementConfig:
     enabled: bool = False
     epochs: int = 50                    # M
     mode: str = "extra"                 # extra (M after N, the paper) | last (last M of N)
-    lr: Optional[float] = None          # None: final-epoch LR (step schedules) / cosine_lr
+    lr: Optional[float] = None          # start LR; None: final-epoch LR (step schedules) / cosine_lr
     cosine_lr: float = 1e-4
+    # the LR over the M refinement epochs, from refinement.lr: constant (the paper) | cosine (to min_lr) |
+    # multistep (x gamma at milestones, refinement epochs counted from 0; default 50% and 75% of M)
+    schedule: str = "constant"
+    milestones: List[int] = field(default_factory=list)
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    # the last weaken_epochs epochs before refinement take the strong augmentation linearly to 0
+    # (docs/training.md, "Refinement": the strength of each kind)
+    weaken_epochs: int = 0
 
 
 @dataclass
@@ -125,6 +151,7 @@ class RunConfig:
     progress: bool = True
     num_threads: Optional[int] = None   # torch CPU threads; None leaves torch's default
     grad_variance: bool = False         # log E||g_B - g||^2 each epoch (metrics.minibatch_gradient_variance; one extra pass)
+    clean_loss: bool = False            # log train_loss_clean: un-augmented training data, eval mode, each epoch
 
 
 @dataclass
@@ -213,6 +240,8 @@ class TrainConfig:
         require(s.gamma > 0, "schedule.gamma", f"must be > 0, got {s.gamma}")
         require(s.min_lr >= 0, "schedule.min_lr", f"must be >= 0, got {s.min_lr}")
         require(r.cosine_lr > 0, "refinement.cosine_lr", f"must be > 0, got {r.cosine_lr}")
+        self._validate_augment_settings()
+        self._validate_refinement_variants()
         require(self.run.eval_batch_size >= 1, "run.eval_batch_size", f"must be >= 1, got {self.run.eval_batch_size}")
         require(self.run.seed >= 0, "run.seed", f"must be >= 0, got {self.run.seed}")
         require(self.run.num_threads is None or self.run.num_threads >= 1, "run.num_threads",
@@ -227,6 +256,61 @@ class TrainConfig:
         require(self.run.device == "auto" or self.run.device == "cpu" or self.run.device.startswith("cuda"),
                 "run.device", f"must be auto, cpu, cuda or cuda:N, got {self.run.device!r}")
         return self
+
+
+    def _validate_augment_settings(self) -> None:
+        from augcore.data.transforms import AUTOAUGMENT_POLICIES
+
+        a = self.augment
+        require(a.batch_aug_prob is None or 0 <= a.batch_aug_prob <= 1, "augment.batch_aug_prob",
+                f"must lie in [0, 1] or be null, got {a.batch_aug_prob}")
+        require(a.batch_aug_prob is None or a.batch_aug != "none", "augment.batch_aug_prob",
+                "applies to a batch augmentation; set augment.batch_aug (mixup, cutmix, manifold_mixup)")
+        if a.manifold_mixup_layers is not None:
+            require(a.batch_aug == "manifold_mixup", "augment.manifold_mixup_layers",
+                    f"applies to augment.batch_aug: manifold_mixup, got batch_aug {a.batch_aug!r}")
+            require(len(a.manifold_mixup_layers) > 0 and min(a.manifold_mixup_layers) >= 0,
+                    "augment.manifold_mixup_layers",
+                    f"must list mixing points >= 0 (0: the input), got {a.manifold_mixup_layers}")
+        if a.autoaugment_policy is not None:
+            require_choice("augment.autoaugment_policy", a.autoaugment_policy, AUTOAUGMENT_POLICIES)
+        require(a.cutout_size is None or a.cutout_size >= 1, "augment.cutout_size",
+                f"must be >= 1 pixel or null, got {a.cutout_size}")
+        require(1 <= a.augmix_severity <= 10, "augment.augmix_severity", f"must lie in [1, 10], got {a.augmix_severity}")
+        require(a.augmix_width >= 1, "augment.augmix_width", f"must be >= 1, got {a.augmix_width}")
+        require(a.augmix_depth == -1 or a.augmix_depth >= 1, "augment.augmix_depth",
+                f"must be >= 1, or -1 for a random depth in [1, 3]; got {a.augmix_depth}")
+        require(a.augmix_alpha > 0, "augment.augmix_alpha", f"must be > 0, got {a.augmix_alpha}")
+        require(a.perturb_brightness >= 0, "augment.perturb_brightness", f"must be >= 0, got {a.perturb_brightness}")
+        require(a.perturb_blur_kernel >= 1 and a.perturb_blur_kernel % 2 == 1, "augment.perturb_blur_kernel",
+                f"must be an odd number of pixels, got {a.perturb_blur_kernel}")
+        sigma = a.perturb_blur_sigma
+        require(len(sigma) == 2 and 0 < sigma[0] <= sigma[1], "augment.perturb_blur_sigma",
+                f"must be [min, max] with 0 < min <= max, got {sigma}")
+        require(a.noise_sigma >= 0, "augment.noise_sigma", f"must be >= 0, got {a.noise_sigma}")
+
+    def _validate_refinement_variants(self) -> None:
+        a, r, s = self.augment, self.refinement, self.schedule
+        require_choice("refinement.schedule", r.schedule, SCHEDULES)
+        if r.enabled:
+            require(all(0 < m < r.epochs for m in r.milestones) and list(r.milestones) == sorted(r.milestones),
+                    "refinement.milestones",
+                    f"must be increasing refinement epochs in (0, refinement.epochs={r.epochs}), got {r.milestones}")
+        require(not r.milestones or r.schedule == "multistep", "refinement.milestones",
+                f"apply to refinement.schedule: multistep, got schedule {r.schedule!r}")
+        require(0 < r.gamma <= 1, "refinement.gamma", f"must lie in (0, 1], got {r.gamma}")
+        require(r.min_lr >= 0, "refinement.min_lr", f"must be >= 0, got {r.min_lr}")
+        require(r.lr is None or r.min_lr <= r.lr, "refinement.min_lr",
+                f"must not exceed refinement.lr={r.lr}, got {r.min_lr}")
+        intensive = s.epochs - (r.epochs if r.enabled and r.mode == "last" else 0)
+        require(0 <= r.weaken_epochs < intensive, "refinement.weaken_epochs",
+                f"must lie in [0, {intensive}) (the epochs of strong augmentation before refinement), "
+                f"got {r.weaken_epochs}")
+        if r.weaken_epochs:
+            require(a.strong != "wu2020", "refinement.weaken_epochs",
+                    "cannot weaken augment.strong: wu2020 (its copies are made by the policy, not the data loader)")
+            require(a.selector.get("augmenter", "none") == "none", "refinement.weaken_epochs",
+                    "cannot weaken the influence policy's learned augmentation (augment.selector.augmenter)")
 
 
 def config_from_dict(raw: Optional[Dict[str, Any]]) -> TrainConfig:

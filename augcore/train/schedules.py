@@ -9,8 +9,8 @@ updated every iteration.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -80,12 +80,18 @@ class LRSchedule:
 
 @dataclass(frozen=True)
 class RefinementPlan:
-    """Which epochs refine (weak-only data, constant small LR), after He et al.
+    """Which epochs refine (weak-only data, small LR), after He et al., and how strong the augmentation
+    of the epochs before is.
 
     ``mode="extra"`` (the paper's main setting): N scheduled epochs of intensive
     augmentation, then M more; ``"last"`` (the fixed-total ablation): the last M of
-    the N scheduled epochs refine. ``lr`` for refinement: given, else the step
-    schedule's final-epoch LR, else (cosine, whose final LR is ~0) ``cosine_lr``.
+    the N scheduled epochs refine. ``lr`` starts refinement: given, else the step
+    schedule's final-epoch LR, else (cosine, whose final LR is ~0) ``cosine_lr``; ``schedule``
+    runs it over the M epochs: ``constant`` (the paper's main setting), or ``cosine`` / ``multistep``
+    (``LRSchedule`` over M epochs from ``lr``; the paper's ablation "Learning Rate while refining"
+    starts refinement at a large LR that decays). ``weaken_epochs`` W: the last W epochs before
+    refinement have strength (first refinement epoch - epoch) / (W + 1), falling linearly from 1
+    towards 0 (the ablation "From Augmented Data to Clean Data Gradually"); refinement has strength 0.
     """
 
     enabled: bool
@@ -93,26 +99,43 @@ class RefinementPlan:
     refine_epochs: int     # M
     mode: str = "extra"
     lr: float = 0.0
+    schedule: str = "constant"
+    milestones: Tuple[int, ...] = ()
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    weaken_epochs: int = 0
+    _lr_schedule: Optional[LRSchedule] = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         check_choice("refinement mode", self.mode, REFINEMENT_MODES)
         check_int("scheduled_epochs", self.scheduled_epochs, min=1)
         check_int("refine_epochs", self.refine_epochs, min=0)
         check_number("refinement lr", self.lr, min=0.0)
+        check_choice("refinement schedule", self.schedule, SCHEDULES)
         if self.enabled and self.refine_epochs < 1:
             raise ValueError(f"refinement needs epochs >= 1, got {self.refine_epochs}")
         if self.enabled and self.mode == "last" and self.refine_epochs >= self.scheduled_epochs:
             raise ValueError(f"refinement 'last' mode needs M={self.refine_epochs} < N={self.scheduled_epochs}")
+        intensive = self.total_epochs - (self.refine_epochs if self.enabled else 0)
+        check_int("weaken_epochs", self.weaken_epochs, min=0, max=intensive - 1)
+        if self.enabled and self.schedule != "constant":
+            object.__setattr__(self, "_lr_schedule", LRSchedule(
+                self.schedule, self.lr, self.refine_epochs, milestones=list(self.milestones), gamma=self.gamma,
+                min_lr=self.min_lr))
 
     @classmethod
     def build(cls, schedule: LRSchedule, enabled: bool, epochs: int, mode: str = "extra",
-              lr: Optional[float] = None, cosine_lr: float = 1e-4) -> "RefinementPlan":
+              lr: Optional[float] = None, cosine_lr: float = 1e-4, *, refine_schedule: str = "constant",
+              milestones: Sequence[int] = (), gamma: float = 0.1, min_lr: float = 0.0,
+              weaken_epochs: int = 0) -> "RefinementPlan":
         if not isinstance(schedule, LRSchedule):
             raise TypeError(f"schedule must be an LRSchedule, got {type(schedule).__name__}")
         if lr is None:
             lr = cosine_lr if schedule.name == "cosine" else schedule.final_lr()
         lr = check_number("refinement lr", lr, min=0.0, min_inclusive=not enabled)
-        return cls(bool(enabled), schedule.epochs, check_int("refinement epochs", epochs, min=0), mode, lr)
+        return cls(bool(enabled), schedule.epochs, check_int("refinement epochs", epochs, min=0), mode, lr,
+                   refine_schedule, tuple(check_int_list("refinement milestones", milestones)), gamma, min_lr,
+                   weaken_epochs)
 
     @property
     def total_epochs(self) -> int:
@@ -127,6 +150,26 @@ class RefinementPlan:
     def is_refining(self, epoch: int) -> bool:
         first = self.first_refine_epoch
         return first is not None and epoch >= first
+
+    def refine_lr(self, epoch: int, step: int = 0, steps_in_epoch: int = 1) -> float:
+        """The LR of a refinement epoch's ``step``: ``lr``, or the refinement schedule's from ``lr``."""
+        first = self.first_refine_epoch
+        if first is None or epoch < first:
+            raise ValueError(f"epoch {epoch} is not a refinement epoch (refinement starts at {first})")
+        if self._lr_schedule is None:
+            return self.lr
+        return self._lr_schedule.lr(epoch - first, step, steps_in_epoch)
+
+    def strength(self, epoch: int) -> float:
+        """The strong augmentation's strength in ``epoch``: 1, falling linearly over the last
+        ``weaken_epochs`` epochs before refinement (or before the end of training), 0 in refinement."""
+        epoch = check_int("epoch", epoch, min=0)
+        if self.is_refining(epoch):
+            return 0.0
+        end = self.first_refine_epoch if self.enabled else self.total_epochs
+        if epoch < end - self.weaken_epochs:
+            return 1.0
+        return (end - epoch) / (self.weaken_epochs + 1)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

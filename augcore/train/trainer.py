@@ -16,6 +16,7 @@ views), ``policies`` (what to augment), ``update.UpdateStep`` (one update),
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from augcore.data.transforms import StrongOrWeak
 from augcore.io import atomic_torch_save
 from augcore.selection.base import Selection
 from augcore.selection.inference import logits_of
@@ -109,10 +111,11 @@ class Trainer:
                                  grad_clip=o.grad_clip, embeddings=cfg.augment.stats == "in_epoch")
         self.schedule = LRSchedule(s.name, o.lr, s.epochs, warmup_epochs=s.warmup_epochs, milestones=s.milestones,
                                    gamma=s.gamma, min_lr=s.min_lr)
-        self.plan = RefinementPlan.build(self.schedule, r.enabled, r.epochs, r.mode, r.lr, r.cosine_lr)
+        self.plan = RefinementPlan.build(self.schedule, r.enabled, r.epochs, r.mode, r.lr, r.cosine_lr,
+                                         refine_schedule=r.schedule, milestones=r.milestones, gamma=r.gamma,
+                                         min_lr=r.min_lr, weaken_epochs=r.weaken_epochs)
         self.total_epochs = self.plan.total_epochs
-        from augcore.data.transforms import CutMix, Mixup
-        self.batch_mix_cls = {"none": None, "mixup": Mixup, "cutmix": CutMix}[cfg.augment.batch_aug]
+        self._check_batch_mix()
 
         a = cfg.augment
         if cfg.run.grad_variance and self.strategy.world_size > 1:
@@ -130,6 +133,35 @@ class Trainer:
 
         self.start_epoch = 0
         self.rows: List[Dict[str, Any]] = []
+
+    def _check_batch_mix(self) -> None:
+        """Fails now, naming the key, where the epoch's batch augmentation could not be built."""
+        if self.config.augment.batch_aug == "manifold_mixup":
+            from augcore.config import ConfigError
+
+            try:
+                self._batch_mix(0)
+            except ValueError as exc:
+                raise ConfigError(f"augment.batch_aug: manifold_mixup: {exc}") from None
+
+    def _batch_mix(self, epoch: int):
+        """The epoch's batch augmentation (None: none), its draws seeded by (run seed, epoch), weakened by
+        the epoch's strength: Mixup and Manifold Mixup alpha x strength, CutMix probability x strength."""
+        from augcore.data.transforms import CutMix, ManifoldMixup, Mixup
+
+        a = self.config.augment
+        strength = self.plan.strength(epoch)
+        if a.batch_aug == "none" or strength == 0.0:
+            return None
+        prob = a.batch_aug_prob if a.batch_aug_prob is not None else (0.5 if a.batch_aug == "cutmix" else 1.0)
+        seed = epoch_seed(self.config.run.seed, epoch, 2)
+        if a.batch_aug == "cutmix":
+            return CutMix(a.mix_alpha, seed=seed, prob=prob * strength)
+        if a.batch_aug == "mixup":
+            return Mixup(a.mix_alpha * strength, seed=seed, prob=prob)
+        layers = a.manifold_mixup_layers
+        return ManifoldMixup(self.model, a.mix_alpha * strength, seed=seed, prob=prob,
+                             **({} if layers is None else {"layers": layers}))
 
     # -------------------------------------------------------------- what the policy holds
     @property
@@ -162,9 +194,9 @@ class Trainer:
         steps = len(loader)
         if steps == 0:
             raise RuntimeError(f"epoch {epoch}: the training view is empty (train_on={cfg.augment.train_on!r})")
-        mix = None
-        if self.batch_mix_cls is not None and not refining:
-            mix = self.batch_mix_cls(cfg.augment.mix_alpha, seed=epoch_seed(cfg.run.seed, epoch, 2))
+        mix = None if refining else self._batch_mix(epoch)
+        if isinstance(self.parts.strong, StrongOrWeak):
+            self.parts.strong.set_strength(self.plan.strength(epoch))
         record = not refining and self.stats.records_in_epoch
         if record:
             self.stats.start_epoch()
@@ -174,7 +206,7 @@ class Trainer:
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.total_epochs}" + (" (refine)" if refining else ""),
                    unit="batch", leave=False, disable=not cfg.run.progress)
         for step, (x, y, w, idx, is_aug) in enumerate(bar):
-            lr = self.plan.lr if refining else self.schedule.lr(epoch, step, steps)
+            lr = self.plan.refine_lr(epoch, step, steps) if refining else self.schedule.lr(epoch, step, steps)
             set_lr(self.optimizer, lr)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
@@ -191,7 +223,9 @@ class Trainer:
             x, targets = (x, y) if refining else self.policy.finish_batch(x, y, idx, is_aug)
             if mix is not None:
                 x, targets = mix(x, targets if targets.dim() == 2 else F.one_hot(y, self.num_classes).float())
-            loss, logits, embeddings = self.update(x, targets, w, scale=scale, first_pass=self.strategy.sam_first_pass)
+            with mix.forward_context() if mix is not None else contextlib.nullcontext():
+                loss, logits, embeddings = self.update(x, targets, w, scale=scale,
+                                                       first_pass=self.strategy.sam_first_pass)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch}, step {step}: the training loss is {loss}; "
                                          "lower optim.lr or enable optim.grad_clip")
@@ -232,6 +266,31 @@ class Trainer:
         finally:
             self.model.train(was_training)
             set_rng_state(saved)
+
+    @torch.no_grad()
+    def clean_training_loss(self) -> Dict[str, float]:
+        """The training loss on clean data, R^(f|P) of the refinement paper's Table 2: mean cross-entropy
+        (unweighted) and accuracy over every training example under the eval transform (no crop, flip
+        or strong augmentation), in eval mode, as the function f is tested. Random generators are
+        restored afterwards, so logging it leaves the training run unchanged."""
+        loader = DataLoader(self.inference_set, batch_size=self.config.run.eval_batch_size, shuffle=False,
+                            num_workers=self.config.data.num_workers)
+        saved = rng_state()
+        was_training = self.model.training
+        self.model.eval()
+        total_loss, correct, n = 0.0, 0, 0
+        try:
+            for x, y in loader:
+                x, y = x.to(self.device), torch.as_tensor(y).to(self.device)
+                with self.update.autocast():
+                    logits = logits_of(self.forward_model(x)).float()
+                total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+                correct += int((logits.argmax(1) == y).sum())
+                n += y.numel()
+        finally:
+            self.model.train(was_training)
+            set_rng_state(saved)
+        return {"train_loss_clean": total_loss / n, "train_acc_clean": 100.0 * correct / n}
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
@@ -308,11 +367,15 @@ class Trainer:
             updates_before = self.history.num_updates
             event = None if refining else self.policy.begin_epoch(epoch)
             row: Dict[str, Any] = {"epoch": epoch, "phase": "refine" if refining else "augment"}
+            if cfg.refinement.weaken_epochs:
+                row["augment_strength"] = self.plan.strength(epoch)
             row.update(self._train_epoch(epoch, refining))
             current = None if refining else self.policy.end_epoch(epoch)
             epoch_time = time.perf_counter() - t0
             if cfg.run.grad_variance:
                 row["grad_variance"] = self.gradient_variance(epoch, refining)
+            if cfg.run.clean_loss:
+                row.update(self.clean_training_loss())
             row.update(self.evaluate())
             if current is None:
                 current = empty_selection("refine" if refining else cfg.augment.mode)
