@@ -77,3 +77,26 @@ def test_float64_objective_matches_a_brute_force_sum():
         brute += max(np.exp(-np.linalg.norm(points[i] - points[j]) / 3) for j in same)
     # the expanded |x|^2 + |y|^2 - 2 x.y form leaves ~1e-16 of d^2 at a pick itself: ~1e-8 after the sqrt
     assert benchmarks.float64_objective(points, labels, picks) == pytest.approx(brute, rel=1e-7)
+
+
+def test_bench_triton_smoke_runs_and_matches_the_cpu_op(tmp_path):
+    """bench/bench_triton.py --smoke: every row times both backends on the same inputs, reports their
+    ratio and finds the results equal. Without a GPU it runs Triton's interpreter: a run check only."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, "bench/bench_triton.py", "--smoke", "--json", str(out)], cwd=root,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())
+    assert {(r["method"], r["budget_pct"]) for r in rows} == {("stochastic", 10), ("lazy", 10)}
+    for r in rows:
+        assert r["equal"] is True and r["triton_ms"] > 0 and r["cpu_ms"] > 0
+        assert r["cpu_over_triton"] == pytest.approx(r["cpu_ms"] / r["triton_ms"])
+        assert r["interpreted"] == (r["device"] == "cpu")
+    assert "triton: ok" in proc.stdout
