@@ -201,7 +201,7 @@ small=(--quick --sizes 40,100,300 --budget 2)  # racecheck/synccheck: shared and
 bench_cifar=("$PYTHON" bench/bench_gpu.py --scenario cifar --repeats 5 --json "$logs/bench_cifar.json")
 bench_imagenet=("$PYTHON" bench/bench_gpu.py --scenario imagenet --repeats 3 --skip-torch
                 --json "$logs/bench_imagenet.json")
-triton_cmd=("$PYTHON" bench/bench_triton.py)
+triton_cmd=("$PYTHON" bench/bench_triton.py --json "$logs/triton.json")
 
 if [ "$dry_run" = 1 ]; then
   echo "gpu_check.sh plan (deadline 345 s; each step capped):"
@@ -218,7 +218,8 @@ if [ "$dry_run" = 1 ]; then
   echo "checks without a GPU:"
   rc=0
   bash -n "$0" && echo "  ok   this script parses" || rc=1
-  "$PYTHON" -m py_compile bench/bench_gpu.py bench/gpu_sanitize_driver.py && echo "  ok   bench scripts compile" || rc=1
+  "$PYTHON" -m py_compile bench/bench_gpu.py bench/gpu_model.py bench/bench_triton.py bench/gpu_sanitize_driver.py \
+    && echo "  ok   bench scripts compile" || rc=1
   "$PYTHON" bench/gpu_sanitize_driver.py --device cpu --sizes 40,100,300 --budget 2 > "$logs/driver_cpu.log" 2>&1 \
     && echo "  ok   sanitizer driver runs on the CPU ($(grep -c '^ok' "$logs/driver_cpu.log") calls)" || rc=1
   # every parser on canned logs, with the verdict each must give (canned: taken from real tool output)
