@@ -83,7 +83,7 @@ def test_plan_invariants(sizes, optin, mode):
 def test_sizes_that_failed_to_launch_now_request_what_the_device_allows():
     groups, rows, sizes, _ = _plan(list(range(98, 110)), static=STATIC)
     assert len(rows) == 1 and rows[0]["rows"] == SHARED
-    assert rows[0]["dynamic"] + STATIC > DEFAULT_LIMIT  # needs the raised attribute, set at every launch
+    assert rows[0]["dynamic"] + STATIC > DEFAULT_LIMIT  # needs the raised attribute (set once per device)
     assert rows[0]["dynamic"] + STATIC <= H200_OPTIN
     _, rows, _, _ = _plan([4831, 6144], static=STATIC)
     assert [r["rows"] for r in rows] == [GLOBAL]
