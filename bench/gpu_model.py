@@ -30,11 +30,14 @@ Constants, with their sources (values as read there; the latencies are the model
   SMs, clock, FP32/FP64 lanes, HBM bandwidth: NVIDIA H100 / H200 datasheets and the H100
     whitepaper (H100 SXM5: 132 SMs, 1.98 GHz, 128 FP32 and 64 FP64 lanes per SM, 3.35 TB/s HBM3,
     50 MB L2; H200 SXM: same SMs, 4.8 TB/s HBM3e).
-  Per-SM instruction rates (CUDA C++ Programming Guide, "Arithmetic Instructions", compute
-    capability 9.0): 16 conversions from/to 64-bit types a clock, 32-lane shared-memory load a clock.
-  Latencies: shared memory ~30 cycles, L2 ~260, HBM ~600, rounded from published Hopper
-    microbenchmarks (Luo et al., arXiv:2402.13499; chipsandcheese.com, "Nvidia's H100: Funny L2").
-  Dependent-ALU chains, barrier and host costs: estimates of this model, named as such below.
+  Per-SM instruction rates: 16 conversions from/to 64-bit types a clock (the CUDA C++ Programming
+    Guide's throughput table, "Arithmetic Instructions", as recalled for compute capability 9.0:
+    not re-checked against the current guide, so treat it as an assumption); one 32-lane 32-bit
+    shared-memory load a clock (32 banks of 4 bytes).
+  Latencies: shared memory ~30 cycles, L2 ~260, HBM ~600: assumed round values of the order that
+    published Hopper microbenchmarks report (e.g. Luo et al., arXiv:2402.13499), not taken from a
+    table; with the dependent-ALU chains, barrier and host costs (estimates, named below) they are
+    the model's weakest constants, the first to correct from gpu_check's measurements.
 
     python bench/gpu_model.py              the predicted-time table (markdown, as in docs/gpu.md)
     python bench/gpu_model.py --gpu h200    the same for an H200
