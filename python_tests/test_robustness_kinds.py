@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import augcore
 from augcore.checks import CorruptFileError, check_count
 from augcore.cli import main
-from augcore.distributed.greedi import greedi_facility_location
+from augcore.selection.greedi import greedi_facility_location
 from augcore.generate.store import SyntheticStore, read_part
 from augcore.io import atomic_torch_save, atomic_write_text
 from augcore.selection import Selection, SelectionHistory

@@ -96,17 +96,3 @@ def check_group(env: DistributedEnv) -> None:
                            f"WORLD_SIZE={env.world_size}")
     if dist.get_rank() != env.rank:
         raise RuntimeError(f"rank mismatch: the process group says rank {dist.get_rank()} but RANK={env.rank}")
-
-
-def rank_and_world() -> tuple:
-    """(rank, world size) of the default group; (0, 1) when torch.distributed is not initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def shard_bounds(n: int, rank: int, world_size: int) -> tuple:
-    """[start, end) of rank's contiguous shard of n items (the first n % world ranks get one more)."""
-    base, extra = divmod(n, world_size)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (rank < extra)

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Subset
 
-from augcore.distributed.env import rank_and_world, shard_bounds
+from augcore.process_group import rank_and_world, shard_bounds
 from augcore.selection.base import InferenceStats, Selection, Selector
 from augcore.selection.inference import collect_stats
 
@@ -130,9 +130,12 @@ def select_by_class_distributed(selector: Selector, stats: InferenceStats, *, ep
     (``selector.select(..., classes=...)``, budgets from the global split) and the picks
     are all-gathered, so no rank solves the whole problem. Every rank passes the same
     (all-gathered) ``stats`` and returns the same Selection, rows in class order.
-    Selectors without a ``classes`` argument run on rank 0 and are broadcast."""
+    Selectors without a ``classes`` argument run on rank 0 and are broadcast; a selector whose
+    ``select`` is itself collective (``selector.collective``: a GreeDi coreset) runs on every rank."""
     import inspect
 
+    if getattr(selector, "collective", False):
+        return selector.select(stats, epoch=epoch, seed=seed)
     rank, world = rank_and_world()
     if world == 1 or "classes" not in inspect.signature(selector.select).parameters:
         selection = selector.select(stats, epoch=epoch, seed=seed) if rank == 0 else None

@@ -8,7 +8,7 @@ the final linear layer; the torchvision-built ones (``resnet18``, ``resnet50``,
 ``vit_s``, ``torchvision:*``) return logits only, as torchvision defines them. The
 trainer and every selection policy take either kind, and any other ``nn.Module`` that
 returns logits: embeddings are then read from the input of the final ``nn.Linear``
-(``augcore.selection.find_classifier``).
+(``augcore.models.outputs``: ``EmbeddingReader``, ``find_classifier``, ``logits_of``).
 
 A builder in :data:`MODELS` is ``builder(num_classes, in_channels, image_size)``; one that
 also takes ``dropout=`` or ``stem=`` keywords accepts ``model.dropout`` / ``model.stem``.
@@ -26,6 +26,7 @@ from augcore.checks import check_choice, check_int, check_number
 from augcore.models.all_conv import AllConvNet
 from augcore.models.base import EmbeddingClassifier, check_model_args, mixing_points
 from augcore.models.cifar_resnet import CifarResNet
+from augcore.models.outputs import EmbeddingReader, find_classifier, logits_of
 from augcore.models.preact_resnet import PreActResNet18
 from augcore.models.shake_shake import ShakeShake
 from augcore.models.small_cnn import SmallCNN
@@ -106,8 +107,6 @@ def build_model(name: str, num_classes: int, *, in_channels: int = 3, image_size
 
 def _probe(model: nn.Module, name: str, num_classes: int, in_channels: int, image_size: int) -> None:
     """One eval-mode forward of a blank image: the logits must be (1, num_classes)."""
-    from augcore.selection.inference import logits_of
-
     x = torch.zeros(1, in_channels, image_size, image_size)
     model.eval()
     try:
@@ -123,6 +122,7 @@ def _probe(model: nn.Module, name: str, num_classes: int, in_channels: int, imag
                          f"(1, {num_classes})")
 
 
-__all__ = ["AllConvNet", "CifarResNet", "EmbeddingClassifier", "MODELS", "PreActResNet18", "ShakeShake", "SmallCNN",
-           "TORCHVISION_PREFIX", "WideResNet", "build_model", "build_torchvision", "load_weights", "mixing_points",
-           "model_options", "read_state_dict", "torchvision_archs", "vit_s"]
+__all__ = ["AllConvNet", "CifarResNet", "EmbeddingClassifier", "EmbeddingReader", "MODELS", "PreActResNet18",
+           "ShakeShake", "SmallCNN", "TORCHVISION_PREFIX", "WideResNet", "build_model", "build_torchvision",
+           "find_classifier", "load_weights", "logits_of", "mixing_points", "model_options", "read_state_dict",
+           "torchvision_archs", "vit_s"]

@@ -19,13 +19,15 @@ from typing import Callable, List, Optional
 
 import torch
 
-from augcore.checks import check_choice
+from augcore.checks import check_bool, check_choice
 from augcore.ops import facility_location, grad_proxies, normalize_weights
 from augcore.ops.budgets import REFERENCE_SPLITS, SPLITS, split_budget
 from augcore.ops.facility_location import METHODS, SIMILARITIES
+from augcore.process_group import rank_and_world
 from augcore.selection._common import (budget_from_fraction, check_fraction, cpu_generator, derive_seed,
                                        require_nonempty_classes, validate_stats)
 from augcore.selection.base import InferenceStats, Selection
+from augcore.selection.greedi import greedi_per_class
 
 PROXIES = ("logits", "last_layer")
 WEIGHTINGS = ("normalized", "raw", "unit")
@@ -73,6 +75,14 @@ class CoresetSelector:
       keep_zero_weight: keep medoids that represent no point (possible only with
         duplicate points; default True, as the released code); ``False`` drops them
         before the weights are normalised.
+      greedi: solve each class with GreeDi (``augcore.selection.greedi``: two-round
+        distributed greedy over the ranks of the default process group, each rank
+        holding a share of each class) instead of one greedy per class, for classes too
+        large for one machine's memory. Every rank calls ``select`` with the same stats
+        (a collective call, see ``collective``); one process runs it with m = 1.
+        Supports the augcore preset with ``proxy="logits"`` and ``similarity="exp"``
+        (GreeDi's objective); weights are the GreeDi medoid counts, turned into
+        training weights as ``weights`` says.
 
     Budget: the augcore preset takes round(fraction * N), halves up (monotone in N);
     the reference preset takes int(fraction * N), as the released ``main.py``.
@@ -86,7 +96,7 @@ class CoresetSelector:
     def __init__(self, fraction: float, *, preset: str = "augcore", proxy: str = "logits", bias: int = 1,
                  similarity: Optional[str] = None, method: Optional[str] = None, eps: Optional[float] = None,
                  budget_split: Optional[str] = None, weights: Optional[str] = None,
-                 keep_zero_weight: Optional[bool] = None):
+                 keep_zero_weight: Optional[bool] = None, greedi: bool = False):
         self.fraction = check_fraction(fraction)
         self.preset = check_choice("preset", preset, PRESETS)
         given = {"proxy": proxy, "similarity": similarity, "method": method, "weights": weights,
@@ -124,6 +134,19 @@ class CoresetSelector:
         self.proxy, self.bias, self.similarity = settings["proxy"], int(bias), settings["similarity"]
         self.greedy, self.eps, self.budget_split = settings["method"], float(settings["eps"]), budget_split
         self.weights, self.keep_zero_weight = settings["weights"], bool(settings["keep_zero_weight"])
+        self.greedi = check_bool("greedi", greedi)
+        if self.greedi and self.preset == "reference":
+            raise ValueError("greedi: preset='reference' runs the released single-machine selection; GreeDi is not "
+                             "that algorithm (use preset='augcore')")
+        if self.greedi and (self.proxy != "logits" or self.similarity != "exp"):
+            raise ValueError("greedi supports proxy='logits' with similarity='exp' only, got "
+                             f"proxy={self.proxy!r}, similarity={self.similarity!r}")
+
+    @property
+    def collective(self) -> bool:
+        """Whether ``select`` is a collective call over the default process group (GreeDi): every
+        rank calls it with the same stats and gets the same Selection."""
+        return self.greedi
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0,
                classes: Optional[torch.Tensor] = None) -> Selection:
@@ -133,6 +156,11 @@ class CoresetSelector:
         shards a selection this way."""
         if self.preset == "reference":
             return self._select_reference(stats, epoch, seed, classes)
+        if self.greedi:
+            if classes is not None:
+                raise ValueError("classes: a GreeDi selection shares every class over the ranks; it cannot be "
+                                 "restricted to some classes")
+            return self._select_greedi(stats, epoch, seed)
         t0 = time.perf_counter()
         validate_stats(stats, need_embeddings=self.proxy == "last_layer")
         sizes = require_nonempty_classes(stats, "CoresetSelector")
@@ -170,6 +198,23 @@ class CoresetSelector:
                   "gamma": gamma.cpu(), "objective": result.objective.cpu().tolist(),
                   "proxy": self.proxy, "similarity": self.similarity, "greedy": self.greedy,
                   "budget_split": self.budget_split, "preset": self.preset})
+
+    def _select_greedi(self, stats: InferenceStats, epoch: int, seed: int) -> Selection:
+        t0 = time.perf_counter()
+        validate_stats(stats)
+        sizes = require_nonempty_classes(stats, "CoresetSelector(greedi)")
+        labels = stats.labels.cpu().to(torch.int64)
+        budget = budget_from_fraction(self.fraction, len(stats))
+        budgets = split_budget(sizes, budget, self.budget_split)
+        proxies = grad_proxies(stats.logits, stats.labels).errors.cpu()
+        rows, gamma = greedi_per_class(proxies, labels, budgets, method=self.greedy, eps=self.eps,
+                                       seed=derive_seed(seed, epoch, "greedi"))
+        return Selection(indices=stats.indices.cpu()[rows].to(torch.int64),
+                         weights=normalize_weights(gamma, self.weights), method=self.method,
+                         budgets=torch.bincount(labels[rows], minlength=stats.num_classes), epoch=epoch,
+                         timings={"total": time.perf_counter() - t0},
+                         info={"greedi_ranks": rank_and_world()[1], "requested_fraction": self.fraction,
+                               "budget": budget})
 
     def _select_reference(self, stats: InferenceStats, epoch: int, seed: int,
                           classes: Optional[torch.Tensor]) -> Selection:

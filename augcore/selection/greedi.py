@@ -1,5 +1,6 @@
 """GreeDi (Mirzasoleiman, Karbasi, Sarkar, Krause, NeurIPS 2013): two-round
-distributed greedy for one facility-location problem too large for one rank.
+distributed greedy for one facility-location problem too large for one rank, and the
+coreset selector's GreeDi solver (``CoresetSelector(greedi=True)``, per class).
 
 Round 1: every rank runs ``augcore.facility_location`` (budget k) on its own
 partition of the points. The k * m candidates (m ranks) are all-gathered.
@@ -25,14 +26,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 
 from augcore.checks import check_count
-from augcore.distributed.env import rank_and_world
 from augcore.ops.facility_location import facility_location
+from augcore.process_group import rank_and_world, shard_bounds
 
 
 @dataclass
@@ -149,3 +150,29 @@ def greedi_facility_location(local_points: torch.Tensor, local_indices: torch.Te
                         local_objectives=local_obj, candidates=B_i, source=source,
                         bound=(1 - 1 / math.e) ** 2 / min(world, budget),
                         timings={"round1": t1 - t0, "gather": t2 - t1, "round2": t3 - t2, "total": t3 - t0})
+
+
+def greedi_per_class(proxies: torch.Tensor, labels: torch.Tensor, budgets: torch.Tensor, *, method: str, eps: float,
+                     seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Every class c with ``budgets[c] > 0`` solved by GreeDi over the ranks, each rank holding a
+    contiguous share of the class's rows, so no rank holds a class's similarity matrix. Every
+    rank passes the same (N, D) CPU ``proxies`` and (N,) ``labels`` and gets the same
+    (rows, medoid counts), in class order; class c's round 1 is seeded ``seed + c``."""
+    rank, world = rank_and_world()
+    picked, gammas = [], []
+    for c in range(budgets.numel()):
+        if int(budgets[c]) == 0:
+            continue
+        rows = (labels == c).nonzero().flatten()
+        start, end = shard_bounds(rows.numel(), rank, world)
+        if end <= start:
+            raise ValueError(f"class {c} has {rows.numel()} examples, fewer than the {world} ranks GreeDi "
+                             "splits it over; use greedi=False for this data")
+        local = rows[start:end]
+        result = greedi_facility_location(proxies[local], local, int(budgets[c]), method=method, eps=eps,
+                                          seed=seed + c)
+        picked.append(result.indices)
+        gammas.append(result.weights)
+    if not picked:
+        return torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64)
+    return torch.cat(picked), torch.cat(gammas)

@@ -95,31 +95,17 @@ def _selector_policy(name: str, selector_cls: type, *, takes_fraction: bool = Tr
 
 @register_policy("coreset")
 class CoresetPolicy(SelectorPolicy):
-    """Facility-location coresets of the gradient proxies (``CoresetSelector``), every R epochs.
+    """Facility-location coresets of the gradient proxies (``CoresetSelector``), every R epochs,
+    shared out by class over the ranks of a DDP run.
 
     ``augment.selector.greedi: true`` solves each class with GreeDi (two-round distributed
     greedy) over the ranks of a DDP run, for classes too large for one machine's memory;
     each rank then contributes only its own shard of the statistics.
     """
     selector_cls = CoresetSelector
-    policy_only_options = ("greedi",)
-    Options = selector_options_dataclass("coreset", CoresetSelector, extra=(("greedi", bool, False),))
-
-    @classmethod
-    def check_options(cls, options: Any) -> None:
-        selector = cls.make_selector(0.5, options)
-        if options.greedi:
-            from augcore.config import ConfigError
-            from augcore.distributed.greedi_selection import check_greedi_selector
-            try:
-                check_greedi_selector(selector)
-            except ValueError as exc:
-                raise ConfigError(f"augment.selector.{exc}") from None
+    Options = selector_options_dataclass("coreset", CoresetSelector)
 
     def select(self, epoch: int, stats: InferenceStats) -> Selection:
-        if self.options.greedi:
-            from augcore.distributed.greedi_selection import greedi_coreset
-            return greedi_coreset(self.selector, stats, epoch=epoch, seed=self.ctx.seed)
         return self.ctx.strategy.select_by_class(self.selector, stats, epoch=epoch, seed=self.ctx.seed)
 
 
