@@ -32,8 +32,8 @@ GROUPS = torch.arange(30) % 3
 @pytest.mark.parametrize("gamma,match", [
     (torch.tensor([3.0, -1.0, 2.0]), r"non-negative counts, found -1.0 at index 1"),
     (np.array([3, -2]), r"non-negative counts, found -2.0 at index 1"),
-    (torch.tensor([1.0, float("nan")]), r"gamma contains a non-finite value \(nan\) at index \(1,\)"),
-    (np.array([float("inf"), 1.0]), r"gamma contains a non-finite value \(inf\) at index \(0,\)"),
+    (torch.tensor([1.0, float("nan")]), r"gamma contains 1 non-finite value\(s\) \(NaN\), first at index \(1,\)"),
+    (np.array([float("inf"), 1.0]), r"gamma contains 1 non-finite value\(s\) \(infinite\), first at index \(0,\)"),
     (torch.ones(2, 2), r"gamma must be a 1-D tensor of counts"),
 ])
 def test_counts_that_cannot_be_weights_are_refused_by_name(gamma, match, how):

@@ -6,8 +6,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from augcore.checks import check_finite
 from augcore.ops import FacilityLocationResult, facility_location
-from augcore.ops._common import check_finite
 
 
 def refuse(library: str, name: str, value: Any, default: Any, why: str) -> None:

@@ -52,10 +52,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from augcore.checks import check_int, check_number
+from augcore.checks import check_finite, check_int, check_number
 from augcore.compat._common import as_matrix, check_bool, refuse, solve
 from augcore.ops import FacilityLocationResult
-from augcore.ops._common import check_finite
 
 __all__ = ["FacilityLocationSelection", "OPTIMIZERS"]
 

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+from augcore.checks import FLOAT_DTYPES, check_finite
+
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
@@ -40,25 +41,10 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
 def check_float_matrix(x: torch.Tensor, name: str, rows: Optional[int] = None) -> None:
     if x.dim() != 2:
         raise ValueError(f"{name}: expected a 2-D (N, D) array, got shape {tuple(x.shape)}")
-    if x.dtype not in _FLOAT_DTYPES:
+    if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected a floating dtype (float16/bfloat16/float32/float64), got {x.dtype}")
     if rows is not None and x.shape[0] != rows:
         raise ValueError(f"{name}: expected {rows} rows, got shape {tuple(x.shape)}")
-
-
-def check_finite(x: torch.Tensor, name: str) -> None:
-    """Raises naming the first non-finite entry of ``x`` (NaN or inf)."""
-    if x.is_floating_point() and x.numel():
-        # one pass: NaN propagates to both extremes, so finite extremes mean every entry is finite
-        # (a 5,000^2 matrix: 17 ms instead of 330 ms for isfinite + any)
-        low, high = torch.aminmax(x)
-        if bool(torch.isfinite(low) & torch.isfinite(high)):
-            return
-        bad = ~torch.isfinite(x)
-        if bool(bad.any()):
-            where = tuple(int(i) for i in bad.nonzero()[0])
-            value = x[where].item()
-            raise ValueError(f"{name} contains a non-finite value ({value}) at index {where}")
 
 
 def check_same_device(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:

@@ -35,8 +35,8 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
-from augcore.checks import check_count, check_count_list
-from augcore.ops._common import as_tensor, check_finite
+from augcore.checks import check_count, check_count_list, check_finite
+from augcore.ops._common import as_tensor
 
 SPLITS = ("proportional", "equal", "equal_ceil")
 # the released code's rules; not offered by facility_location, whose totals stay at most B
@@ -74,7 +74,7 @@ def split_budget(sizes: Union[torch.Tensor, Sequence[int]], budget: Union[int, t
     if split == "reference_proportional":
         if generator is None:
             raise ValueError("budget_split='reference_proportional' removes picks at random: pass generator= "
-                             "(a seeded CPU torch.Generator, e.g. augcore.selection._common.cpu_generator)")
+                             "(a seeded CPU torch.Generator, e.g. augcore.seeds.cpu_generator)")
         return torch.tensor(_reference_proportional(sizes_list, budget, generator), dtype=torch.int64)
     G = len(sizes_list)
     if split == "proportional":

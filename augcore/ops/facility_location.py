@@ -9,8 +9,8 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 import torch
 
 from augcore._build import build_info, check_device_supported, compiled_ops
-from augcore.checks import check_choice, check_count, check_count_list, check_int, check_number
-from augcore.ops._common import as_tensor, check_finite, segments_from_groups
+from augcore.checks import check_choice, check_count, check_count_list, check_finite, check_int, check_number
+from augcore.ops._common import as_tensor, segments_from_groups
 from augcore.ops.budgets import SPLITS, split_budget
 from augcore.ops.distances import block_offsets, prepare_points
 

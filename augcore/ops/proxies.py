@@ -6,8 +6,8 @@ from typing import Any, NamedTuple, Optional
 import torch
 
 from augcore._build import check_device_supported, compiled_ops
-from augcore.checks import check_choice
-from augcore.ops._common import as_tensor, check_finite, check_float_matrix, check_labels, check_same_device
+from augcore.checks import check_choice, check_finite
+from augcore.ops._common import as_tensor, check_float_matrix, check_labels, check_same_device
 
 LOSSES = {"ce": 0, "mse": 1}
 
