@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import augcore
 from augcore.ops.budgets import split_budget
 from augcore.selection import CoresetSelector, InferenceStats
-from augcore.selection._common import cpu_generator
-from augcore.selection.coreset import released_kernel
+from augcore.seeds import cpu_generator
+from augcore.ops.submodlib_kernel import submodlib_dense_kernel as released_kernel
 
 submodlib = pytest.importorskip("submodlib")
 

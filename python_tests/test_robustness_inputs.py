@@ -344,9 +344,25 @@ def test_noise_on_a_uint8_image_and_a_model_without_embeddings_are_named():
     emb = torch.randn(10, 2)
     layer = torch.nn.Linear(2, 2)
     influence = LastLayerInfluence(layer.weight, layer.bias, emb, layer(emb).detach()).fit(emb, torch.arange(10) % 2)
-    with pytest.raises(TypeError, match=r"must return \(logits, embedding\)"):
-        train_augmenter(TranslationAugmenter(2, hidden=4), layer, influence, emb, torch.arange(10) % 2, epochs=1,
-                        progress=False)
+    with pytest.raises(TypeError, match="model must be a classifier nn.Module"):
+        train_augmenter(TranslationAugmenter(2, hidden=4), lambda x: (layer(x), x), influence, emb,
+                        torch.arange(10) % 2, epochs=1, progress=False)
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.classifier = layer
+
+        def forward(self, x):
+            return self.classifier(x), x
+
+    # a model returning logits only: its embedding is the input of its final nn.Linear, as returned by Pair
+    records = []
+    for model in (Pair(), torch.nn.Sequential(layer)):
+        torch.manual_seed(0)
+        records.append(train_augmenter(TranslationAugmenter(2, hidden=4), model, influence, emb, torch.arange(10) % 2,
+                                       epochs=2, batch_size=4, regularisation=0.0, progress=False))
+    assert records[0] == records[1]
 
 
 def test_seeds_beyond_64_bits_are_named():

@@ -16,7 +16,7 @@ from augcore.config import ConfigError
 from augcore.data import AugmentedSubsetDataset, load_dataset, random_subset_indices
 from augcore.selection import (CoresetSelector, HighLossSelector, MaxLossSelector, RandomSelector, SelectionHistory,
                                random_stats)
-from augcore.selection._common import budget_from_fraction
+from augcore.selection import budget_from_fraction
 from augcore.train import LRSchedule, config_from_dict
 
 DIGITS = load_dataset("digits", train=False)

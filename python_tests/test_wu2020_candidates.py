@@ -12,7 +12,7 @@ from torch import nn
 from augcore.data import ImageDataset
 from augcore.data.datasets import _TensorImages
 from augcore.data.wu2020 import Wu2020Augment
-from augcore.selection._common import derive_seed
+from augcore.seeds import derive_seed
 from augcore.train import Trainer
 from augcore.train.candidates import CandidateCopies, choose_candidates, score_candidates
 from conftest import small_train_config

@@ -51,6 +51,7 @@ import torch
 from augcore.checks import check_choice, check_int, check_number
 from augcore.compat._common import as_matrix, check_bool, refuse, solve
 from augcore.ops import FacilityLocationResult
+from augcore.ops.submodlib_kernel import submodlib_dense_kernel
 
 __all__ = ["FacilityLocationFunction", "OPTIMIZERS", "METRICS"]
 
@@ -164,13 +165,9 @@ class FacilityLocationFunction:
 
 def _similarities(points: torch.Tensor, metric: str) -> torch.Tensor:
     """submodlib's dense kernel (``create_square_kernel_dense``) in float32."""
-    x = points.to(torch.float32)
     if metric == "euclidean":
-        # difference form, not the Gram trick: the same float32 distances as the kernel computes
-        dist = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
-        sim = torch.exp(-dist / float(x.shape[1]))
-        sim.fill_diagonal_(1.0)
-        return sim
+        return submodlib_dense_kernel(points)
+    x = points.to(torch.float32)
     gram = x @ x.T
     if metric == "dot":
         return gram

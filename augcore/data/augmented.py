@@ -61,6 +61,24 @@ def random_subset_indices(dataset: ImageDataset, size: Union[int, float], seed: 
     return torch.randperm(n, generator=gen)[:count].sort().values
 
 
+def stratified_indices(labels, fraction: float, generator: torch.Generator, *,
+                       leave_one_out: bool = False) -> torch.Tensor:
+    """Sorted rows of about ``fraction`` of every class of ``labels``: ``round(fraction * n_c)`` of
+    class c (at least one), drawn class by class in label order with ``generator``.
+    ``leave_one_out`` takes at most ``n_c - 1`` (none of a class of one), so every class keeps an
+    example outside the sample (a held-out split that leaves every class trainable)."""
+    labels = torch.as_tensor(labels).cpu()
+    picked = []
+    for c in torch.unique(labels):
+        rows = (labels == c).nonzero().flatten()
+        take = max(1, int(round(fraction * rows.numel())))
+        if leave_one_out:
+            take = min(take, rows.numel() - 1)
+        if take > 0:
+            picked.append(rows[torch.randperm(rows.numel(), generator=generator)[:take]])
+    return torch.cat(picked).sort().values if picked else torch.empty(0, dtype=torch.int64)
+
+
 class AugmentedSubsetDataset(Dataset):
     """Items ``(image, label, weight, dataset_index, is_augmented)``.
 

@@ -19,33 +19,26 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from tqdm.auto import tqdm
 
 from augcore.checks import check_bool, check_int, check_number
 from augcore.influence.scores import LastLayerInfluence
-
-Model = Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
-
-
-def _logits_and_embedding(output) -> Tuple[torch.Tensor, torch.Tensor]:
-    if not (isinstance(output, (tuple, list)) and len(output) == 2
-            and all(isinstance(t, torch.Tensor) for t in output)):
-        raise TypeError(f"model must return (logits, embedding) (augcore models do), got {type(output).__name__}")
-    return output[0], output[1]
+from augcore.models.outputs import EmbeddingReader
 
 
-def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLayerInfluence, inputs: torch.Tensor,
-                    labels: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
-                    betas: Tuple[float, float] = (0.9, 0.999), regularisation: float = 1.0, seed: int = 0,
-                    log_path: Optional[Union[str, os.PathLike]] = None,
+def train_augmenter(augmenter: torch.nn.Module, model: torch.nn.Module, influence: LastLayerInfluence,
+                    inputs: torch.Tensor, labels: torch.Tensor, *, epochs: int = 10, batch_size: int = 128,
+                    lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), regularisation: float = 1.0,
+                    seed: int = 0, log_path: Optional[Union[str, os.PathLike]] = None,
                     progress: bool = True) -> List[Dict[str, float]]:
     """Trains ``augmenter`` (E and its heads) in place; returns one record per epoch.
 
-    ``model(x)`` must return ``(logits, embedding)`` with ``logits = influence``'s layer
-    applied to ``embedding`` (augcore models do; the model's parameters are not updated).
+    ``model`` is any classifier (``nn.Module``): its logits and penultimate embedding are read
+    as ``augcore.models.EmbeddingReader`` reads them (the returned pair, else the input of the
+    final ``nn.Linear``), that layer being ``influence``'s; its parameters are not updated.
     ``log_path``: optional JSON-lines file, one record per epoch (epoch, influence,
     penalty, loss). Returns the same records. ``regularisation`` > 0 needs an augmenter with a
     ``regulariser(params)`` method (the light ones).
@@ -55,8 +48,8 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not isinstance(influence, LastLayerInfluence):
         raise TypeError(f"influence must be a fitted LastLayerInfluence, got {type(influence).__name__}")
-    if not callable(model):
-        raise TypeError(f"model must be callable (x -> (logits, embedding)), got {type(model).__name__}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a classifier nn.Module, got {type(model).__name__}")
     if inputs.dim() == 0 or labels.dim() == 0 or inputs.shape[0] != labels.shape[0] or inputs.shape[0] == 0:
         raise ValueError(f"inputs ({tuple(inputs.shape)}) and labels ({tuple(labels.shape)}) must be non-empty and "
                          "of equal length")
@@ -77,13 +70,12 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
     seed = check_int("seed", seed, min=0)
     progress = check_bool("progress", progress)
     influence._require_fit()
-    module = model if isinstance(model, torch.nn.Module) else None
-    frozen = [] if module is None else [p for p in module.parameters() if p.requires_grad]
-    was_training = None if module is None else module.training
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    was_training = model.training
     for p in frozen:
         p.requires_grad_(False)  # gradients flow to the inputs only
-    if module is not None:
-        module.eval()
+    model.eval()
+    read = EmbeddingReader(model)
     optimiser = torch.optim.Adam(trainable, lr=lr, betas=betas)
     generator = torch.Generator().manual_seed(seed)
     records: List[Dict[str, float]] = []
@@ -95,10 +87,10 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
                 rows = order[start:start + batch_size].to(inputs.device)
                 x, y = inputs[rows], labels[rows]
                 with torch.no_grad():
-                    logits, embedding = _logits_and_embedding(model(x))
+                    logits, embedding = read(x)
                     base = influence.up_loss(embedding, y, logits)
                 augmented, params = augmenter(x)
-                aug_logits, aug_embedding = _logits_and_embedding(model(augmented))
+                aug_logits, aug_embedding = read(augmented)
                 influence_term = (influence.up_loss(aug_embedding, y, aug_logits) - base).mean()
                 penalty = augmenter.regulariser(params).mean() if has_regulariser else influence_term.new_zeros(())
                 loss = influence_term + regularisation * penalty
@@ -115,8 +107,9 @@ def train_augmenter(augmenter: torch.nn.Module, model: Model, influence: LastLay
                 with open(log_path, "a") as fh:
                     fh.write(json.dumps(record) + "\n")  # appended per epoch: a log, not state to resume
     finally:
+        read.close()
         for p in frozen:
             p.requires_grad_(True)
-        if module is not None and was_training:
-            module.train()
+        if was_training:
+            model.train()
     return records

@@ -42,9 +42,9 @@ def _final_linear(model: nn.Module, logits: torch.Tensor, calls) -> Tuple[nn.Mod
             return found[-1]
     linear = sorted(name for name, m in model.named_modules() if isinstance(m, nn.Linear))
     if not linear:
-        raise ValueError(f"collect_stats: {type(model).__name__} has no nn.Linear layer to read the penultimate "
-                         "embedding from; return (logits, embedding) from forward or pass embeddings=False")
-    raise ValueError(f"collect_stats: no nn.Linear of {type(model).__name__} produces its logits directly "
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to read the penultimate embedding from; "
+                         "return (logits, embedding) from forward (collect_stats: or pass embeddings=False)")
+    raise ValueError(f"no nn.Linear of {type(model).__name__} produces its logits directly "
                      f"(linear layers: {linear}); pass classifier='<name of the final linear layer>' or return "
                      "(logits, embedding) from forward")
 
@@ -83,7 +83,7 @@ class _ClassifierInput:
     def take(self) -> torch.Tensor:
         value, self.value = self.value, None
         if value is None:
-            raise ValueError("collect_stats: the classifier layer was not called during the forward pass")
+            raise ValueError("the classifier layer was not called during the forward pass")
         return value
 
     def remove(self) -> None:
@@ -93,7 +93,7 @@ class _ClassifierInput:
 def _resolve_layer(model: nn.Module, classifier: Union[str, nn.Module]) -> nn.Module:
     if isinstance(classifier, nn.Module):
         if not any(m is classifier for m in model.modules()):
-            raise ValueError("collect_stats: classifier is a module that is not part of the model")
+            raise ValueError("classifier is a module that is not part of the model")
         return classifier
     if not isinstance(classifier, str):
         raise TypeError(f"classifier must be a module name (str) or an nn.Module, got {type(classifier).__name__}")
@@ -151,8 +151,8 @@ class EmbeddingReader:
     @staticmethod
     def _returned(out: Any) -> torch.Tensor:
         if not isinstance(out[1], torch.Tensor):
-            raise TypeError(f"collect_stats: the model returned {type(out[1]).__name__} as its embedding; "
-                            "pass embeddings=False to collect logits only")
+            raise TypeError(f"the model returned {type(out[1]).__name__} as its embedding; return a tensor "
+                            "(collect_stats: or pass embeddings=False to collect logits only)")
         return out[1]
 
     def close(self) -> None:

@@ -6,7 +6,8 @@
 ``SelectionHistory`` keeps the bookkeeping across re-selections. See
 docs/selection.md.
 """
-from augcore.selection._common import budget_from_fraction, derive_seed
+from augcore.seeds import derive_seed
+from augcore.selection._common import budget_from_fraction
 from augcore.selection.base import InferenceStats, Selection, Selector
 from augcore.selection.baselines import HighLossSelector, MaxLossSelector, MisclassifiedSelector, RandomSelector
 from augcore.selection.coreset import CoresetSelector

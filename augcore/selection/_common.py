@@ -1,23 +1,16 @@
-"""Validation, budgets, seeds and per-class ranking shared by every selector."""
+"""Validation, budgets and per-class ranking shared by every selector."""
 from __future__ import annotations
 
 import math
-import zlib
 from typing import Optional
 
-import numpy as np
 import torch
 
-from augcore import checks
+from augcore.checks import FLOAT_DTYPES, check_finite, check_fraction, check_int
 from augcore.selection.base import InferenceStats, Selection
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def check_fraction(fraction: float, name: str = "fraction") -> float:
-    """A budget fraction of the training set in (0, 1]: ``augcore.checks.check_fraction``
-    (any number kind, numpy and 0-d tensors included) with the selectors' argument order."""
-    return checks.check_fraction(name, fraction)
+# what a non-finite statistic usually means
+_STATS_HINT = "check the model's outputs (diverged training, fp16 overflow)"
 
 
 def budget_from_fraction(fraction: float, n: int) -> int:
@@ -26,29 +19,8 @@ def budget_from_fraction(fraction: float, n: int) -> int:
     Round-half-up (not Python's round-half-to-even) so that the budget grows
     monotonically with N; e.g. 0.5 of 5 examples is 3.
     """
-    n = checks.check_int("n", n, min=0)
-    return int(min(max(math.floor(check_fraction(fraction) * n + 0.5), 0), n))
-
-
-def derive_seed(seed: int, epoch: int, stream: str) -> int:
-    """A 63-bit seed for one (seed, epoch, selector) triple.
-
-    Mixing the epoch in makes re-selection draw fresh randomness every epoch while
-    staying reproducible; the stream name keeps different selectors independent.
-    """
-    seed = checks.check_int("seed", seed, min=0)
-    epoch = checks.check_int("epoch", epoch, min=0)
-    if not isinstance(stream, str):
-        raise TypeError(f"stream must be a string, got {stream!r}")
-    state = np.random.SeedSequence([seed, epoch, zlib.crc32(stream.encode())]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
-def cpu_generator(seed: int, epoch: int, stream: str) -> torch.Generator:
-    """Random draws are made on the CPU so a seed gives the same selection on every device."""
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(derive_seed(seed, epoch, stream))
-    return gen
+    n = check_int("n", n, min=0)
+    return int(min(max(math.floor(check_fraction("fraction", fraction) * n + 0.5), 0), n))
 
 
 def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> None:
@@ -63,7 +35,7 @@ def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> N
     logits, labels, losses, indices = stats.logits, stats.labels, stats.losses, stats.indices
     if logits.dim() != 2:
         raise ValueError(f"stats.logits: expected a 2-D (N, C) tensor, got shape {tuple(logits.shape)}")
-    if logits.dtype not in _FLOAT_DTYPES:
+    if logits.dtype not in FLOAT_DTYPES:
         raise TypeError(f"stats.logits: expected a floating dtype, got {logits.dtype}")
     n, c = logits.shape
     if c < 1:
@@ -83,7 +55,7 @@ def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> N
     for name, t in (("labels", labels), ("indices", indices)):
         if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
             raise TypeError(f"stats.{name}: expected an integer dtype, got {t.dtype}")
-    if losses.dtype not in _FLOAT_DTYPES:
+    if losses.dtype not in FLOAT_DTYPES:
         raise TypeError(f"stats.losses: expected a floating dtype, got {losses.dtype}")
     fields = {"logits": logits, "labels": labels, "losses": losses, "indices": indices}
     if stats.embeddings is not None:
@@ -98,27 +70,17 @@ def validate_stats(stats: InferenceStats, *, need_embeddings: bool = False) -> N
         lowest = int(indices.min())
         if lowest < 0:
             raise ValueError(f"stats.indices are dataset indices and must be >= 0, found {lowest}")
-    _check_finite(losses, "stats.losses")
-    _check_finite(logits, "stats.logits")
+    check_finite(losses, "stats.losses", hint=_STATS_HINT)
+    check_finite(logits, "stats.logits", hint=_STATS_HINT)
     if need_embeddings:
         emb = stats.embeddings
         if emb is None:
             raise ValueError("this selector needs stats.embeddings; "
                              "collect them with collect_stats(..., embeddings=True)")
-        if emb.dim() != 2 or emb.dtype not in _FLOAT_DTYPES:
+        if emb.dim() != 2 or emb.dtype not in FLOAT_DTYPES:
             raise ValueError(f"stats.embeddings: expected a floating (N, H) tensor, got {emb.dtype} "
                              f"of shape {tuple(emb.shape)}")
-        _check_finite(emb, "stats.embeddings")
-
-
-def _check_finite(x: torch.Tensor, name: str) -> None:
-    bad = ~torch.isfinite(x)
-    if bool(bad.any()):
-        count = int(bad.sum())
-        first = tuple(int(i) for i in bad.nonzero()[0])
-        kind = "NaN" if bool(torch.isnan(x).any()) else "infinite"
-        raise ValueError(f"{name} contains {count} non-finite value(s) ({kind}), first at index {first}; "
-                         "check the model's outputs (diverged training, fp16 overflow)")
+        check_finite(emb, "stats.embeddings", hint=_STATS_HINT)
 
 
 def class_sizes(stats: InferenceStats) -> torch.Tensor:

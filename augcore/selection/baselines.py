@@ -6,10 +6,11 @@ import time
 
 import torch
 
-from augcore.checks import check_bool
+from augcore.checks import check_bool, check_fraction
 from augcore.ops.budgets import split_budget
-from augcore.selection._common import (budget_from_fraction, check_fraction, cpu_generator, require_nonempty_classes,
-                                       top_per_class, unit_selection, validate_stats)
+from augcore.seeds import cpu_generator
+from augcore.selection._common import (budget_from_fraction, require_nonempty_classes, top_per_class, unit_selection,
+                                       validate_stats)
 from augcore.selection.base import InferenceStats, Selection
 
 
@@ -26,7 +27,7 @@ class RandomSelector:
     method = "random"
 
     def __init__(self, fraction: float, *, stratified: bool = False):
-        self.fraction = check_fraction(fraction)
+        self.fraction = check_fraction("fraction", fraction)
         self.stratified = check_bool("stratified", stratified)
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
@@ -59,7 +60,7 @@ class MaxLossSelector:
     method = "max_loss"
 
     def __init__(self, fraction: float):
-        self.fraction = check_fraction(fraction)
+        self.fraction = check_fraction("fraction", fraction)
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
         t0 = time.perf_counter()
@@ -84,7 +85,7 @@ class HighLossSelector:
     method = "high_loss"
 
     def __init__(self, fraction: float):
-        self.fraction = check_fraction(fraction)
+        self.fraction = check_fraction("fraction", fraction)
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
         t0 = time.perf_counter()

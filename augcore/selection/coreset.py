@@ -11,21 +11,19 @@ euclidean kernel exp(-d / p) computed as submodlib computes it, submodlib's Lazy
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import torch
 
-from augcore.checks import check_bool, check_choice
+from augcore.checks import check_bool, check_choice, check_fraction
 from augcore.ops import facility_location, grad_proxies, normalize_weights
 from augcore.ops.budgets import REFERENCE_SPLITS, SPLITS, split_budget
 from augcore.ops.facility_location import METHODS, SIMILARITIES
+from augcore.ops.submodlib_kernel import submodlib_dense_kernel
 from augcore.process_group import rank_and_world
-from augcore.selection._common import (budget_from_fraction, check_fraction, cpu_generator, derive_seed,
-                                       require_nonempty_classes, validate_stats)
+from augcore.seeds import cpu_generator, derive_seed
+from augcore.selection._common import budget_from_fraction, require_nonempty_classes, validate_stats
 from augcore.selection.base import InferenceStats, Selection
 from augcore.selection.greedi import greedi_per_class
 
@@ -37,7 +35,6 @@ _AUGCORE_DEFAULTS = {"similarity": "exp", "method": "stochastic", "eps": 0.01, "
                      "weights": "normalized", "keep_zero_weight": True}
 _REFERENCE_SETTINGS = {"proxy": "logits", "similarity": "exp", "method": "lazy", "weights": "normalized",
                        "keep_zero_weight": True}
-_KERNEL_ROW_BLOCK = 2048  # rows of the similarity matrix built at once (bounds the temporaries)
 
 
 class CoresetSelector:
@@ -97,7 +94,7 @@ class CoresetSelector:
                  similarity: Optional[str] = None, method: Optional[str] = None, eps: Optional[float] = None,
                  budget_split: Optional[str] = None, weights: Optional[str] = None,
                  keep_zero_weight: Optional[bool] = None, greedi: bool = False):
-        self.fraction = check_fraction(fraction)
+        self.fraction = check_fraction("fraction", fraction)
         self.preset = check_choice("preset", preset, PRESETS)
         given = {"proxy": proxy, "similarity": similarity, "method": method, "weights": weights,
                  "keep_zero_weight": keep_zero_weight}
@@ -248,7 +245,7 @@ class CoresetSelector:
                 objective.append(0.0)
                 continue
             tk = time.perf_counter()
-            sim = released_kernel(proxies[members])
+            sim = submodlib_dense_kernel(proxies[members])
             tg = time.perf_counter()
             result = facility_location(None, [k], similarity=sim, method="lazy", tie_break="high")
             kernel_time, greedy_time = kernel_time + tg - tk, greedy_time + time.perf_counter() - tg
@@ -281,62 +278,3 @@ def _only(budgets: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     keep = torch.zeros(budgets.numel(), dtype=torch.bool)
     keep[torch.as_tensor(classes, dtype=torch.int64).reshape(-1)] = True
     return torch.where(keep, budgets, torch.zeros_like(budgets))
-
-
-def released_kernel(points: torch.Tensor) -> torch.Tensor:
-    """submodlib's dense "euclidean" similarity, value for value: s_ij = exp(-d_ij * (1/p)) with
-    d_ij = sqrt of the float32 sum of squared differences accumulated feature by feature,
-    1/p the float32 reciprocal of the dimension, and s_ii = 1 (``create_square_kernel_dense``).
-
-    ``points`` (n, p); returns (n, n) float32 on the CPU."""
-    x = points.detach().to(device="cpu", dtype=torch.float32)
-    n, dim = x.shape
-    inv_dim = torch.tensor(1.0 / max(dim, 1), dtype=torch.float32)
-    sim = torch.empty(n, n, dtype=torch.float32)
-    for r0 in range(0, n, _KERNEL_ROW_BLOCK):
-        block = x[r0:r0 + _KERNEL_ROW_BLOCK]
-        acc = torch.zeros(block.shape[0], n, dtype=torch.float32)
-        for f in range(dim):  # one feature at a time: the C++ loop's rounding order
-            diff = block[:, f, None] - x[None, :, f]
-            acc.add_(diff.mul_(diff))
-        # sqrt in float64 rounded once is correctly rounded, as C's sqrtf (torch's float32
-        # sqrt is not, on every CPU)
-        dist = acc.double().sqrt_().float()
-        sim[r0:r0 + block.shape[0]] = _expf(dist.mul_(inv_dim).neg_())
-    sim.fill_diagonal_(1.0)
-    return sim
-
-
-@functools.lru_cache(maxsize=1)
-def _libm_expf() -> Optional[Callable[[float], float]]:
-    """The C library's expf, which submodlib's kernel calls; None where it cannot be loaded."""
-    name = ctypes.util.find_library("m")
-    try:
-        fn = ctypes.CDLL(name).expf if name else None
-    except (OSError, AttributeError):
-        return None
-    if fn is not None:
-        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
-    return fn
-
-
-def _expf(x: torch.Tensor) -> torch.Tensor:
-    """expf of a float32 tensor as the C library computes it. exp in float64 rounded to float32
-    is correctly rounded; glibc's expf errs by up to 0.502 ulp, so it can round the other way
-    when the exact value lies within 0.002 ulp of a midpoint between two floats. Those few
-    values (about 0.5%) are recomputed by the C library's expf itself."""
-    exact = x.double().exp()
-    out = exact.float()
-    expf = _libm_expf()
-    if expf is None:
-        return out
-    # rounding to float32 drops the low 29 of float64's 52 mantissa bits, and a midpoint
-    # drops exactly 2^28: shift the window 2^28 +- w to [0, 2w) modulo 2^29, in place
-    window = int(0.003 * (1 << 29))
-    bits = exact.view(torch.int64).add_((1 << 29) - (1 << 28) + window).bitwise_and_((1 << 29) - 1)
-    near_midpoint = bits < 2 * window
-    near_midpoint |= out < 2.0 ** -126  # float32 subnormals sit on another grid
-    where = near_midpoint.nonzero(as_tuple=True)
-    if where[0].numel():
-        out[where] = torch.tensor([expf(v) for v in x[where].tolist()], dtype=torch.float32)
-    return out

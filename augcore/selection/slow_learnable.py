@@ -7,7 +7,8 @@ import time
 import torch
 
 from augcore.checks import check_choice, check_int
-from augcore.selection._common import cpu_generator, require_nonempty_classes, unit_selection, validate_stats
+from augcore.seeds import cpu_generator
+from augcore.selection._common import require_nonempty_classes, unit_selection, validate_stats
 from augcore.selection.base import InferenceStats, Selection
 from augcore.selection.kmeans import batched_kmeans
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, ClassVar, Dict, Optional, Tuple, Type
 import torch
 
 from augcore.config import ConfigError, build
+from augcore.seeds import derive_seed
 from augcore.selection.base import InferenceStats, Selection
 
 POLICIES: Dict[str, Type["SelectionPolicy"]] = {}
@@ -153,8 +154,6 @@ class SelectionPolicy:
         (``augcore.train.candidates``), with its Mixup soft label."""
         if self.candidates is None or not bool(is_augmented.any()):
             return x, y
-        from augcore.selection._common import derive_seed
-
         rows = is_augmented.nonzero().squeeze(1)
         stream = f"wu2020/{self.ctx.strategy.rank}/{self._batches}"
         self._batches += 1
@@ -241,7 +240,7 @@ class SelectionPolicy:
 
     def _draw_subset(self, epoch: int) -> torch.Tensor:
         from augcore.data import random_subset_indices
-        from augcore.selection._common import budget_from_fraction, derive_seed
+        from augcore.selection import budget_from_fraction
 
         a = self.ctx.augment
         fraction = a.fraction if a.random_subset_fraction is None else a.random_subset_fraction

@@ -4,7 +4,8 @@ to lower the validation loss most (``augcore.influence.InfluenceSelector``).
 The policy supplies what the selector needs: a validation split held out of training
 (``augment.selector.val_fraction`` of the training set, drawn once from the run seed,
 stratified by class; those examples are neither trained on nor selected), and the
-classifier's last layer (``model.classifier``, else the last ``nn.Linear``). Every R
+classifier's final ``nn.Linear`` (the layer whose output is the logits, found once by
+``augcore.models.find_classifier``). Every R
 epochs it runs one inference pass over the candidates and one over the validation split.
 
 ``augment.selector.augmenter`` also *learns* the augmentation: after each selection, E is
@@ -34,7 +35,10 @@ import torch
 from torch import nn
 
 from augcore.config import ConfigError
+from augcore.data.augmented import stratified_indices
 from augcore.influence.selector import InfluenceSelector
+from augcore.models.outputs import find_classifier
+from augcore.seeds import cpu_generator, derive_seed
 from augcore.selection.base import InferenceStats, Selection
 from augcore.train.policies.base import SelectionPolicy, construct, register_policy, selector_options_dataclass
 
@@ -59,28 +63,6 @@ class LearnedAugmentation:
         return f"LearnedAugmentation({self.weak!r}, {type(self.augmenter).__name__})"
 
 
-def classifier_layer(model: nn.Module) -> nn.Linear:
-    """``model.classifier`` when it is an ``nn.Linear``, else the model's last ``nn.Linear``."""
-    layer = getattr(model, "classifier", None)
-    if isinstance(layer, nn.Linear):
-        return layer
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"augment.mode=influence needs a final nn.Linear classifier; {type(model).__name__} has none")
-    return linears[-1]
-
-
-def stratified_rows(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """About ``fraction`` of every class (at least one example of each class with two or more), sorted."""
-    picked = []
-    for c in torch.unique(labels):
-        rows = (labels == c).nonzero().flatten()
-        take = min(rows.numel() - 1, max(1, int(round(fraction * rows.numel()))))
-        if take > 0:
-            picked.append(rows[torch.randperm(rows.numel(), generator=generator)[:take]])
-    return torch.cat(picked).sort().values if picked else torch.empty(0, dtype=torch.int64)
-
-
 @register_policy("influence")
 class InfluencePolicy(SelectionPolicy):
     __doc__ = __doc__
@@ -94,14 +76,14 @@ class InfluencePolicy(SelectionPolicy):
                            "augmenter_lr", "generator", "augment_all")
 
     def __init__(self, ctx, options):
-        from augcore.selection._common import cpu_generator
-
         labels = torch.as_tensor(ctx.dataset.targets).to(torch.int64).cpu()
-        self.val_rows = stratified_rows(labels, options.val_fraction, cpu_generator(ctx.seed, 0, "influence_val"))
+        self.val_rows = stratified_indices(labels, options.val_fraction, cpu_generator(ctx.seed, 0, "influence_val"),
+                                           leave_one_out=True)
         keep = torch.ones(labels.numel(), dtype=torch.bool)
         keep[self.val_rows] = False
         self.train_rows = keep.nonzero().flatten()
         self.augmenter = self._new_augmenter(ctx, options) if options.augmenter != "none" else None
+        self._classifier: Optional[str] = None   # the final linear layer's name, found at the first selection
         super().__init__(ctx, options)
 
     @classmethod
@@ -140,7 +122,7 @@ class InfluencePolicy(SelectionPolicy):
 
     def select(self, epoch: int, stats: InferenceStats) -> Selection:
         val_stats = self.ctx.stats.model_stats(self.val_rows)
-        layer = classifier_layer(self.ctx.model)
+        layer = self.classifier_layer()
         budget = 1.0 if self.options.augment_all else float(self.ctx.augment.fraction)
         selector = InfluenceSelector(layer.weight, layer.bias, val_stats, budget,
                                      **self.selector_kwargs(self.options))
@@ -148,6 +130,13 @@ class InfluencePolicy(SelectionPolicy):
         if self.augmenter is not None and len(selection):
             self._learn_augmenter(selector, stats, selection, epoch)
         return selection
+
+    def classifier_layer(self) -> nn.Module:
+        """The model's final linear layer, found on one training image the first time."""
+        if self._classifier is None:
+            x = self.ctx.stats.inference_set[int(self.train_rows[0])][0].unsqueeze(0).to(self.ctx.device)
+            self._classifier = find_classifier(self.ctx.model, x)
+        return self.ctx.model.get_submodule(self._classifier)
 
     # -------------------------------------------------------------- the learned augmentation
     @staticmethod
@@ -178,7 +167,6 @@ class InfluencePolicy(SelectionPolicy):
 
     def _learn_augmenter(self, selector, stats: InferenceStats, selection: Selection, epoch: int) -> None:
         from augcore.influence.learner import train_augmenter
-        from augcore.selection._common import derive_seed
 
         _, _, influence = selector.scores(stats, seed=self.ctx.seed)   # the fitted s_val, on these stats
         rows = selection.indices.cpu()
