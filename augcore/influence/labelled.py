@@ -153,14 +153,9 @@ def labelled_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
     class c (at least one), drawn with ``seed``."""
     fraction = check_number("fraction", fraction, min=0.0, max=1.0, min_inclusive=False)
     seed = check_int("seed", seed, min=0)
-    labels = torch.as_tensor(labels).cpu()
-    generator = torch.Generator().manual_seed(seed)
-    picked = []
-    for c in torch.unique(labels):
-        rows = (labels == c).nonzero().flatten()
-        take = max(1, int(round(fraction * rows.numel())))
-        picked.append(rows[torch.randperm(rows.numel(), generator=generator)[:take]])
-    return torch.cat(picked).sort().values
+    from augcore.data.augmented import stratified_indices
+
+    return stratified_indices(labels, fraction, torch.Generator().manual_seed(seed))
 
 
 def normalised_images(dataset) -> torch.Tensor:
