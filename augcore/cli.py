@@ -44,6 +44,7 @@ def _argument_type(parse, ok, expected: str):
 positive_int = _argument_type(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _argument_type(int, lambda v: v >= 0, "an integer >= 0")
 fraction = _argument_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+positive_number = _argument_type(float, lambda v: v > 0.0, "a number > 0")
 
 
 def _policy_names() -> List[str]:
@@ -162,11 +163,14 @@ def _add_repro(subparsers) -> None:
     d = ReproSettings()
     p = subparsers.add_parser("repro", help="the papers' experiments as protocols, beside their numbers "
                                             "(--list shows them)",
-                              description="Runs one paper protocol (a table of the coreset or refinement paper: "
-                                          "its methods, budgets and variants, per seed) at its paper-exact preset "
-                                          "or at CPU scale on the embedded digits, and prints mean +- std over "
-                                          "seeds beside the paper's numbers. Every config key can be changed "
-                                          "with --set, as in augcore train.")
+                              description="Runs one paper protocol (a table or figure of the coreset, refinement, "
+                                          "targeted-synthetic or influence paper: its cells per seed) at its "
+                                          "paper-exact preset or at CPU scale on the embedded digits, and prints "
+                                          "mean +- std over seeds beside the paper's numbers. --set changes the "
+                                          "protocol's own config: a training config (train, refine, labelled "
+                                          "runners; labelled.<field> for the labelled-fraction settings) or "
+                                          "augcore generate's pipeline config (generate runner: train.optim.lr, "
+                                          "generate.model, ...).")
     p.add_argument("--list", action="store_true", help="list every protocol with its paper, table and setting")
     p.add_argument("--protocol", choices=[*PROTOCOLS, *ALIASES], default=d.protocol, metavar="NAME",
                    help=f"a protocol from --list (default {d.protocol} = {ALIASES[d.protocol]})")
@@ -174,12 +178,15 @@ def _add_repro(subparsers) -> None:
                    help="paper: the paper's data set, model, epochs, schedule and optimiser; cpu (default): the "
                         "same protocol on the embedded digits with a small CNN")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a config key of every run (repeatable), e.g. --set optim.weight_decay=5e-4")
+                   help="change a config key of every run (repeatable), e.g. --set optim.weight_decay=5e-4 "
+                        "(generate protocols: --set train.optim.weight_decay=5e-4)")
     p.add_argument("--dataset", help="data set name (default: the preset's)")
     p.add_argument("--root", help="data set root (default $AUGCORE_DATA or ./data)")
     p.add_argument("--model", help="model name (default: the preset's)")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the protocol's")
-    p.add_argument("--budgets", nargs="+", type=fraction, help="subset fractions (default: the protocol's)")
+    p.add_argument("--budgets", nargs="+", type=positive_number,
+                   help="the cells' levels (default: the protocol's): subset fractions (train), amplification "
+                        "factors k (generate) or labelled fractions (labelled)")
     p.add_argument("--variants", nargs="+", help="default: the protocol's (e.g. Table 2's cutout augmix perturb)")
     p.add_argument("--seeds", type=positive_int, default=d.seeds)
     p.add_argument("--epochs", type=positive_int, help="schedule.epochs (default: the preset's)")
@@ -188,7 +195,8 @@ def _add_repro(subparsers) -> None:
     p.add_argument("--lr", type=float, help="optim.lr (default: the preset's)")
     p.add_argument("--batch-size", type=positive_int, help="optim.batch_size (default: the preset's)")
     p.add_argument("--threads", type=positive_int, default=d.num_threads, help="torch CPU threads per run")
-    p.add_argument("--workers", type=positive_int, default=d.workers, help="runs at a time, one process each")
+    p.add_argument("--workers", type=positive_int, default=d.workers,
+                   help="runs at a time, one process each (train and refine protocols)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--out", default=d.out)
     p.add_argument("--no-progress", action="store_true")
