@@ -195,8 +195,6 @@ class Trainer:
         if steps == 0:
             raise RuntimeError(f"epoch {epoch}: the training view is empty (train_on={cfg.augment.train_on!r})")
         mix = None if refining else self._batch_mix(epoch)
-        if isinstance(self.parts.strong, StrongOrWeak):
-            self.parts.strong.set_strength(self.plan.strength(epoch))
         record = not refining and self.stats.records_in_epoch
         if record:
             self.stats.start_epoch()
@@ -365,10 +363,11 @@ class Trainer:
             refining = self.plan.is_refining(epoch)
             t0 = time.perf_counter()
             updates_before = self.history.num_updates
-            event = None if refining else self.policy.begin_epoch(epoch)
             row: Dict[str, Any] = {"epoch": epoch, "phase": "refine" if refining else "augment"}
-            if cfg.refinement.weaken_epochs:
+            if isinstance(self.parts.strong, StrongOrWeak):   # before the policy makes any copy
+                self.parts.strong.set_strength(self.plan.strength(epoch))
                 row["augment_strength"] = self.plan.strength(epoch)
+            event = None if refining else self.policy.begin_epoch(epoch)
             row.update(self._train_epoch(epoch, refining))
             current = None if refining else self.policy.end_epoch(epoch)
             epoch_time = time.perf_counter() - t0
