@@ -5,16 +5,12 @@ that tree, checking every key's type; ``apply_overrides`` applies ``--set a.b.c=
 strings (values parsed as YAML) at any depth; ``load_yaml`` reads a file (a shipped
 config's name or a path). Every error is a ``ConfigError`` naming the dotted key
 (``optim.lr``, ``augment.selector.eps``, ``--set optim.lr=...``).
-
-Renamed keys stay readable: a section lists them in ``__renamed__`` ({old: new}); the
-old name is accepted with a ``DeprecationWarning`` naming the new one.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import typing
-import warnings
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar, Union
 
 import yaml
@@ -105,13 +101,6 @@ def build(cls: Type[T], raw: Any, key: str = "config") -> T:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{key}: expected a mapping of keys, got {raw!r}")
-    raw = dict(raw)
-    for old, new in getattr(cls, "__renamed__", {}).items():
-        if old in raw:
-            warnings.warn(f"{key}.{old} is deprecated; use {key}.{new}", DeprecationWarning, stacklevel=3)
-            if new in raw:
-                raise ConfigError(f"{key}: both {old!r} (deprecated) and {new!r} are set; keep {new!r}")
-            raw[new] = raw.pop(old)
     types = field_types(cls)
     unknown = sorted(set(raw) - set(types))
     if unknown:

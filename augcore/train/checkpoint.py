@@ -20,7 +20,7 @@ from augcore.io import atomic_torch_save, load_torch_file  # noqa: F401  (atomic
 
 CHECKPOINT_FORMAT = 1
 # what a resume reads: trainer.load_state_dict and select_from_checkpoint
-REQUIRED_ENTRIES = ("config", "epoch", "model", "optimizer", "scaler", "rng", "rows")
+REQUIRED_ENTRIES = ("config", "epoch", "model", "optimizer", "scaler", "rng", "rows", "policy")
 RNG_ENTRIES = ("torch", "numpy", "python")
 POLICY_ENTRIES = ("selection", "history", "selection_epochs")
 CONFIG_ENTRIES = ("augment", "run")  # read as they are by select_from_checkpoint
@@ -43,7 +43,8 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
                                      f"{sorted(map(str, state))[:8]})")
     check_format_version(path, state["format"], (CHECKPOINT_FORMAT,), what="training checkpoints")
     check_file_entries(path, state, REQUIRED_ENTRIES, what="training checkpoint")
-    kinds = {"config": dict, "model": dict, "optimizer": dict, "scaler": dict, "rng": dict, "rows": list}
+    kinds = {"config": dict, "model": dict, "optimizer": dict, "scaler": dict, "rng": dict, "rows": list,
+             "policy": dict}
     wrong = [f"{key!r} is a {type(state[key]).__name__}, not a {kind.__name__}" for key, kind in kinds.items()
              if not isinstance(state[key], kind)]
     if isinstance(state["epoch"], bool) or not isinstance(state["epoch"], int) or state["epoch"] < 0:
@@ -54,12 +55,8 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     check_file_entries(path, state["config"], CONFIG_ENTRIES, what="training checkpoint's 'config' entry")
     check_file_entries(path, state["config"]["augment"], AUGMENT_ENTRIES,
                        what="training checkpoint's 'config.augment' entry")
-    if "policy" in state:
-        check_file_entries(path, state["policy"], POLICY_ENTRIES, what="training checkpoint's 'policy' entry")
-        _check_policy_state(path, state["policy"])
-    else:  # written before policies owned the selection state: the same entries at the top level
-        check_file_entries(path, state, POLICY_ENTRIES, what="training checkpoint (written before 'policy')")
-        _check_policy_state(path, state)
+    check_file_entries(path, state["policy"], POLICY_ENTRIES, what="training checkpoint's 'policy' entry")
+    _check_policy_state(path, state["policy"])
     return state
 
 

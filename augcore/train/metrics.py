@@ -89,25 +89,6 @@ def plot_training_curves(rows: Sequence[Dict[str, Any]], path: str, title: str =
     plt.close(fig)
 
 
-def plot_accuracy_vs_fraction(points: Dict[str, List[tuple]], path: str, title: str = "") -> None:
-    """``points``: method -> [(fraction augmented, mean accuracy, std)]; one errorbar series each."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, series in points.items():
-        series = sorted(series)
-        ax.errorbar([p[0] * 100 for p in series], [p[1] for p in series], yerr=[p[2] for p in series],
-                    marker="o", capsize=3, label=method)
-    ax.set_xlabel("examples augmented per epoch (% of training set)")
-    ax.set_ylabel("test top-1 accuracy (%)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    atomic_savefig(fig, path)
-    plt.close(fig)
-
-
-
-
 def minibatch_gradient_variance(parameters: Sequence[torch.Tensor], batches: Iterable[Any],
                                 batch_loss: Callable[[Any], torch.Tensor], *, batch_size: int) -> float:
     """The variance of mini-batch gradients, E ||g_B - g||^2 (Nguyen et al., Theorem 4.3 and Fig. 7).

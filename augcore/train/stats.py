@@ -81,7 +81,3 @@ class StatsProvider:
         if self._recorder is not None:
             self._recorded = self._recorder.finish()
             self._recorder = None
-
-    def discard_recorded(self) -> None:
-        """Refinement epochs or a resume: the recorded outputs no longer describe the next selection."""
-        self._recorded = None
