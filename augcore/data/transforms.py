@@ -87,17 +87,18 @@ class Cutout:
         return f"Cutout(size={self.size}, holes={self.holes})"
 
 
-class GaussianNoise:
-    """Adds N(0, sigma^2) noise to a [0, 1] float image and clamps back to [0, 1]."""
+class GaussianNoise(v2.GaussianNoise):
+    """torchvision's ``v2.GaussianNoise``: N(0, sigma^2) added to a [0, 1] float image, clamped back to
+    [0, 1]. uint8 images are refused (v2 would scale the noise by 255): it runs after scaling to [0, 1]."""
 
     def __init__(self, sigma: float = 0.05):
-        self.sigma = check_number("noise sigma", sigma, min=0.0)
+        super().__init__(mean=0.0, sigma=check_number("noise sigma", sigma, min=0.0), clip=True)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         if not isinstance(image, torch.Tensor) or not image.is_floating_point():
             raise TypeError(f"GaussianNoise expects a float image in [0, 1], got "
                             f"{image.dtype if isinstance(image, torch.Tensor) else type(image).__name__}")
-        return (image + self.sigma * torch.randn_like(image)).clamp_(0.0, 1.0)
+        return super().forward(image)
 
     def __repr__(self) -> str:
         return f"GaussianNoise(sigma={self.sigma})"
