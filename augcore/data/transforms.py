@@ -185,8 +185,8 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
       it gives one candidate without Mixup; training scores several (``augment.candidates``).
     """
     if not isinstance(name, str):
-        raise TypeError(f"name (the strong augmentation) must be a string such as 'autoaugment' or 'autoaugment+cutout', "
-                        f"got {name!r} ({type(name).__name__})")
+        raise TypeError(f"name (the strong augmentation) must be a string such as 'autoaugment' or "
+                        f"'autoaugment+cutout', got {name!r} ({type(name).__name__})")
     _check_dataset(dataset)
     if cutout_size is not None:
         cutout_size = check_int("cutout_size", cutout_size, min=1)

@@ -276,7 +276,8 @@ class TrainConfig:
             require_choice("augment.autoaugment_policy", a.autoaugment_policy, AUTOAUGMENT_POLICIES)
         require(a.cutout_size is None or a.cutout_size >= 1, "augment.cutout_size",
                 f"must be >= 1 pixel or null, got {a.cutout_size}")
-        require(1 <= a.augmix_severity <= 10, "augment.augmix_severity", f"must lie in [1, 10], got {a.augmix_severity}")
+        require(1 <= a.augmix_severity <= 10, "augment.augmix_severity",
+                f"must lie in [1, 10], got {a.augmix_severity}")
         require(a.augmix_width >= 1, "augment.augmix_width", f"must be >= 1, got {a.augmix_width}")
         require(a.augmix_depth == -1 or a.augmix_depth >= 1, "augment.augmix_depth",
                 f"must be >= 1, or -1 for a random depth in [1, 3]; got {a.augmix_depth}")
