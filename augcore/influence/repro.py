@@ -53,7 +53,8 @@ def split_overrides(overrides) -> Tuple[Dict, List[str]]:
         try:
             fields[name] = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key}: the value {text!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(f"--set {key}: the value {text!r} is not valid YAML ({problem})") from None
     return fields, training
 
 

@@ -123,9 +123,9 @@ class Protocol:
     else ``budgets`` (``cpu_budgets`` at CPU scale when given); the runner's level-free
     methods have none. A level is a subset fraction (train), an amplification factor k
     (generate) or a labelled fraction (labelled). ``variants`` map to config sections merged
-    into the preset (``paper_variants`` replace them at the paper preset); ``needs`` names, per variant, the config key it assumes, so a build
-    without that key leaves the variant out of the default grid (and says so) rather than
-    failing. ``metric`` says what the paper's numbers are: ``top1`` (%), ``error`` (test
+    into the preset (``paper_variants`` replace them at the paper preset); ``needs`` names,
+    per variant, the config key it assumes, so a build without that key leaves the variant
+    out of the default grid (and says so) rather than failing. ``metric`` says what the paper's numbers are: ``top1`` (%), ``error`` (test
     error %, compared with 100 - top-1) or ``gain_share`` (Table 4: (acc - W.A.) / (F.A. -
     W.A.), needing the ``none`` and ``full`` runs). ``paper`` maps :func:`cell_key` to the
     paper's number; ``paper_reference`` holds numbers the caption gives (W.A., F.A.);

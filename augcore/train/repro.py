@@ -388,7 +388,8 @@ def run_repro(settings: ReproSettings, *, echo=print) -> Dict:
     def record(position: int, rows: List[Dict]) -> None:
         done[position] = rows
         bar.update(1)
-        write_rows([row for i in sorted(done) for row in done[i]], os.path.join(settings.out, f"{spec.name}_results.csv"),
+        write_rows([row for i in sorted(done) for row in done[i]],
+                   os.path.join(settings.out, f"{spec.name}_results.csv"),
                    os.path.join(settings.out, f"{spec.name}_results.jsonl"))
 
     if settings.workers == 1:
