@@ -273,3 +273,12 @@ def test_strong_transform_rejects_bad_keywords_by_name():
                          ({"autoaugment_policy": "mnist"}, "autoaugment_policy")]:
         with pytest.raises(ValueError, match=name):
             strong_transform("augmix", ds, **kwargs)
+
+
+def test_joined_strong_augmentations_pass_config_validation_and_bad_parts_name_the_key():
+    from augcore.train.config import ConfigError, config_from_dict
+
+    assert config_from_dict({"augment": {"strong": "autoaugment+cutout"}}).augment.strong == "autoaugment+cutout"
+    for bad, problem in (("autoaugment+cutuot", "cutuot"), ("wu2020+cutout", "cannot be joined")):
+        with pytest.raises(ConfigError, match=f"augment.strong.*{problem}"):
+            config_from_dict({"augment": {"strong": bad}})

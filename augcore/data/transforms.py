@@ -156,6 +156,23 @@ def _check_sigma_range(name: str, sigma) -> Tuple[float, float]:
     return low, high
 
 
+def strong_parts(name: str) -> Tuple[str, ...]:
+    """The strong augmentations a name joins with ``+`` (``"autoaugment+cutout"``), lower-cased and
+    checked: each one of :data:`STRONG_AUGMENTATIONS`, and ``wu2020`` only on its own."""
+    if not isinstance(name, str):
+        raise TypeError(f"name (the strong augmentation) must be a string such as 'autoaugment' or "
+                        f"'autoaugment+cutout', got {name!r} ({type(name).__name__})")
+    parts = tuple(p.strip().lower() for p in name.split("+"))
+    unknown = [p for p in parts if p not in STRONG_AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown strong augmentation {unknown}; choose from {STRONG_AUGMENTATIONS} "
+                         f"(several may be joined with '+', e.g. 'autoaugment+cutout'), got {name!r}")
+    if "wu2020" in parts and len(parts) > 1:
+        raise ValueError(f"'wu2020' is a whole augmentation (its own crop, flip, Cutout and Mixup) and cannot be "
+                         f"joined with others, got {name!r}")
+    return parts
+
+
 def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = None,
                      cutout_size: Optional[int] = None, noise_sigma: float = 0.05,
                      augmix_severity: int = AUGMIX_RELEASED["severity"], augmix_width: int = AUGMIX_RELEASED["width"],
@@ -184,9 +201,7 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
       it brings its own crop and flip and cannot be joined with others). As a plain transform
       it gives one candidate without Mixup; training scores several (``augment.candidates``).
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name (the strong augmentation) must be a string such as 'autoaugment' or "
-                        f"'autoaugment+cutout', got {name!r} ({type(name).__name__})")
+    parts = strong_parts(name)
     _check_dataset(dataset)
     if cutout_size is not None:
         cutout_size = check_int("cutout_size", cutout_size, min=1)
@@ -208,15 +223,7 @@ def strong_transform(name: str, dataset, *, autoaugment_policy: Optional[str] = 
     if perturb_blur_kernel % 2 == 0:
         raise ValueError(f"perturb_blur_kernel must be odd (a centred Gaussian kernel), got {perturb_blur_kernel}")
     perturb_blur_sigma = _check_sigma_range("perturb_blur_sigma", perturb_blur_sigma)
-    parts = [p.strip().lower() for p in name.split("+")]
-    unknown = [p for p in parts if p not in STRONG_AUGMENTATIONS]
-    if unknown or not parts:
-        raise ValueError(f"unknown strong augmentation {unknown or name!r}; choose from {STRONG_AUGMENTATIONS} "
-                         f"(several may be joined with '+')")
-    if "wu2020" in parts:
-        if len(parts) > 1:
-            raise ValueError(f"'wu2020' is a whole augmentation (its own crop, flip, Cutout and Mixup) and cannot be "
-                             f"joined with others, got {name!r}")
+    if parts == ("wu2020",):
         from augcore.data.wu2020 import Wu2020Augment
         return Wu2020Augment(dataset)
     uint8_ops: List[Callable] = []

@@ -169,7 +169,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         from augcore.data.datasets import DATASETS
-        from augcore.data.transforms import STRONG_AUGMENTATIONS
+        from augcore.data.transforms import strong_parts
         from augcore.models import model_options
         from augcore.train.policies import POLICIES, policy_options
 
@@ -183,7 +183,10 @@ class TrainConfig:
         for key in ("weights_skip", "weights_sha256"):
             require(m.weights is not None or not getattr(m, key), f"model.{key}",
                     "needs model.weights (a file to load)")
-        choice("augment.strong", self.augment.strong, STRONG_AUGMENTATIONS)
+        try:
+            strong_parts(self.augment.strong)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"augment.strong: {exc}") from None
         a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
         choice("augment.mode", a.mode, tuple(POLICIES))
         policy_options(a.mode, a.selector)  # types and ranges of augment.selector.*, by the policy
