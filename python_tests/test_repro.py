@@ -9,7 +9,7 @@ import yaml
 from augcore.cli import main
 from augcore.config import ConfigError
 from augcore.train.config import config_from_dict
-from augcore.train.protocols import PROTOCOLS, Protocol, cell_key, merge_sections
+from augcore.train.protocols import PROTOCOLS, cell_key, merge_sections
 from augcore.train.repro import (ALIASES, ReproSettings, format_summary, planned_runs, refine_config, run_config,
                                  run_repro, summarize)
 
@@ -116,9 +116,7 @@ def test_every_protocol_runs_at_cpu_scale(name, tmp_path):
 def test_every_refinement_run_is_a_valid_config_with_its_variant(name, preset):
     settings = ReproSettings(protocol=name, preset=preset, seeds=1).check()
     spec = settings.spec
-    left_out = settings.left_out_variants()
-    assert set(left_out) <= set(spec.needs)   # only a variant that names the key it needs may be left out
-    assert [run.variant for run in planned_runs(settings)] == [v for v in spec.variants if v not in left_out]
+    assert [run.variant for run in planned_runs(settings)] == list(spec.variants)
     for run in planned_runs(settings):
         config = config_from_dict(refine_config(settings, run.variant, 0))
         assert config.refinement.enabled and config.run.seed == 0
@@ -160,21 +158,6 @@ def test_every_refinement_protocol_runs_at_cpu_scale_reading_both_accuracies_fro
     assert summary["refined_minus_augment"]["mixup"]["per_seed"] == [log[1]["test_top1"] - log[0]["test_top1"]]
     text = format_summary(summary, settings)
     assert f"{spec.paper['mixup/refined']:.2f}" in text and "refined - augment mixup" in text
-
-
-def test_a_variant_needing_a_missing_key_is_left_out_and_refused_by_name(monkeypatch):
-    spec = PROTOCOLS["refine-t1-preact18-c10"]
-    fake = Protocol(name="fake-refine", source="none", setting="none", runner="refine", methods=spec.methods,
-                    paper_preset=spec.paper_preset, cpu_preset=spec.cpu_preset,
-                    variants={"mixup": spec.variants["mixup"],
-                              "future": {"augment": {"mode": "none", "batch_aug": "not_yet"}}},
-                    needs={"future": "augment.batch_aug: not_yet"})
-    monkeypatch.setitem(PROTOCOLS, "fake-refine", fake)
-    settings = ReproSettings(protocol="fake-refine", seeds=1).check()
-    assert settings.run_variants() == ("mixup",)
-    assert "augment.batch_aug: not_yet" in settings.left_out_variants()["future"]
-    with pytest.raises(ConfigError, match="'future' needs augment.batch_aug: not_yet"):
-        ReproSettings(protocol="fake-refine", variants=["future"]).check()
 
 
 # ---------------------------------------------------------------------------- the targeted-synthetic paper

@@ -123,9 +123,7 @@ class Protocol:
     else ``budgets`` (``cpu_budgets`` at CPU scale when given); the runner's level-free
     methods have none. A level is a subset fraction (train), an amplification factor k
     (generate) or a labelled fraction (labelled). ``variants`` map to config sections merged
-    into the preset (``paper_variants`` replace them at the paper preset); ``needs`` names,
-    per variant, the config key it assumes, so a build without that key leaves the variant
-    out of the default grid (and says so) rather than failing. ``metric`` says what the paper's numbers are: ``top1`` (%), ``error`` (test
+    into the preset (``paper_variants`` replace them at the paper preset). ``metric`` says what the paper's numbers are: ``top1`` (%), ``error`` (test
     error %, compared with 100 - top-1) or ``gain_share`` (Table 4: (acc - W.A.) / (F.A. -
     W.A.), needing the ``none`` and ``full`` runs). ``paper`` maps :func:`cell_key` to the
     paper's number; ``paper_reference`` holds numbers the caption gives (W.A., F.A.);
@@ -145,7 +143,6 @@ class Protocol:
     method_budgets: Dict[str, Tuple[float, ...]] = field(default_factory=dict)
     variants: Dict[str, Dict] = field(default_factory=lambda: {"": {}})
     paper_variants: Dict[str, Dict] = field(default_factory=dict)   # a variant's sections at the paper preset
-    needs: Dict[str, str] = field(default_factory=dict)
     train_on: str = "full"                     # train runner: full | selection | random_subset
     reselect_every: Optional[int] = None       # train runner: R
     cpu_reselect_every: Optional[int] = None   # R at CPU scale (short runs); None: the paper's
@@ -162,9 +159,9 @@ class Protocol:
         if self.runner not in RUNNERS:
             raise ValueError(f"{self.name}: runner must be one of {tuple(RUNNERS)}, got {self.runner!r}")
         unknown = sorted(set(self.methods) - set(RUNNERS[self.runner].methods))
-        if unknown or self.metric not in METRICS or not set(self.needs) <= set(self.variants):
+        if unknown or self.metric not in METRICS:
             raise ValueError(f"{self.name}: methods {unknown} unknown to the {self.runner} runner, metric "
-                             f"{self.metric!r} or needs {sorted(self.needs)} outside its variants")
+                             f"{self.metric!r}")
         if self.runner == "train" and self.reselect_every is None:
             raise ValueError(f"{self.name}: a train protocol needs reselect_every")
 
@@ -253,7 +250,6 @@ _register(Protocol(
     paper_preset=_CALTECH_40, cpu_preset=_cpu({}), cpu_budgets=(0.3,),
     variants={"cutout": {"augment": {"strong": "cutout"}}, "augmix": {"augment": {"strong": "augmix"}},
               "perturb": {"augment": {"strong": "perturb"}}},
-    needs={"perturb": "augment.strong: perturb (the released ColorJitter + GaussianBlur)"},
     paper={**_cells("cutout", _T2_BUDGETS, random=[43.32, 62.84, 76.21], coreset=[55.53, 66.10, 76.91]),
            **_cells("augmix", _T2_BUDGETS, random=[40.77, 61.81, 72.17], coreset=[52.72, 64.91, 73.01]),
            **_cells("perturb", _T2_BUDGETS, random=[48.51, 66.20, 75.34], coreset=[58.29, 67.47, 76.50])},
@@ -354,9 +350,6 @@ _REFINE_VARIANTS = {
     "cutmix": {"augment": {**_NO_STRONG, "batch_aug": "cutmix", "mix_alpha": 1.0, "batch_aug_prob": 0.5}},
     "autoaugment": {"augment": {"mode": "full", "strong": "autoaugment+cutout", "placement": "inplace"}},
 }
-_REFINE_NEEDS = {"manifold_mixup": "augment.batch_aug: manifold_mixup",
-                 "cutmix": "augment.batch_aug_prob (CutMix applied with probability 0.5)",
-                 "autoaugment": "augment.strong: autoaugment+cutout (joined strong augmentations)"}
 # CPU scale: a step schedule, so refinement runs at its final LR as the PreAct runs do
 _REFINE_CPU = _cpu({"schedule": {"name": "multistep", "epochs": 8, "milestones": [4, 6]},
                     "refinement": {"enabled": True, "epochs": 2, "mode": "extra"}})
@@ -395,7 +388,6 @@ for (_model, _data), _table in _REFINE_T1.items():
         runner="refine", methods=("augment", "refined"),
         paper_preset=merge_sections({"data": {"name": _DATA[_data][1]}}, _REFINE_PRESETS[_model]),
         cpu_preset=_REFINE_CPU, variants=_variants, paper_variants=_paper_variants,
-        needs={v: n for v, n in _REFINE_NEEDS.items() if v in _table},
         paper={**{cell_key(v, "augment", None): a for v, (a, r) in _table.items()},
                **{cell_key(v, "refined", None): r for v, (a, r) in _table.items() if r is not None}},
         notes=_REFINE_NOTES[_model]))

@@ -105,18 +105,7 @@ class ReproSettings:
         return tuple(self.budgets) if self.budgets is not None else self.spec.levels_for(method, self.preset)
 
     def run_variants(self) -> Tuple[str, ...]:
-        if self.variants is not None:
-            return tuple(self.variants)
-        left_out = self.left_out_variants()
-        return tuple(v for v in self.spec.variants if v not in left_out)
-
-    def left_out_variants(self) -> Dict[str, str]:
-        """Variants left out of the default grid because this build lacks the key they need: variant -> why."""
-        if self.variants is not None:
-            return {}
-        runner = self.runner
-        problems = {v: runner.variant_problem(self, v) for v in self.spec.needs}
-        return {v: f"needs {self.spec.needs[v]} ({problem})" for v, problem in problems.items() if problem}
+        return tuple(self.variants) if self.variants is not None else tuple(self.spec.variants)
 
     def check(self) -> "ReproSettings":
         spec = self.spec   # an unknown protocol is reported by name
@@ -127,9 +116,6 @@ class ReproSettings:
             require_choice("methods", m, spec.info.methods)
         for v in variants:
             require_choice("variants", v, tuple(spec.variants))
-            if v in spec.needs and self.variants is not None:
-                problem = runner.variant_problem(self, v)
-                require(problem is None, "variants", f"{v!r} needs {spec.needs[v]}, which this build lacks ({problem})")
         require(bool(methods), "methods", "at least one method is needed")
         require(bool(variants), "variants", "at least one variant is needed")
         require(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
@@ -203,10 +189,6 @@ class Runner:
 
     def check(self, settings: ReproSettings) -> None:
         """Runner-specific checks, the first run's config included (bad --set keys fail before any run)."""
-
-    def variant_problem(self, settings: ReproSettings, variant: str) -> Optional[str]:
-        """Why this build cannot run ``variant`` (its config is refused), or None."""
-        return None
 
     def prepare(self, settings: ReproSettings, echo) -> Any:
         return None
@@ -286,13 +268,6 @@ class TrainGrid(Runner):
         _train_config(settings, run_config(settings, first.method, first.level, 0, first.variant),
                       cell_key(first.variant, first.method, first.level))
 
-    def variant_problem(self, settings, variant):
-        method = settings.run_methods()[0]
-        try:
-            _train_config(settings, run_config(settings, method, settings.run_budgets()[0], 0, variant), variant)
-        except ConfigError as exc:
-            return str(exc)
-        return None
 
     def run(self, settings, context, run):
         return [run_one(settings, *run)]
@@ -344,12 +319,6 @@ class RefineRuns(Runner):
         variant = settings.run_variants()[0]
         _train_config(settings, refine_config(settings, variant, 0), variant)
 
-    def variant_problem(self, settings, variant):
-        try:
-            _train_config(settings, refine_config(settings, variant, 0), variant)
-        except ConfigError as exc:
-            return str(exc)
-        return None
 
     def run(self, settings, context, run):
         return refine_one(settings, run.variant, run.seed)
@@ -471,7 +440,7 @@ def summarize(rows: List[Dict], settings: ReproSettings) -> Dict:
                                               / (full["top1_mean"] - weak["top1_mean"]))
     settings_dict = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in asdict(settings).items()}
     summary = {"protocol": spec.name, "source": spec.source, "runner": spec.runner, "metric": spec.metric,
-               "settings": settings_dict, "cells": cells, "left_out_variants": settings.left_out_variants(),
+               "settings": settings_dict, "cells": cells,
                "paper_other": dict(spec.paper_other)}
     for a, b in info.differences:
         summary[f"{a}_minus_{b}"] = paired_differences(rows, settings, a, b)
@@ -529,8 +498,6 @@ def format_summary(summary: Dict, settings: ReproSettings) -> str:
     if summary.get("paper_other"):
         lines.append("the paper's other rows (others' results, not run): "
                      + ", ".join(f"{key}: {value:.2f}" for key, value in summary["paper_other"].items()))
-    for variant, why in summary.get("left_out_variants", {}).items():
-        lines.append(f"variant {variant} left out: {why}")
     lines.extend(summary.get("notes", []))
     return "\n".join(lines)
 
@@ -545,8 +512,7 @@ def list_protocols() -> str:
         lines.append(f"{'':<28} runner {spec.runner}; paper preset: {describe(spec.paper_preset)}; "
                      f"cpu preset: {describe(spec.cpu_preset)}")
         if list(spec.variants) != [""]:
-            lines.append(f"{'':<28} variants: " + ", ".join(
-                v + (f" (needs {spec.needs[v]})" if v in spec.needs else "") for v in spec.variants))
+            lines.append(f"{'':<28} variants: " + ", ".join(spec.variants))
     lines.append(f"aliases: {', '.join(f'{a} = {n}' for a, n in ALIASES.items())}")
     return "\n".join(lines)
 
