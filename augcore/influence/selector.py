@@ -27,8 +27,7 @@ from augcore.checks import as_python_number, check_bool, check_choice, check_int
 from augcore.influence.hessian import LOSSES
 from augcore.influence.scores import REDUCTIONS, SOLVERS, LastLayerInfluence
 from augcore.ops.budgets import SPLITS, split_budget
-from augcore.selection._common import validate_stats
-from augcore.selection.base import InferenceStats, Selection
+from augcore.selection import SELECTORS, BaseSelector, InferenceStats, Picks, Selection, validate_stats
 
 OBJECTIVES = ("replace", "append")
 
@@ -107,7 +106,8 @@ def _align_rows(reference: torch.Tensor, other: torch.Tensor, name: str) -> torc
     return permutation
 
 
-class InfluenceSelector:
+@SELECTORS.register("influence")
+class InfluenceSelector(BaseSelector):
     """Selector (``.select(stats, epoch=0, seed=0) -> Selection``) by influence on validation loss.
 
     ``weight`` (C, H), ``bias`` (C,) or None: the classifier's last layer (``model.classifier``);
@@ -122,8 +122,6 @@ class InfluenceSelector:
     CPU, and CG then stops near a relative residual of 1e-4).
     Defaults follow the paper (CG, L_val summed, I_aug); it released no code.
     """
-
-    method = "influence"
 
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], val_stats: InferenceStats,
                  budget: Union[int, float], *, variants: Optional[Sequence[InferenceStats]] = None,
@@ -167,6 +165,9 @@ class InfluenceSelector:
                variants: Optional[Sequence[InferenceStats]] = None):
         """(scores (N,), best variant (N,) int64 or None, fitted LastLayerInfluence) for the rows of ``stats``."""
         _check_stats(stats, "stats")
+        return self._scores(stats, seed, variants)
+
+    def _scores(self, stats: InferenceStats, seed: int, variants: Optional[Sequence[InferenceStats]]):
         seed = check_int("seed", seed, min=0)
         if variants is not None:
             variants = _check_variants(variants)
@@ -217,11 +218,17 @@ class InfluenceSelector:
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0,
                variants: Optional[Sequence[InferenceStats]] = None) -> Selection:
         """``variants`` here replaces the constructor's for this step (they change with the model)."""
+        return self._select(stats, epoch, seed, variants=variants)
+
+    def validate(self, stats: InferenceStats) -> None:
         _check_stats(stats, "stats")
-        epoch = check_int("epoch", epoch, min=0)
+
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int,
+             variants: Optional[Sequence[InferenceStats]] = None) -> Picks:
+        check_int("epoch", epoch, min=0)
         total = _resolve_budget(self.budget, len(stats))
         start = time.perf_counter()
-        scores, best_variant, influence = self.scores(stats, seed, variants)
+        scores, best_variant, influence = self._scores(stats, seed, variants)
         scores = scores.cpu()  # the pick is a sort of N numbers: CPU, whatever the stats' device
         scored = time.perf_counter()
         labels = stats.labels.cpu()
@@ -236,11 +243,4 @@ class InfluenceSelector:
         }
         if best_variant is not None:
             info["variant"] = best_variant.cpu()[picked]
-        budgets = None
-        if self.split is not None:
-            budgets = torch.bincount(labels[picked], minlength=self.weight.shape[0])
-        return Selection(indices=stats.indices.cpu()[picked].to(torch.int64),
-                         weights=torch.ones(len(picked), dtype=torch.float32), method=self.method,
-                         budgets=budgets, epoch=epoch,
-                         timings={"influence": scored - start, "pick": time.perf_counter() - scored},
-                         info=info)
+        return Picks(picked, timings={"influence": scored - start, "pick": time.perf_counter() - scored}, info=info)

@@ -11,13 +11,14 @@ returns logits: embeddings are then read from the input of the final ``nn.Linear
 (``augcore.models.outputs``: ``EmbeddingReader``, ``find_classifier``, ``logits_of``).
 
 A builder in :data:`MODELS` is ``builder(num_classes, in_channels, image_size)``; one that
-also takes ``dropout=`` or ``stem=`` keywords accepts ``model.dropout`` / ``model.stem``.
+also takes ``dropout=`` or ``stem=`` keywords accepts ``model.dropout`` / ``model.stem``. A new
+model is one decorated builder: ``@MODELS.register("name")``.
 :func:`load_weights` loads a local state dict, verified (``weights``).
 """
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -35,22 +36,67 @@ from augcore.models.torchvision_models import STEMS, build_torchvision, check_ar
 from augcore.models.vit import vit_s
 from augcore.models.weights import load_weights, read_state_dict
 from augcore.models.wide_resnet import WideResNet
+from augcore.registry import Registry
 
 Builder = Callable[..., nn.Module]
 
-MODELS: Dict[str, Builder] = {
-    "resnet20": lambda c, ch, size: CifarResNet(20, c, ch),
-    "resnet32": lambda c, ch, size: CifarResNet(32, c, ch),
-    "resnet56": lambda c, ch, size: CifarResNet(56, c, ch),
-    "preact_resnet18": lambda c, ch, size: PreActResNet18(c, ch),
-    "wrn28_10": lambda c, ch, size, dropout=0.0: WideResNet(28, 10, c, ch, dropout),
-    "small_cnn": lambda c, ch, size: SmallCNN(c, ch),
-    "allconv": lambda c, ch, size: AllConvNet(c, ch),
-    "resnet18": lambda c, ch, size, stem="auto": build_torchvision("resnet18", c, ch, size, stem=stem),
-    "resnet50": lambda c, ch, size, stem="auto": build_torchvision("resnet50", c, ch, size, stem=stem),
-    "shake_shake26_2x96d": lambda c, ch, size: ShakeShake(26, 96, c, ch),
-    "vit_s": lambda c, ch, size, dropout=None: vit_s(c, ch, size, dropout),
-}
+# name -> builder(num_classes, in_channels, image_size[, dropout=][, stem=])
+MODELS = Registry("model")
+
+
+@MODELS.register("resnet20")
+def _resnet20(c, ch, size):
+    return CifarResNet(20, c, ch)
+
+
+@MODELS.register("resnet32")
+def _resnet32(c, ch, size):
+    return CifarResNet(32, c, ch)
+
+
+@MODELS.register("resnet56")
+def _resnet56(c, ch, size):
+    return CifarResNet(56, c, ch)
+
+
+@MODELS.register("preact_resnet18")
+def _preact_resnet18(c, ch, size):
+    return PreActResNet18(c, ch)
+
+
+@MODELS.register("wrn28_10")
+def _wrn28_10(c, ch, size, dropout=0.0):
+    return WideResNet(28, 10, c, ch, dropout)
+
+
+@MODELS.register("small_cnn")
+def _small_cnn(c, ch, size):
+    return SmallCNN(c, ch)
+
+
+@MODELS.register("allconv")
+def _allconv(c, ch, size):
+    return AllConvNet(c, ch)
+
+
+@MODELS.register("resnet18")
+def _resnet18(c, ch, size, stem="auto"):
+    return build_torchvision("resnet18", c, ch, size, stem=stem)
+
+
+@MODELS.register("resnet50")
+def _resnet50(c, ch, size, stem="auto"):
+    return build_torchvision("resnet50", c, ch, size, stem=stem)
+
+
+@MODELS.register("shake_shake26_2x96d")
+def _shake_shake26_2x96d(c, ch, size):
+    return ShakeShake(26, 96, c, ch)
+
+
+@MODELS.register("vit_s")
+def _vit_s(c, ch, size, dropout=None):
+    return vit_s(c, ch, size, dropout)
 
 
 def _builder(name: str, label: str) -> Builder:

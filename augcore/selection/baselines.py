@@ -2,19 +2,18 @@
 synthetic augmentation paper). All give unit weights, as the released code does."""
 from __future__ import annotations
 
-import time
-
 import torch
 
 from augcore.checks import check_bool, check_fraction
 from augcore.ops.budgets import split_budget
 from augcore.seeds import cpu_generator
-from augcore.selection._common import (budget_from_fraction, require_nonempty_classes, top_per_class, unit_selection,
-                                       validate_stats)
-from augcore.selection.base import InferenceStats, Selection
+from augcore.selection._common import budget_from_fraction, require_nonempty_classes, top_per_class
+from augcore.selection.base import InferenceStats
+from augcore.selection.selector import SELECTORS, BaseSelector, Picks
 
 
-class RandomSelector:
+@SELECTORS.register("random")
+class RandomSelector(BaseSelector):
     """Uniformly random subset of ``round(fraction * N)`` examples, unit weights.
 
     The released coresets code draws uniformly over all N (the default);
@@ -24,15 +23,11 @@ class RandomSelector:
     Indices come back in the order of the stats rows.
     """
 
-    method = "random"
-
     def __init__(self, fraction: float, *, stratified: bool = False):
         self.fraction = check_fraction("fraction", fraction)
         self.stratified = check_bool("stratified", stratified)
 
-    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
-        t0 = time.perf_counter()
-        validate_stats(stats)
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int) -> Picks:
         n = len(stats)
         budget = budget_from_fraction(self.fraction, n)
         keys = torch.rand(n, generator=cpu_generator(seed, epoch, self.method), dtype=torch.float64)
@@ -43,13 +38,12 @@ class RandomSelector:
         else:
             rows = torch.sort(keys, descending=True, stable=True).indices[:budget]
         rows = torch.sort(rows).values
-        return unit_selection(stats, rows.to(stats.labels.device), self.method, epoch=epoch,
-                              timings={"total": time.perf_counter() - t0},
-                              info={"requested_fraction": self.fraction, "budget": budget,
-                                    "stratified": self.stratified})
+        return Picks(rows.to(stats.labels.device),
+                     info={"requested_fraction": self.fraction, "budget": budget, "stratified": self.stratified})
 
 
-class MaxLossSelector:
+@SELECTORS.register("max_loss")
+class MaxLossSelector(BaseSelector):
     """Global top-``round(fraction * N)`` by loss (not per class), unit weights.
 
     The Kuchnik & Smith baseline as released with the coresets code; the trainer
@@ -57,21 +51,17 @@ class MaxLossSelector:
     smaller row; indices come back in descending order of loss.
     """
 
-    method = "max_loss"
-
     def __init__(self, fraction: float):
         self.fraction = check_fraction("fraction", fraction)
 
-    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
-        t0 = time.perf_counter()
-        validate_stats(stats)
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int) -> Picks:
         budget = budget_from_fraction(self.fraction, len(stats))
         rows = torch.sort(stats.losses, descending=True, stable=True).indices[:budget]
-        return unit_selection(stats, rows, self.method, epoch=epoch, timings={"total": time.perf_counter() - t0},
-                              info={"requested_fraction": self.fraction, "budget": budget})
+        return Picks(rows, info={"requested_fraction": self.fraction, "budget": budget})
 
 
-class HighLossSelector:
+@SELECTORS.register("high_loss")
+class HighLossSelector(BaseSelector):
     """Per class, the ``fraction`` of its examples with the highest loss, unit weights.
 
     The "high loss" ablation of the targeted synthetic augmentation paper: the
@@ -82,24 +72,19 @@ class HighLossSelector:
     descending inside each class.
     """
 
-    method = "high_loss"
-
     def __init__(self, fraction: float):
         self.fraction = check_fraction("fraction", fraction)
 
-    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
-        t0 = time.perf_counter()
-        validate_stats(stats)
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int) -> Picks:
         sizes = require_nonempty_classes(stats, "HighLossSelector")
         budget = budget_from_fraction(self.fraction, len(stats))
         budgets = split_budget(sizes, budget, "proportional")
         rows = top_per_class(stats.losses, stats.labels.to(torch.int64), budgets)
-        return unit_selection(stats, rows, self.method, epoch=epoch, budgets=budgets,
-                              timings={"total": time.perf_counter() - t0},
-                              info={"requested_fraction": self.fraction, "budget": budget})
+        return Picks(rows, budgets=budgets, info={"requested_fraction": self.fraction, "budget": budget})
 
 
-class MisclassifiedSelector:
+@SELECTORS.register("misclassified")
+class MisclassifiedSelector(BaseSelector):
     """Every example the model currently misclassifies (argmax of the logits, first
     maximum on ties, differs from the label), unit weights, in the order of the stats rows.
 
@@ -107,11 +92,6 @@ class MisclassifiedSelector:
     size is an outcome, reported as ``info["fraction"]``.
     """
 
-    method = "misclassified"
-
-    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
-        t0 = time.perf_counter()
-        validate_stats(stats)
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int) -> Picks:
         wrong = stats.logits.argmax(1) != stats.labels
-        rows = wrong.nonzero().flatten()
-        return unit_selection(stats, rows, self.method, epoch=epoch, timings={"total": time.perf_counter() - t0})
+        return Picks(wrong.nonzero().flatten())

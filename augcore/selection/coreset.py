@@ -23,9 +23,10 @@ from augcore.ops.facility_location import METHODS, SIMILARITIES
 from augcore.ops.submodlib_kernel import submodlib_dense_kernel
 from augcore.process_group import rank_and_world
 from augcore.seeds import cpu_generator, derive_seed
-from augcore.selection._common import budget_from_fraction, require_nonempty_classes, validate_stats
+from augcore.selection._common import budget_from_fraction, require_nonempty_classes
 from augcore.selection.base import InferenceStats, Selection
 from augcore.selection.greedi import greedi_per_class
+from augcore.selection.selector import SELECTORS, BaseSelector, Picks
 
 PROXIES = ("logits", "last_layer")
 WEIGHTINGS = ("normalized", "raw", "unit")
@@ -37,7 +38,8 @@ _REFERENCE_SETTINGS = {"proxy": "logits", "similarity": "exp", "method": "lazy",
                        "keep_zero_weight": True}
 
 
-class CoresetSelector:
+@SELECTORS.register("coreset")
+class CoresetSelector(BaseSelector):
     """Facility-location coreset of about ``fraction * N`` examples, per class.
 
     Args:
@@ -87,8 +89,6 @@ class CoresetSelector:
     re-selection draws fresh samples, reproducibly; the reference preset's only
     random draw (``reference_proportional``'s decrements) comes from the same seeds.
     """
-
-    method = "coreset"
 
     def __init__(self, fraction: float, *, preset: str = "augcore", proxy: str = "logits", bias: int = 1,
                  similarity: Optional[str] = None, method: Optional[str] = None, eps: Optional[float] = None,
@@ -145,24 +145,30 @@ class CoresetSelector:
         rank calls it with the same stats and gets the same Selection."""
         return self.greedi
 
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.proxy == "last_layer"
+
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0,
                classes: Optional[torch.Tensor] = None) -> Selection:
         """The coreset of ``stats``. ``classes`` (class ids) restricts the solve to those classes,
         with the budgets of the whole problem: the pieces of disjoint class sets, merged
         (``augcore.distributed.merge_class_selections``), equal the full selection; DDP
         shards a selection this way."""
+        return self._select(stats, epoch, seed, classes=classes)
+
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int,
+             classes: Optional[torch.Tensor] = None) -> Picks:
         if self.preset == "reference":
-            return self._select_reference(stats, epoch, seed, classes)
+            return self._pick_reference(stats, epoch, seed, classes)
         if self.greedi:
             if classes is not None:
                 raise ValueError("classes: a GreeDi selection shares every class over the ranks; it cannot be "
                                  "restricted to some classes")
-            return self._select_greedi(stats, epoch, seed)
+            return self._pick_greedi(stats, epoch, seed)
         t0 = time.perf_counter()
-        validate_stats(stats, need_embeddings=self.proxy == "last_layer")
         sizes = require_nonempty_classes(stats, "CoresetSelector")
-        n, c = len(stats), stats.num_classes
-        budget = budget_from_fraction(self.fraction, n)
+        budget = budget_from_fraction(self.fraction, len(stats))
         budgets = budget if classes is None else _only(split_budget(sizes, budget, self.budget_split), classes)
         proxies = grad_proxies(stats.logits, stats.labels).errors
         t1 = time.perf_counter()
@@ -170,7 +176,7 @@ class CoresetSelector:
             proxies, budgets, groups=stats.labels,
             embeddings=stats.embeddings if self.proxy == "last_layer" else None, bias=self.bias,
             similarity=self.similarity, method=self.greedy, eps=self.eps,
-            seed=derive_seed(seed, epoch, self.method), budget_split=self.budget_split, num_groups=c)
+            seed=derive_seed(seed, epoch, self.method), budget_split=self.budget_split, num_groups=stats.num_classes)
         t2 = time.perf_counter()
 
         rows, gamma = result.indices, result.weights
@@ -179,45 +185,32 @@ class CoresetSelector:
             keep = gamma > 0
             dropped = int((~keep).sum())
             rows, gamma = rows[keep], gamma[keep]
-        device = stats.indices.device
-        rows = rows.to(device)
-        assignment = result.assignment.to(device)
-        assignment = torch.where(assignment >= 0, stats.indices[assignment.clamp_min(0)],
-                                 torch.full_like(assignment, -1))
-        picked = torch.bincount(stats.labels[rows].to(torch.int64).cpu(), minlength=c)
-        return Selection(
-            indices=stats.indices[rows].to(torch.int64), weights=normalize_weights(gamma, self.weights).to(device),
-            method=self.method, assignment=assignment, budgets=picked, epoch=epoch,
+        return Picks(
+            rows.to(stats.indices.device), weights=normalize_weights(gamma, self.weights),
+            assignment=result.assignment,
             timings={"proxies": t1 - t0, "facility_location": t2 - t1,
-                     **{f"fl_{k}": v for k, v in result.timings.items()}, "total": time.perf_counter() - t0},
-            info={"fraction": rows.numel() / n, "requested_fraction": self.fraction, "budget": budget,
+                     **{f"fl_{k}": v for k, v in result.timings.items()}},
+            info={"requested_fraction": self.fraction, "budget": budget,
                   "requested_budgets": result.budgets.tolist(), "dropped_zero_weight": dropped,
                   "gamma": gamma.cpu(), "objective": result.objective.cpu().tolist(),
                   "proxy": self.proxy, "similarity": self.similarity, "greedy": self.greedy,
                   "budget_split": self.budget_split, "preset": self.preset})
 
-    def _select_greedi(self, stats: InferenceStats, epoch: int, seed: int) -> Selection:
-        t0 = time.perf_counter()
-        validate_stats(stats)
+    def _pick_greedi(self, stats: InferenceStats, epoch: int, seed: int) -> Picks:
         sizes = require_nonempty_classes(stats, "CoresetSelector(greedi)")
-        labels = stats.labels.cpu().to(torch.int64)
         budget = budget_from_fraction(self.fraction, len(stats))
         budgets = split_budget(sizes, budget, self.budget_split)
         proxies = grad_proxies(stats.logits, stats.labels).errors.cpu()
-        rows, gamma = greedi_per_class(proxies, labels, budgets, method=self.greedy, eps=self.eps,
-                                       seed=derive_seed(seed, epoch, "greedi"))
-        return Selection(indices=stats.indices.cpu()[rows].to(torch.int64),
-                         weights=normalize_weights(gamma, self.weights), method=self.method,
-                         budgets=torch.bincount(labels[rows], minlength=stats.num_classes), epoch=epoch,
-                         timings={"total": time.perf_counter() - t0},
-                         info={"greedi_ranks": rank_and_world()[1], "requested_fraction": self.fraction,
-                               "budget": budget})
+        rows, gamma = greedi_per_class(proxies, stats.labels.cpu().to(torch.int64), budgets, method=self.greedy,
+                                       eps=self.eps, seed=derive_seed(seed, epoch, "greedi"))
+        return Picks(rows, weights=normalize_weights(gamma, self.weights),
+                     info={"greedi_ranks": rank_and_world()[1], "requested_fraction": self.fraction,
+                           "budget": budget})
 
-    def _select_reference(self, stats: InferenceStats, epoch: int, seed: int,
-                          classes: Optional[torch.Tensor]) -> Selection:
+    def _pick_reference(self, stats: InferenceStats, epoch: int, seed: int,
+                        classes: Optional[torch.Tensor]) -> Picks:
         """The released ``get_coreset``: per class, submodlib's dense kernel and LazyGreedy."""
         t0 = time.perf_counter()
-        validate_stats(stats)
         sizes = require_nonempty_classes(stats, "CoresetSelector")
         n, c = len(stats), stats.num_classes
         budget = int(n * self.fraction)  # main.py: B = int(N * subset_size)
@@ -256,17 +249,11 @@ class CoresetSelector:
             objective.append(float(result.objective[0]))
         rows_all = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
         gamma = torch.cat(gammas) if gammas else torch.zeros(0, dtype=torch.int64)
-        device = stats.indices.device
-        assignment = assignment.to(device)
-        assignment = torch.where(assignment >= 0, stats.indices[assignment.clamp_min(0)],
-                                 torch.full_like(assignment, -1))
-        rows_all = rows_all.to(device)
-        return Selection(
-            indices=stats.indices[rows_all].to(torch.int64), weights=normalize_weights(gamma, "normalized").to(device),
-            method=self.method, assignment=assignment, budgets=budgets.clone(), epoch=epoch,
-            timings={"proxies": t1 - t0, "similarity": kernel_time, "greedy": greedy_time,
-                     "total": time.perf_counter() - t0},
-            info={"fraction": rows_all.numel() / n if n else 0.0, "requested_fraction": self.fraction,
+        return Picks(
+            rows_all.to(stats.indices.device), weights=normalize_weights(gamma, "normalized"),
+            budgets=budgets.clone(), assignment=assignment,
+            timings={"proxies": t1 - t0, "similarity": kernel_time, "greedy": greedy_time},
+            info={"requested_fraction": self.fraction,
                   "budget": budget, "requested_budgets": budgets.tolist(), "dropped_zero_weight": 0,
                   "gamma": gamma.cpu(), "objective": objective, "proxy": "logits", "similarity": "exp",
                   "greedy": "lazy", "budget_split": self.budget_split, "preset": "reference",

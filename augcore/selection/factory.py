@@ -1,29 +1,21 @@
-"""Selectors by name, for YAML configs."""
+"""Selectors by name, for YAML configs and callbacks: ``build_selector(name, **options)``."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Type
+from typing import Any
 
-from augcore.selection.baselines import HighLossSelector, MaxLossSelector, MisclassifiedSelector, RandomSelector
+# the built-in selectors register themselves in SELECTORS when their modules are imported
+from augcore.selection import baselines, coreset, slow_learnable  # noqa: F401
 from augcore.selection.base import Selector
-from augcore.selection.coreset import CoresetSelector
-from augcore.selection.slow_learnable import SlowLearnableSelector
-
-SELECTORS: Dict[str, Type] = {
-    "coreset": CoresetSelector,
-    "random": RandomSelector,
-    "max_loss": MaxLossSelector,
-    "slow_learnable": SlowLearnableSelector,
-    "misclassified": MisclassifiedSelector,
-    "high_loss": HighLossSelector,
-}
+from augcore.selection.selector import SELECTORS
 
 
 def build_selector(name: str, **kwargs: Any) -> Selector:
     """``build_selector("coreset", fraction=0.3, method="lazy")``; names are the keys of
     ``SELECTORS``. "none" (no selection) is the trainer's business, not a selector."""
     if name not in SELECTORS:
-        hint = " ('none' means no selection and is handled by the trainer)" if name == "none" else ""
+        hint = {"none": " ('none' means no selection and is handled by the trainer)",
+                "influence": " ('influence' registers when augcore.influence is imported)"}.get(name, "")
         raise ValueError(f"unknown selector {name!r}{hint}; choose one of {sorted(SELECTORS)}")
     cls = SELECTORS[name]
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

@@ -8,14 +8,16 @@ import torch
 
 from augcore.checks import check_choice, check_int
 from augcore.seeds import cpu_generator
-from augcore.selection._common import require_nonempty_classes, unit_selection, validate_stats
-from augcore.selection.base import InferenceStats, Selection
+from augcore.selection._common import require_nonempty_classes
+from augcore.selection.base import InferenceStats
 from augcore.selection.kmeans import batched_kmeans
+from augcore.selection.selector import SELECTORS, BaseSelector, Picks
 
 FEATURES = ("probs", "logits", "embeddings")
 
 
-class SlowLearnableSelector:
+@SELECTORS.register("slow_learnable")
+class SlowLearnableSelector(BaseSelector):
     """Per class, split the examples in two by 2-means and select the whole cluster
     with the higher mean loss (the "slow-learnable" part, about 30% of CIFAR-10 at the
     separating epoch). The selected fraction is an outcome, reported as
@@ -30,16 +32,17 @@ class SlowLearnableSelector:
     order of the stats rows.
     """
 
-    method = "slow_learnable"
-
     def __init__(self, *, features: str = "probs", restarts: int = 10, max_iter: int = 300):
         self.features = check_choice("features", features, FEATURES)
         self.restarts = check_int("restarts", restarts, min=1)
         self.max_iter = check_int("max_iter", max_iter, min=1)
 
-    def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection:
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.features == "embeddings"
+
+    def pick(self, stats: InferenceStats, *, epoch: int, seed: int) -> Picks:
         t0 = time.perf_counter()
-        validate_stats(stats, need_embeddings=self.features == "embeddings")
         sizes = require_nonempty_classes(stats, "SlowLearnableSelector")
         labels = stats.labels.to(torch.int64)
         if self.features == "probs":
@@ -64,9 +67,8 @@ class SlowLearnableSelector:
         chosen = (km.labels == slow[labels]) & split[labels]
         rows = chosen.nonzero().flatten()
         budgets = torch.bincount(labels[rows].cpu(), minlength=c)
-        return unit_selection(
-            stats, rows, self.method, epoch=epoch, budgets=budgets,
-            timings={"kmeans": t1 - t0, "total": time.perf_counter() - t0},
+        return Picks(
+            rows, budgets=budgets, timings={"kmeans": t1 - t0},
             info={"features": self.features,
                   "class_fractions": (budgets.to(torch.float64) / sizes).tolist(),
                   "cluster_mean_loss": mean_loss.cpu().tolist(),

@@ -43,13 +43,15 @@ class StatsProvider:
         self._recorder = None            # the in-epoch accumulator of the running epoch
         self._recorded: Optional[InferenceStats] = None   # the last complete epoch's
 
-    def model_stats(self, rows: Optional[torch.Tensor] = None) -> InferenceStats:
+    def model_stats(self, rows: Optional[torch.Tensor] = None, *, embeddings: bool = True) -> InferenceStats:
+        """The model's statistics of ``rows`` (None: every example), with penultimate embeddings
+        unless ``embeddings=False`` (they cost a hook and (N, H) memory)."""
         if rows is None and self._recorded is not None:
             stats, self._recorded = self._recorded, None
             return stats
         t0 = time.perf_counter()
         dataset = self.inference_set if rows is None else Subset(self.inference_set, rows.tolist())
-        stats = self.strategy.collect_stats(self.model, dataset, **self.kwargs)
+        stats = self.strategy.collect_stats(self.model, dataset, embeddings=embeddings, **self.kwargs)
         self.passes += 1
         self.pass_seconds += time.perf_counter() - t0
         return stats

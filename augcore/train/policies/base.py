@@ -25,21 +25,17 @@ from typing import Any, Callable, ClassVar, Dict, Optional, Tuple, Type
 import torch
 
 from augcore.config import ConfigError, build
+from augcore.registry import Registry
 from augcore.seeds import derive_seed
 from augcore.selection.base import InferenceStats, Selection
 
-POLICIES: Dict[str, Type["SelectionPolicy"]] = {}
+# name -> policy class; registering sets the class's ``name``
+POLICIES = Registry("selection policy", name_attribute="name")
 
 
 def register_policy(name: str) -> Callable[[Type["SelectionPolicy"]], Type["SelectionPolicy"]]:
     """Class decorator: makes a policy selectable as ``augment.mode: name``."""
-    def decorate(cls: Type["SelectionPolicy"]) -> Type["SelectionPolicy"]:
-        if name in POLICIES and POLICIES[name] is not cls:
-            raise ValueError(f"a selection policy named {name!r} is already registered ({POLICIES[name].__name__})")
-        cls.name = name
-        POLICIES[name] = cls
-        return cls
-    return decorate
+    return POLICIES.register(name)
 
 
 @dataclass
@@ -116,6 +112,11 @@ class SelectionPolicy:
     @classmethod
     def check_options(cls, options: Any) -> None:
         """Range checks of the typed options (raise ConfigError naming augment.selector.<key>)."""
+
+    @property
+    def needs_embeddings(self) -> bool:
+        """Whether ``select`` reads the statistics' embeddings (an inference pass skips them otherwise)."""
+        return True
 
     # ------------------------------------------------------------------ hooks for subclasses
     def initial_selection(self) -> Optional[Selection]:
@@ -197,7 +198,8 @@ class SelectionPolicy:
         t0 = time.perf_counter()
         pass_seconds = self.ctx.stats.pass_seconds
         rows = self.candidate_rows()
-        stats = self.ctx.stats.model_stats(rows) if self.needs_model_stats else self.ctx.stats.label_stats(rows)
+        stats = (self.ctx.stats.model_stats(rows, embeddings=self.needs_embeddings) if self.needs_model_stats
+                 else self.ctx.stats.label_stats(rows))
         t1 = time.perf_counter()
         self.selection = self.select(epoch, stats)
         t2 = time.perf_counter()

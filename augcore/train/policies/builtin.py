@@ -79,6 +79,10 @@ class SelectorPolicy(SelectionPolicy):
     def check_options(cls, options: Any) -> None:
         cls.make_selector(0.5, options)   # the selector's own argument checks, under augment.selector
 
+    @property
+    def needs_embeddings(self) -> bool:
+        return getattr(self.selector, "needs_embeddings", True)
+
     def select(self, epoch: int, stats: InferenceStats) -> Selection:
         return self.selector.select(stats, epoch=epoch, seed=self.ctx.seed)
 
