@@ -171,7 +171,7 @@ def select_examples(select: SelectConfig, stats, *, epoch: int, seed: int):
     examples as slow_learnable selects from the same statistics.
     """
     from augcore.selection import HighLossSelector, MisclassifiedSelector, RandomSelector, SlowLearnableSelector
-    from augcore.selection._common import unit_selection
+    from augcore.selection import unit_selection
 
     method = select.method
     if method == "all":   # Syn-all
