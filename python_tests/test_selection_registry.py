@@ -76,3 +76,17 @@ def test_a_policy_asks_the_inference_pass_for_embeddings_only_when_its_selector_
     trainer.policy.select = lambda epoch, stats: seen.append(stats) or select(epoch, stats)
     trainer.fit()
     assert len(seen) == 1 and (seen[0].embeddings is not None) == embedded
+
+
+def test_the_callbacks_reselector_collects_embeddings_when_its_selector_reads_them(small_digits):
+    from augcore.integrations._core import Reselector
+    from augcore.models import build_model
+
+    train, _ = small_digits
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, in_channels=1, image_size=8)
+    for options, size in (({"features": "embeddings"}, None), ({"fraction": 0.25}, 32)):
+        name = "slow_learnable" if "features" in options else "coreset"
+        reselector = Reselector(train, selector=name, strong="cutout", **options)
+        selection = reselector.reselect(model, 0, "cpu")
+        assert reselector.dataset.selection is selection and (size is None or len(selection) == size)

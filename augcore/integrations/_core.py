@@ -67,7 +67,7 @@ class Reselector:
 
     def reselect(self, model: torch.nn.Module, epoch: int, device: Union[str, torch.device]) -> Selection:
         """One eval pass over ``inference_set`` and the selector; the training view switches to the result."""
-        embeddings = getattr(self.selector, "proxy", None) == "last_layer"
+        embeddings = getattr(self.selector, "needs_embeddings", True)
         stats = collect_stats(model, self.inference_set, device=device, embeddings=embeddings,
                               **self.collect_options)
         selection = self.selector.select(stats, epoch=epoch, seed=self.seed)
