@@ -1,6 +1,7 @@
 """The shipped configs against docs/paper_settings.md, the one table of the papers' settings.
 
-Rows marked `follows` must hold the paper's value; every row with a config key must state
+Rows marked `follows` must hold the paper's value, rows marked `local file` must name the file
+that holds it; every row with a config key must state
 the config's actual value; every other status must give its reason; every shipped config
 has a row.
 """
@@ -15,7 +16,7 @@ from augcore.configs import CONFIG_DIR, list_configs
 from augcore.train.config import load_config
 
 TABLE = os.path.join(os.path.dirname(__file__), "..", "docs", "paper_settings.md")
-STATUSES = ("follows", "differs", "not stated", "no paper")
+STATUSES = ("follows", "local file", "differs", "not stated", "no paper")
 COLUMNS = ["config", "setting", "paper value", "source", "config value", "status", "why"]
 
 
@@ -93,6 +94,8 @@ def test_row(row):
     actual = lookup(effective_config(row["config"]), key)
     stated, _ = literal(row["config value"])
     assert same(stated, actual), f"the table says {row['config value']}, the config holds {actual!r}"
+    if row["status"] == "local file":   # the paper's setting lives in a file the user supplies (weights)
+        assert isinstance(actual, str) and actual, "a local-file row's config must name the file"
     if row["status"] == "follows":
         paper, is_literal = literal(row["paper value"])
         assert is_literal, "a followed setting needs the paper's value as a `literal`"
