@@ -22,7 +22,7 @@ def test_training_augments_exactly_the_saved_selection_every_epoch(small_digits,
     seen = []
 
     def record(trainer, epoch, row):
-        view = trainer.train_view
+        view = trainer.policy.view
         seen.append(view.dataset_indices[view.num_originals:].sort().values)
 
     trainer = Trainer(_fixed_config(path, weighting="gamma"), train_set=train, test_set=test, callbacks=[record])
@@ -32,7 +32,7 @@ def test_training_augments_exactly_the_saved_selection_every_epoch(small_digits,
         assert torch.equal(copies, picked)              # the same examples, every epoch, never re-selected
     assert [row["selection_size"] for row in result.rows] == [6, 6, 6]
     assert trainer.selection.method == "fixed:max_loss"
-    assert torch.equal(trainer.train_view.weights[trainer.train_view.num_originals:], torch.full((6,), 2.0))
+    assert torch.equal(trainer.policy.view.weights[trainer.policy.view.num_originals:], torch.full((6,), 2.0))
     assert trainer.history.num_updates == 1 and int(trainer.history.counts.sum()) == 6
     assert trainer.stats.passes == 0                     # no inference pass: nothing is selected
 
@@ -47,7 +47,7 @@ def test_selection_written_by_augcore_select_is_used(small_digits, tmp_path):
     selection = select_from_checkpoint(str(tmp_path / "first" / "checkpoint.pt"), method="max_loss", fraction=0.05)
     selection.save(tmp_path / "sel.pt")
     trainer = Trainer(_fixed_config(tmp_path / "sel.pt"))
-    copies = trainer.train_view.dataset_indices[trainer.train_view.num_originals:]
+    copies = trainer.policy.view.dataset_indices[trainer.policy.view.num_originals:]
     assert torch.equal(copies.sort().values, selection.indices.sort().values)
 
 

@@ -176,10 +176,6 @@ class Trainer:
     def selection_epochs(self) -> List[int]:
         return self.policy.selection_epochs
 
-    @property
-    def train_view(self):
-        return self.policy.view
-
     # -------------------------------------------------------------- one epoch
     def _loader(self, view, epoch: int) -> DataLoader:
         return self.strategy.loader(view, batch_size=self.config.optim.batch_size,
@@ -335,9 +331,6 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.update.scaler.load_state_dict(state["scaler"])
-        if "policy" not in state:  # a checkpoint written before policies owned the selection state
-            state["policy"] = {"selection": state["selection"], "history": state["history"],
-                               "selection_epochs": state["selection_epochs"], "subset": self.policy.subset}
         self.policy.load_state_dict(state["policy"])
         self.stats.passes = int(state.get("inference_passes", 0))
         self.rows = list(state["rows"])
