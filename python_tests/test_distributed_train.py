@@ -77,7 +77,7 @@ def _train_worker(rank, world, out_dir):
     t.fit()
     out["sam"] = {k: v.clone() for k, v in t.model.state_dict().items()}
     out["sam_allreduces"] = calls["n"]
-    out["steps"] = len(t.strategy.sampler) * t.config.schedule.epochs  # the same view size in both epochs
+    out["steps"] = len(t._loader(t.policy.view, 0).sampler) * t.config.schedule.epochs  # same view each epoch
 
     t = _build(DistributedTrainer, _config(), out_dir=out_dir, callbacks=[_stop_after_first_epoch])
     with pytest.raises(_Stop):

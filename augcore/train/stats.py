@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Subset
 
 from augcore.selection.base import InferenceStats
+from augcore.train.strategy import Strategy
 
 
 def label_only_stats(labels: torch.Tensor, rows: torch.Tensor, num_classes: int) -> InferenceStats:
@@ -30,7 +31,7 @@ class StatsProvider:
     """Answers ``model_stats(rows)`` and ``label_stats(rows)`` for the policies; counts passes."""
 
     def __init__(self, model: torch.nn.Module, inference_set, labels: torch.Tensor, num_classes: int, *,
-                 strategy, batch_size: int, device: torch.device, num_workers: int, source: str = "eval"):
+                 strategy: Strategy, batch_size: int, device: torch.device, num_workers: int, source: str = "eval"):
         self.model = model
         self.inference_set = inference_set
         self.labels = torch.as_tensor(labels).to(torch.int64).cpu()

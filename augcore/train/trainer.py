@@ -3,9 +3,9 @@
 Per epoch of the intensive phase::
 
     policy.begin_epoch(epoch)            # re-selects at 0, R, 2R, ... (its own business)
-    for batch in strategy.loader(policy.view):
+    for batch in strategy.loader(policy.view).loader:
         batch = policy.augment_batch(batch)     # per-step policies only
-        Mixup/CutMix; update (SGD or SAM, AMP, clipping, loss scale from the strategy)
+        Mixup/CutMix; update (SGD or SAM, AMP, clipping, loss scale from the loader's sampler)
     policy.end_epoch(epoch); evaluate; one log row; checkpoint; callbacks
 
 Refinement epochs (He et al.) train on the weak-only view of the whole data at a
@@ -42,7 +42,7 @@ from augcore.train.reporting import Reporter
 from augcore.train.sam import bn_stats_frozen
 from augcore.train.schedules import LRSchedule, RefinementPlan, set_lr
 from augcore.train.stats import StatsProvider
-from augcore.train.strategy import SingleProcess
+from augcore.train.strategy import LoaderAndSampler, SingleProcess, Strategy
 from augcore.train.update import UpdateStep, build_optimizer
 
 EpochCallback = Callable[["Trainer", int, Dict[str, Any]], None]
@@ -86,8 +86,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, out_dir: Optional[str] = None, model: Optional[nn.Module] = None,
                  train_set=None, test_set=None, transforms=None, callbacks: Sequence[EpochCallback] = (),
-                 strategy=None):
-        self.strategy = strategy if strategy is not None else SingleProcess()
+                 strategy: Optional[Strategy] = None):
+        self.strategy: Strategy = strategy if strategy is not None else SingleProcess()
         parts = build_run(config, model=model, train_set=train_set, test_set=test_set, transforms=transforms)
         self.config = cfg = parts.config
         self.parts = parts
@@ -177,7 +177,7 @@ class Trainer:
         return self.policy.selection_epochs
 
     # -------------------------------------------------------------- one epoch
-    def _loader(self, view, epoch: int) -> DataLoader:
+    def _loader(self, view, epoch: int) -> LoaderAndSampler:
         return self.strategy.loader(view, batch_size=self.config.optim.batch_size,
                                     seed=epoch_seed(self.config.run.seed, epoch, 1),
                                     num_workers=self.config.data.num_workers,
@@ -186,7 +186,8 @@ class Trainer:
     def _train_epoch(self, epoch: int, refining: bool) -> Dict[str, Any]:
         cfg = self.config
         view = self.parts.refine_view if refining else self.policy.view
-        loader = self._loader(view, epoch)
+        batches = self._loader(view, epoch)
+        loader = batches.loader
         steps = len(loader)
         if steps == 0:
             raise RuntimeError(f"epoch {epoch}: the training view is empty (train_on={cfg.augment.train_on!r})")
@@ -205,7 +206,7 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             w = w.to(self.device, dtype=torch.float32, non_blocking=True)
-            scale = self.strategy.loss_scale(step, x.shape[0])
+            scale = batches.loss_scale(step, x.shape[0])
             augmented += int(is_aug.sum())
             if not refining:
                 x, y, w, picked = self.policy.augment_batch(x, y, w, idx)

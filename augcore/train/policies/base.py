@@ -28,6 +28,9 @@ from augcore.config import ConfigError, build
 from augcore.registry import Registry
 from augcore.seeds import derive_seed
 from augcore.selection.base import InferenceStats, Selection
+from augcore.train.config import AugmentConfig
+from augcore.train.stats import StatsProvider
+from augcore.train.strategy import Strategy
 
 # name -> policy class; registering sets the class's ``name``
 POLICIES = Registry("selection policy", name_attribute="name")
@@ -64,17 +67,17 @@ class SelectionEvent:
 
 @dataclass
 class PolicyContext:
-    """What the loop hands a policy (built once per run by ``augcore.train.setup``)."""
+    """What the loop hands a policy (built once per run by ``Trainer``)."""
     dataset: Any                     # the training ImageDataset
     make_view: Callable[..., Any]    # (selection, originals rows or None, strong=None) -> view
     strong_view: Any                 # dataset under the strong transform (per-step policies)
     weak: Any                        # the weak transform (raw image -> tensor)
     model: torch.nn.Module           # the unwrapped model
-    stats: Any                       # a StatsProvider (augcore.train.stats)
-    augment: Any                     # the AugmentConfig
+    stats: StatsProvider             # where statistics come from
+    augment: AugmentConfig
     seed: int
     device: torch.device
-    strategy: Any                    # augcore.train.strategy.Strategy (rank, world, collectives)
+    strategy: Strategy               # rank, world size, collectives
     autocast: Callable[[], Any] = contextlib.nullcontext   # the loop's autocast context (per-step policies)
 
 
