@@ -22,7 +22,7 @@ def test_each_loader_carries_its_own_loss_scale():
     for n, batches in epochs.items():
         assert isinstance(batches, LoaderAndSampler)
         global_sizes = [len(range(n)[i:i + 4]) for i in range(0, n, 4)]
-        local = [b[0].numel() for b in batches.loader]
+        local = [b[0].numel() for b in batches]
         assert sum(local) == n - sum(s - s // 2 for s in global_sizes)   # rank 1 takes the back half of each
         for step, size in enumerate(local):
             assert batches.loss_scale(step, size) == size * 2 / global_sizes[step]

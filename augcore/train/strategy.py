@@ -9,7 +9,8 @@ spread, how logged totals are summed, and who writes files. ``Strategy`` is that
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Dict, NamedTuple, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, ContextManager, Dict, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -30,10 +31,17 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-class LoaderAndSampler(NamedTuple):
-    """One epoch's batches: the loader, and the sampler that knows each step's loss scale."""
+@dataclass(frozen=True)
+class LoaderAndSampler:
+    """One epoch's batches (iterate it, or its ``loader``), and the sampler that knows each step's loss scale."""
     loader: DataLoader
     sampler: ShardedBatchSampler
+
+    def __iter__(self) -> Iterator:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
 
     def loss_scale(self, step: int, local_size: int) -> float:
         """Factor on this process's mean batch loss so that averaged gradients are the global-batch gradient."""

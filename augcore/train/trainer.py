@@ -3,7 +3,7 @@
 Per epoch of the intensive phase::
 
     policy.begin_epoch(epoch)            # re-selects at 0, R, 2R, ... (its own business)
-    for batch in strategy.loader(policy.view).loader:
+    for batch in strategy.loader(policy.view):
         batch = policy.augment_batch(batch)     # per-step policies only
         Mixup/CutMix; update (SGD or SAM, AMP, clipping, loss scale from the loader's sampler)
     policy.end_epoch(epoch); evaluate; one log row; checkpoint; callbacks
@@ -36,7 +36,7 @@ from augcore.selection.inference import logits_of
 from augcore.train.build import build_run
 from augcore.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, rng_state, set_rng_state
 from augcore.train.config import TrainConfig, config_from_dict
-from augcore.train.metrics import minibatch_gradient_variance, summarize_weights, topk_correct
+from augcore.train.metrics import minibatch_gradient_variance, topk_correct
 from augcore.train.policies import POLICIES, PolicyContext, empty_selection, policy_options
 from augcore.train.reporting import Reporter
 from augcore.train.sam import bn_stats_frozen
@@ -187,8 +187,7 @@ class Trainer:
         cfg = self.config
         view = self.parts.refine_view if refining else self.policy.view
         batches = self._loader(view, epoch)
-        loader = batches.loader
-        steps = len(loader)
+        steps = len(batches)
         if steps == 0:
             raise RuntimeError(f"epoch {epoch}: the training view is empty (train_on={cfg.augment.train_on!r})")
         mix = None if refining else self._batch_mix(epoch)
@@ -198,7 +197,7 @@ class Trainer:
         self.model.train()
         total_loss, correct, seen, augmented = 0.0, 0, 0, 0
         lr = 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.total_epochs}" + (" (refine)" if refining else ""),
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.total_epochs}" + (" (refine)" if refining else ""),
                    unit="batch", leave=False, disable=not cfg.run.progress)
         for step, (x, y, w, idx, is_aug) in enumerate(bar):
             lr = self.plan.refine_lr(epoch, step, steps) if refining else self.schedule.lr(epoch, step, steps)
@@ -373,14 +372,8 @@ class Trainer:
             if current is None:
                 current = empty_selection("refine" if refining else cfg.augment.mode)
             reselected = self.history.num_updates > updates_before
-            row.update({"selection_time": event.seconds if event else 0.0,
-                        "selector_time": event.selector_seconds if event else 0.0,
-                        "inference_time": event.inference_seconds if event else 0.0,
-                        "epoch_time": epoch_time, "selection_size": len(current),
-                        **summarize_weights(current.weights),
-                        "never_selected_fraction": self.history.never_selected_fraction(),
-                        "overlap_previous": self.history.overlap_with_previous() if reselected else None,
-                        "overlap_max_loss": self.history.overlap_with_max_loss() if reselected else None})
+            row["epoch_time"] = epoch_time
+            row.update(self.policy.log_columns(event, current, reselected))
             self.rows.append(row)
             if self.reporter.out_dir:
                 self.reporter.epoch(self.rows)
