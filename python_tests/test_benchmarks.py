@@ -1,12 +1,12 @@
-"""augcore bench (augcore.benchmarks): options reach the runner, peers are optional, objectives are checked."""
+"""augcore bench (augcore.apps.benchmarks): options reach the runner, peers are optional, objectives are checked."""
 import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from augcore import benchmarks
-from augcore.cli import main
+from augcore.apps import benchmarks
+from augcore.apps.cli import main
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from augcore.cli import build_parser, main
+from augcore.apps.cli import build_parser, main
 from augcore.data import load_dataset
 from augcore.selection import CoresetSelector, Selection, collect_stats
 from augcore.train import load_checkpoint
@@ -98,16 +98,50 @@ def test_demo_runs_both_protocols_and_reports_the_gain(tmp_path, capsys):
     assert (out / "accuracy_per_seed.png").is_file()
 
 
-def test_plugin_modules_register_their_commands(tmp_path, monkeypatch):
-    package = tmp_path / "fake_plugin_pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "cli.py").write_text(
-        "def register(subparsers):\n"
-        "    p = subparsers.add_parser('hello', help='a plugin command')\n"
-        "    p.set_defaults(func=lambda args: print('hello from plugin') or 0)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import augcore.cli as cli
-    monkeypatch.setattr(cli, "_PLUGINS", ("fake_plugin_pkg.cli", "missing_plugin_pkg.cli"))
-    assert "hello" in cli.build_parser()._subparsers._group_actions[0].choices
-    assert cli.main(["hello"]) == 0
+SHIPPED_COMMANDS = {"demo", "train", "select", "repro", "configs", "generate", "bench"}
+
+
+def test_every_command_is_registered_once_and_listed_by_help():
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from augcore.apps.commands import COMMANDS
+
+    source = Path(__file__).resolve().parents[1] / "augcore" / "apps" / "commands.py"
+    registered = [call.args[0].value for call in ast.walk(ast.parse(source.read_text()))
+                  if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "register"
+                  and isinstance(getattr(call.func, "value", None), ast.Name) and call.func.value.id == "COMMANDS"]
+    assert sorted(registered) == sorted(SHIPPED_COMMANDS)        # each name once in the source
+    assert set(COMMANDS) == SHIPPED_COMMANDS
+    assert list(build_parser()._subparsers._group_actions[0].choices) == list(COMMANDS)
+    # the console script's module (augcore.cli:main) lists every command with its help line
+    done = subprocess.run([sys.executable, "-m", "augcore.cli", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0] for line in done.stdout.split("COMMAND", 2)[-1].splitlines()[1:] if line.strip()}
+    assert SHIPPED_COMMANDS <= listed
+    for name, command in COMMANDS.items():
+        assert command.help.split()[0] in done.stdout, name
+
+
+def test_a_command_class_is_all_a_new_command_needs(monkeypatch, capsys):
+    from augcore.apps.commands import COMMANDS, Command
+
+    class Hello(Command):
+        name = "hello"
+        help = "say hello"
+
+        def add_arguments(self, parser):
+            parser.add_argument("--name", default="world")
+
+        def run(self, args):
+            print(f"hello {args.name}")
+            return 0
+
+    with pytest.raises(ValueError, match="already registered"):
+        COMMANDS.register("train")(Hello)                          # one command per name
+    monkeypatch.setitem(COMMANDS, "hello", Hello)
+    assert main(["hello", "--name", "you"]) == 0
+    assert capsys.readouterr().out == "hello you\n"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import stats
 
-from augcore.train.demo import (CONFIDENCE, MIN_SEEDS_FOR_A_VERDICT, PLOT_NAME, DemoSettings, compare_paired,
+from augcore.apps.demo import (CONFIDENCE, MIN_SEEDS_FOR_A_VERDICT, PLOT_NAME, DemoSettings, compare_paired,
                                 plot_per_seed, run_demo)
 
 # final test top-1 (%) per seed, as the digits test set gives them (multiples of 100/360)
@@ -99,7 +99,7 @@ def test_bad_results_are_refused(coreset, random, error, word):
 
 def _trainer(method: str, seed: int):
     from augcore.train.config import config_from_dict
-    from augcore.train.repro import ReproSettings, run_config
+    from augcore.apps.repro import ReproSettings, run_config
     from augcore.train.trainer import Trainer
 
     settings = ReproSettings(protocol="table1", budgets=(0.05,), epochs=1, num_threads=1, keep_runs=False)

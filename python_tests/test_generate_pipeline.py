@@ -1,5 +1,4 @@
 """The `augcore generate` CLI and the end-to-end pipeline, on digits with tiny random models."""
-import argparse
 import json
 
 import pytest
@@ -11,7 +10,7 @@ pytest.importorskip("transformers")
 
 from augcore.configs import resolve_config
 from augcore.generate import SyntheticStore
-from augcore.generate.cli import register
+from augcore.apps.cli import build_parser
 from augcore.generate.tiny import build_tiny_img2img
 from augcore.selection.base import Selection
 
@@ -22,9 +21,7 @@ def sd_path(tmp_path_factory):
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="augcore")
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_cli_generates_a_selection_and_resumes(sd_path, tmp_path, capsys):

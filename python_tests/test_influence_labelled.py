@@ -64,7 +64,7 @@ def test_allconv_is_registered_and_its_head_is_the_last_layer():
 
 
 def test_labelled_subset_is_stratified_and_seeded():
-    from augcore.influence.labelled import labelled_subset
+    from augcore.apps.labelled_fraction import labelled_subset
     labels = torch.arange(1000) % 10
     rows = labelled_subset(labels, 0.01, seed=3)
     assert torch.bincount(labels[rows], minlength=10).tolist() == [1] * 10
@@ -73,7 +73,7 @@ def test_labelled_subset_is_stratified_and_seeded():
 
 
 def test_paper_tables_and_presets():
-    from augcore.influence.labelled import LabelledFractionSettings, paper_value
+    from augcore.apps.labelled_fraction import LabelledFractionSettings, paper_value
     assert paper_value("mnist", 0.01, "proposed") == 96.7 and paper_value("cifar10", 1.0, "none") == 87.8
     assert paper_value("digits", 0.1, "none") is None
     mnist = LabelledFractionSettings.paper("mnist")
@@ -85,7 +85,7 @@ def test_paper_tables_and_presets():
 
 
 def _run(tmp_path, preset):
-    from augcore.influence.labelled import LabelledFractionSettings, run_labelled_fraction
+    from augcore.apps.labelled_fraction import LabelledFractionSettings, run_labelled_fraction
     settings = LabelledFractionSettings.preset(preset, out=str(tmp_path), progress=False)
     return settings, run_labelled_fraction(settings, echo=lambda s: None)
 

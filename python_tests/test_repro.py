@@ -6,11 +6,11 @@ import json
 import pytest
 import yaml
 
-from augcore.cli import main
+from augcore.apps.cli import main
 from augcore.config import ConfigError
 from augcore.train.config import config_from_dict
-from augcore.train.protocols import PROTOCOLS, cell_key, merge_sections
-from augcore.train.repro import (ALIASES, ReproSettings, format_summary, planned_runs, refine_config, run_config,
+from augcore.apps.protocols import PROTOCOLS, cell_key, merge_sections
+from augcore.apps.repro import (ALIASES, ReproSettings, format_summary, planned_runs, refine_config, run_config,
                                  run_repro, summarize)
 
 BY_RUNNER = {runner: [name for name, spec in PROTOCOLS.items() if spec.runner == runner]
@@ -176,7 +176,7 @@ def test_synthetic_protocols_carry_table_5_and_say_figure_only():
 @pytest.mark.parametrize("name", BY_RUNNER["generate"])
 def test_synthetic_presets_are_valid_pipeline_configs(name):
     from augcore.generate.pipeline import pipeline_config
-    from augcore.generate.repro import copy_steps, pipeline_raw
+    from augcore.apps.repro_generate import copy_steps, pipeline_raw
 
     with pytest.raises(ConfigError, match="generate.model"):   # the paper's GLIDE is the user's to supply
         ReproSettings(protocol=name, preset="paper").check()
@@ -239,7 +239,7 @@ def test_synthetic_arms_get_their_optimiser_seed_and_copies(shared_out):
 
 # ---------------------------------------------------------------------------- the influence paper
 def test_influence_protocols_hold_the_papers_tables():
-    from augcore.influence.labelled import PAPER_TABLES, UNVERIFIED
+    from augcore.apps.labelled_fraction import PAPER_TABLES, UNVERIFIED
 
     for name, dataset in (("influence-t1-mnist", "mnist"), ("influence-t2-cifar10", "cifar10")):
         spec = PROTOCOLS[name]
@@ -252,7 +252,7 @@ def test_influence_protocols_hold_the_papers_tables():
 
 @pytest.mark.parametrize("name", BY_RUNNER["labelled"])
 def test_labelled_presets_and_set(name):
-    from augcore.influence.repro import labelled_settings, training_config
+    from augcore.apps.repro_labelled import labelled_settings, training_config
 
     paper = labelled_settings(ReproSettings(protocol=name, preset="paper").check())
     assert (paper.dataset, paper.model) == (("mnist", "allconv") if "mnist" in name else ("cifar10", "resnet56"))
@@ -313,7 +313,7 @@ def test_cli_unknown_protocol_exits_2_with_one_line(capsys):
 
 
 def test_set_reaches_the_refinement_and_pipeline_configs():
-    from augcore.generate.repro import pipeline_raw
+    from augcore.apps.repro_generate import pipeline_raw
 
     refine = ReproSettings(protocol="refine-t1-shake-c100", overrides=["refinement.epochs=3"]).check()
     assert refine_config(refine, "mixup", 0)["refinement"]["epochs"] == 3

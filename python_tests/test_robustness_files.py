@@ -408,7 +408,7 @@ def test_a_damaged_image_in_a_class_folder_is_named_when_read(tmp_path):
                                               ("[0, 1.5]", "integer"), ('["3"]', "integer")])
 def test_generate_selection_json_that_is_not_a_list_of_indices_is_one_line_exit_2(tmp_path, capsys, content,
                                                                                    problem):
-    from augcore.cli import main
+    from augcore.apps.cli import main
 
     path = tmp_path / "selection.json"
     path.write_text(content, encoding="utf-8")

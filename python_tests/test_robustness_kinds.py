@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import augcore
 from augcore.checks import CorruptFileError, check_count
-from augcore.cli import main
+from augcore.apps.cli import main
 from augcore.selection.greedi import greedi_facility_location
 from augcore.generate.store import SyntheticStore, read_part
 from augcore.io import atomic_torch_save, atomic_write_text
@@ -238,9 +238,9 @@ def test_cli_numpy_kind_an_array_where_a_number_is_meant(capsys):
 
 def test_cli_weights_kind_negative_counts(capsys, monkeypatch):
     # no CLI option takes counts directly: a command whose selection yields negative counts ends the same way
-    import augcore.train.select
+    import augcore.apps.checkpoint_selection
 
-    monkeypatch.setattr(augcore.train.select, "select_from_checkpoint",
+    monkeypatch.setattr(augcore.apps.checkpoint_selection, "select_from_checkpoint",
                         lambda *a, **k: augcore.normalize_weights(np.array([2.0, -1.0])))
     assert main(["select", "--checkpoint", "any.pt", "--out", "never.pt"]) == 2
     assert "gamma must hold non-negative counts, found -1.0 at index 1" in _one_line_error(capsys, "select")

@@ -38,7 +38,7 @@ def test_training_augments_exactly_the_saved_selection_every_epoch(small_digits,
 
 
 def test_selection_written_by_augcore_select_is_used(small_digits, tmp_path):
-    from augcore.train.select import select_from_checkpoint
+    from augcore.apps.checkpoint_selection import select_from_checkpoint
 
     train, test = small_digits
     first = small_train_config({"mode": "none"}, schedule={"epochs": 1, "milestones": []},
@@ -82,7 +82,7 @@ def test_a_file_that_does_not_fit_is_refused(small_digits, tmp_path, case, messa
 
 
 def test_a_fixed_run_can_be_selected_from_again(small_digits, tmp_path):
-    from augcore.train.select import select_from_checkpoint
+    from augcore.apps.checkpoint_selection import select_from_checkpoint
 
     Selection(indices=torch.tensor([1, 2, 3]), weights=torch.ones(3), method="max_loss").save(tmp_path / "s.pt")
     cfg = small_train_config({"mode": "fixed", "selection_file": str(tmp_path / "s.pt")},

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from augcore.influence.labelled import LabelledFractionSettings, run_config
+from augcore.apps.labelled_fraction import LabelledFractionSettings, run_config
 from augcore.train.config import ConfigError, config_from_dict
 from augcore.train.sam import SAM
 from augcore.train.update import build_optimizer

@@ -227,7 +227,7 @@ def test_influence_policy_learns_the_augmentation_and_resumes_it(digits, tmp_pat
 
 
 def test_influence_runs_end_to_end_from_the_shipped_config(tmp_path):
-    from augcore.cli import main
+    from augcore.apps.cli import main
     out = tmp_path / "influence"
     assert main(["train", "--config", "digits_influence", "--out", str(out), "--set", "schedule.epochs=1",
                  "--set", "run.progress=false"]) == 0
@@ -326,7 +326,7 @@ def test_malformed_set_values_name_the_key(override, message):
 
 def _cli(argv):
     """(exit code, stderr lines) of ``augcore argv``, argparse exits included."""
-    from augcore.cli import main
+    from augcore.apps.cli import main
     try:
         return main(argv)
     except SystemExit as exc:

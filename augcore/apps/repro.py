@@ -1,6 +1,6 @@
 """The reproduction harness: runs a paper protocol (``augcore repro``; the demo uses it).
 
-A protocol (:mod:`augcore.train.protocols`, ``augcore repro --list``) is one table of a
+A protocol (:mod:`augcore.apps.protocols`, ``augcore repro --list``) is one table of a
 paper: its runner, its cells (variants x methods x levels, per seed), a paper-exact preset
 and a CPU-scale preset on the embedded digits data, and the paper's numbers. Results are
 each run's final test top-1 (the ``refine`` runner also reads the top-1 at the end of the
@@ -9,9 +9,9 @@ beside the paper's numbers: as test error where the paper gives errors, and, whe
 paper reports gains as a share of the full-augmentation gain (the coreset paper's Table 4),
 with that share computed from the weak-only (``none``) and full-augmentation (``full``) runs.
 
-Runners: ``train`` and ``refine`` are here; ``generate`` (:mod:`augcore.generate.repro`) and
-``labelled`` (:mod:`augcore.influence.repro`) live beside their pipelines, in packages that
-build on this one, and are imported by name when a protocol needs them.
+Runners: ``train`` and ``refine`` are here; ``generate`` (:mod:`augcore.apps.repro_generate`) and
+``labelled`` (:mod:`augcore.apps.repro_labelled`) build on this module and register themselves
+when imported, which happens by name when a protocol needs them (their pipelines load only then).
 
 ``--set`` (``overrides``) changes the runner's own config: the training config (train,
 refine, labelled), ``augcore generate``'s pipeline config (generate: ``train.optim.lr``,
@@ -31,7 +31,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from augcore.config import ConfigError, apply_overrides, load_yaml, require, require_choice
 from augcore.io import atomic_write_text
-from augcore.train.protocols import PROTOCOLS, RUNNERS, Protocol, cell_key, get_protocol, merge_sections
+from augcore.apps.protocols import PROTOCOLS, RUNNERS, Protocol, cell_key, get_protocol, merge_sections
 
 METHODS = tuple(dict.fromkeys(method for info in RUNNERS.values() for method in info.methods))
 # the coreset paper's two protocols under their earlier short names
@@ -40,7 +40,7 @@ PRESETS = ("cpu", "paper")
 # keys the train grid sets per run: changing them with --set would mislabel every row
 _GRID_KEYS = ("augment.mode", "augment.fraction", "augment.train_on", "run.seed", "run.out")
 # runners whose pipelines build on augcore.train: imported by name when first needed
-_RUNNER_MODULES = {"generate": "augcore.generate.repro", "labelled": "augcore.influence.repro"}
+_RUNNER_MODULES = {"generate": "augcore.apps.repro_generate", "labelled": "augcore.apps.repro_labelled"}
 
 
 class Run(NamedTuple):
@@ -535,7 +535,7 @@ def _describe_pipeline(preset: Dict) -> str:
 
 
 def _describe_labelled(preset: Dict) -> str:
-    return f"augcore.influence.labelled preset {preset['base']!r}"
+    return f"augcore.apps.labelled_fraction preset {preset['base']!r}"
 
 
 # --list describes every protocol without importing the packages of the generate and labelled runners

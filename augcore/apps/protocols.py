@@ -436,7 +436,7 @@ for _key, (_label, _config, _ours_k) in _SYN_DATA.items():
 
 
 # ============================================================ the influence paper, Tables 1-2
-# augcore.influence.labelled holds the protocol and its presets ("mnist", "cifar10", "digits"); the
+# augcore.apps.labelled_fraction holds the protocol and its presets ("mnist", "cifar10", "digits"); the
 # numbers below are its PAPER_TABLE1_MNIST / PAPER_TABLE2_CIFAR10 (a test keeps them equal).
 # Ratner et al. (2017)'s rows are quoted by the paper: printed, not run.
 _INFLUENCE = {

@@ -3,7 +3,7 @@
 The protocol's presets name a :meth:`LabelledFractionSettings.preset` (``mnist``, ``cifar10``,
 ``digits``). A protocol run loads the data once and pre-trains G once (for ``proposed`` with the
 paper's augmenter), then trains one run per (method, labelled fraction, seed) as
-:func:`augcore.influence.labelled.run_config` builds it. Everything lands in
+:func:`augcore.apps.labelled_fraction.run_config` builds it. Everything lands in
 ``<out>/<protocol>_<digest>``, the digest of the settings, so a changed setting (G's steps
 included) never reuses another's G.
 
@@ -23,7 +23,7 @@ from typing import Dict, List, Tuple
 import yaml
 
 from augcore.config import ConfigError, apply_overrides, require
-from augcore.train.repro import ReproSettings, Run, Runner, register_runner
+from augcore.apps.repro import ReproSettings, Run, Runner, register_runner
 
 PREFIX = "labelled."
 # settings the grid itself sets: the cells, the seeds and the folder
@@ -36,7 +36,7 @@ _FROM_REPRO = {"dataset": "dataset", "root": "root", "model": "model", "epochs":
 
 def split_overrides(overrides) -> Tuple[Dict, List[str]]:
     """``--set`` items as (``labelled.<field>`` values, the training-config overrides)."""
-    from augcore.influence.labelled import LabelledFractionSettings
+    from augcore.apps.labelled_fraction import LabelledFractionSettings
 
     known = [f.name for f in dataclasses.fields(LabelledFractionSettings) if f.name not in _GRID_FIELDS]
     fields, training = {}, []
@@ -61,7 +61,7 @@ def split_overrides(overrides) -> Tuple[Dict, List[str]]:
 def labelled_settings(settings: ReproSettings):
     """The protocol's LabelledFractionSettings: the preset, the settings' own fields, ``labelled.*``
     overrides, the planned methods, fractions and seeds, and the folder; checked."""
-    from augcore.influence.labelled import LabelledFractionSettings
+    from augcore.apps.labelled_fraction import LabelledFractionSettings
 
     preset = dict(settings.spec.preset(settings.preset))
     fields = {k: v for k, v in preset.items() if k != "base"}
@@ -84,7 +84,7 @@ def labelled_settings(settings: ReproSettings):
 
 def training_config(settings: ReproSettings, chosen, run: Run) -> Dict:
     """One run's raw training config: the protocol's, then the training-config ``--set`` overrides."""
-    from augcore.influence.labelled import run_config
+    from augcore.apps.labelled_fraction import run_config
 
     return apply_overrides(run_config(chosen, run.method, run.level, run.seed), split_overrides(settings.overrides)[1])
 
@@ -109,7 +109,7 @@ class LabelledFractions(Runner):
 
     def prepare(self, settings, echo):
         from augcore.data import load_dataset
-        from augcore.influence.labelled import pretrain_protocol_generator
+        from augcore.apps.labelled_fraction import pretrain_protocol_generator
 
         chosen = labelled_settings(settings)
         train_set = load_dataset(chosen.dataset, chosen.root, train=True)
@@ -119,7 +119,7 @@ class LabelledFractions(Runner):
         return chosen, train_set, test_set
 
     def run(self, settings, context, run: Run) -> List[Dict]:
-        from augcore.influence.labelled import labelled_subset
+        from augcore.apps.labelled_fraction import labelled_subset
         from augcore.train.config import config_from_dict
         from augcore.train.trainer import Trainer
 

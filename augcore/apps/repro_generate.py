@@ -24,8 +24,8 @@ from dataclasses import replace
 from typing import Dict, List, Tuple
 
 from augcore.config import ConfigError, apply_overrides, load_yaml, require
-from augcore.train.protocols import merge_sections
-from augcore.train.repro import ReproSettings, Run, Runner, register_runner, setting_changes
+from augcore.apps.protocols import merge_sections
+from augcore.apps.repro import ReproSettings, Run, Runner, register_runner, setting_changes
 
 # pipeline settings that do not change what is computed: left out of the preparation's digest
 _NOT_IN_DIGEST = (("train", "run", "progress"), ("train", "run", "num_threads"), ("generate", "progress"))

@@ -1,7 +1,7 @@
 """The demo: on the embedded digits data, does augmenting a coreset beat augmenting a
 random subset of the same size, and what does selecting it cost?
 
-Two parts, both through the reproduction harness (``augcore.train.repro``):
+Two parts, both through the reproduction harness (``augcore.apps.repro``):
 
 1. the coreset paper's Table 1 protocol, where the effect is large: train only on a
    small subset (5% and 10%) and its strong copies, re-selected every epoch;
@@ -29,7 +29,7 @@ from typing import Dict, List, Sequence, Tuple
 from augcore.checks import check_number
 from augcore.config import require
 from augcore.io import atomic_savefig, atomic_write_text
-from augcore.train.repro import ReproSettings, format_summary, run_repro
+from augcore.apps.repro import ReproSettings, format_summary, run_repro
 
 DEMO_METHODS = ("none", "random", "coreset")
 CONFIDENCE = 0.95
