@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from augcore.checks import CorruptFileError
+from augcore.data.formats.base import DATASETS, DatasetFormat, DatasetNotFoundError, LoadOptions
+from augcore.data.image_dataset import ImageDataset, _TensorImages
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-# mean and std of the 60,000 training images' pixels in [0, 1] (the values torchvision's examples use)
-MNIST_STATS = ((0.1307,), (0.3081,))
 MNIST_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 MNIST_FORMAT = ("the IDX files of http://yann.lecun.com/exdb/mnist/ (train-images-idx3-ubyte, "
@@ -74,8 +74,6 @@ def read_idx(path: str, magic: int) -> np.ndarray:
 
 def find_mnist_files(root: str, train: bool) -> Tuple[str, str]:
     """(images path, labels path) of one split, each plain or ``.gz``, in the first folder that holds both."""
-    from augcore.data.datasets import DatasetNotFoundError
-
     names = MNIST_FILES[bool(train)]
     candidates = [os.path.join(root, "mnist"), os.path.join(root, "MNIST", "raw"), root]
 
@@ -95,26 +93,34 @@ def find_mnist_files(root: str, train: bool) -> Tuple[str, str]:
         f"downloads data: place the files there, pass root=..., or set AUGCORE_DATA.")
 
 
-def load_mnist(root: str, train: bool):
-    """MNIST's training (60,000) or test (10,000) split as an ``ImageDataset`` of uint8 (1, 28, 28) images."""
-    from augcore.data.datasets import ImageDataset, _TensorImages
+@DATASETS.register("mnist")
+class MNIST(DatasetFormat):
+    description = "MNIST IDX files (plain or .gz) in <root>/mnist or <root>/MNIST/raw"
+    folder = "mnist"
+    image_size = (28, 28)
+    mean = (0.1307,)                  # the 60,000 training images' pixels in [0, 1] (torchvision's examples)
+    std = (0.3081,)
+    num_classes = 10
+    autoaugment_policy = "svhn"
+    flip = False                      # a mirrored digit is another digit, or none
 
-    images_path, labels_path = find_mnist_files(root, train)
-    images = read_idx(images_path, IMAGES_MAGIC)
-    labels = read_idx(labels_path, LABELS_MAGIC)
-    if images.ndim != 3:
-        raise CorruptFileError(images_path, f"MNIST images are N x rows x columns, the header gives {images.shape}")
-    if labels.ndim != 1:
-        raise CorruptFileError(labels_path, f"MNIST labels are one dimension N, the header gives {labels.shape}")
-    if labels.shape[0] != images.shape[0]:
-        raise CorruptFileError(labels_path, f"{labels.shape[0]} labels for the {images.shape[0]} images of "
-                                            f"{images_path}")
-    if labels.size and int(labels.max()) > 9:
-        raise CorruptFileError(labels_path, f"labels must be digits 0..9, found {int(labels.max())}")
-    return ImageDataset(_TensorImages(torch.from_numpy(images.copy()).unsqueeze(1)),
-                        torch.from_numpy(labels.astype(np.int64)), [str(d) for d in range(10)],
-                        name="mnist", mean=MNIST_STATS[0], std=MNIST_STATS[1])
+    @classmethod
+    def load(cls, root: str, train: bool, options: LoadOptions) -> ImageDataset:
+        """The training (60,000) or test (10,000) split: uint8 (1, 28, 28) images."""
+        images_path, labels_path = find_mnist_files(root, train)
+        images = read_idx(images_path, IMAGES_MAGIC)
+        labels = read_idx(labels_path, LABELS_MAGIC)
+        if images.ndim != 3:
+            raise CorruptFileError(images_path, f"MNIST images are N x rows x columns, the header gives {images.shape}")
+        if labels.ndim != 1:
+            raise CorruptFileError(labels_path, f"MNIST labels are one dimension N, the header gives {labels.shape}")
+        if labels.shape[0] != images.shape[0]:
+            raise CorruptFileError(labels_path, f"{labels.shape[0]} labels for the {images.shape[0]} images of "
+                                                f"{images_path}")
+        if labels.size and int(labels.max()) > 9:
+            raise CorruptFileError(labels_path, f"labels must be digits 0..9, found {int(labels.max())}")
+        return cls.dataset(_TensorImages(torch.from_numpy(images.copy()).unsqueeze(1)),
+                           torch.from_numpy(labels.astype(np.int64)), [str(d) for d in range(10)])
 
 
-__all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "MNIST_FILES", "MNIST_STATS", "find_mnist_files", "load_mnist",
-           "read_idx"]
+__all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "MNIST", "MNIST_FILES", "find_mnist_files", "read_idx"]

@@ -218,6 +218,20 @@ class SelectionPolicy:
         """The selection whose copies were trained on this epoch (None: none)."""
         return self.selection
 
+    def log_columns(self, event: Optional[SelectionEvent], current: Selection, reselected: bool) -> Dict[str, Any]:
+        """The log row's selection columns: the timings of ``event`` (None: no re-selection this
+        epoch), the size and weights of ``current`` (the epoch's selection) and the history's
+        coverage and overlaps (the overlaps only when the history gained a selection this epoch)."""
+        from augcore.train.metrics import summarize_weights
+
+        return {"selection_time": event.seconds if event else 0.0,
+                "selector_time": event.selector_seconds if event else 0.0,
+                "inference_time": event.inference_seconds if event else 0.0,
+                "selection_size": len(current), **summarize_weights(current.weights),
+                "never_selected_fraction": self.history.never_selected_fraction(),
+                "overlap_previous": self.history.overlap_with_previous() if reselected else None,
+                "overlap_max_loss": self.history.overlap_with_max_loss() if reselected else None}
+
     def state_dict(self) -> Dict[str, Any]:
         return {"selection": None if self.selection is None else self.selection.to_state(),
                 "subset": self.subset, "history": self.history.to_json(),
