@@ -23,22 +23,10 @@ import torch
 from torchvision.transforms import v2
 
 from augcore.checks import check_bool, check_choice, check_int, check_int_list, check_number
+from augcore.data.formats import AUTOAUGMENT_POLICIES, format_of
 
 STRONG_AUGMENTATIONS = ("autoaugment", "randaugment", "trivialaugment", "augmix", "cutout", "noise", "perturb",
                         "none", "wu2020")
-AUTOAUGMENT_POLICIES = ("cifar10", "imagenet", "svhn")
-
-# Cutout's side as a fraction of the image side: the papers' sizes at each data set's usual size
-_CUTOUT_FRACTION = {
-    "cifar10": 16 / 32,        # DeVries & Taylor; refinement paper, Experiments (16 x 16 after AutoAugment)
-    "cifar100": 16 / 32,       # refinement paper, the same sentence (DeVries & Taylor used 8 on CIFAR-100)
-    "svhn": 20 / 32,           # DeVries & Taylor
-    "tiny_imagenet": 32 / 64,  # refinement paper, Tiny-ImageNet (32 x 32 after the CIFAR policy)
-    "imagefolder": 32 / 224,   # coreset paper's released main.py: Cutout(1, 32) after a 224-pixel crop (Caltech-256)
-}
-_AUTOAUGMENT_POLICY = {"cifar10": "cifar10", "cifar100": "cifar10", "svhn": "svhn", "digits": "svhn", "mnist": "svhn"}
-_NO_FLIP = ("digits", "svhn", "mnist")  # flipping changes a digit's meaning
-
 # the coreset paper's released code (main.py -> augmix/imagenet.py: aug): severity 1, width 3, depth 1-3,
 # Dirichlet/Beta coefficient 1, the ops without brightness/contrast/color/sharpness
 AUGMIX_RELEASED = {"severity": 1, "width": 3, "depth": -1, "alpha": 1.0, "all_ops": False}
@@ -48,18 +36,17 @@ PERTURB_RELEASED = {"brightness": 0.2, "blur_kernel": 5, "blur_sigma": (0.1, 2.0
 
 
 def cutout_size_for(dataset) -> int:
-    """The Cutout side the papers use for ``dataset`` (scaled with the image side; half the side for data
-    sets no paper augments with Cutout)."""
+    """The Cutout side the papers use for ``dataset``: its format's ``cutout_size``, scaled with the image
+    side (half the side for data sets no paper augments with Cutout)."""
     _check_dataset(dataset)
-    side = min(dataset.image_size)
-    return max(1, round(_CUTOUT_FRACTION.get(dataset.name, 0.5) * side))
+    return format_of(dataset.name).cutout_size_at(min(dataset.image_size))
 
 
 def autoaugment_policy_for(dataset) -> str:
-    """The AutoAugment policy for ``dataset``: CIFAR10 for CIFAR, SVHN for SVHN and digits, IMAGENET
-    otherwise (the released code's for Caltech-256 and Tiny-ImageNet)."""
+    """The AutoAugment policy of ``dataset``'s format: CIFAR10 for CIFAR, SVHN for SVHN, MNIST and digits,
+    IMAGENET otherwise (the released code's for Caltech-256 and Tiny-ImageNet)."""
     _check_dataset(dataset)
-    return _AUTOAUGMENT_POLICY.get(dataset.name, "imagenet")
+    return format_of(dataset.name).autoaugment_policy
 
 
 class Cutout:
@@ -120,7 +107,7 @@ def _geometry(dataset, train: bool) -> List[Callable]:
         ops.append(v2.RandomResizedCrop((h, w), antialias=True))  # the ImageNet-style recipe for large images
     else:
         ops.append(v2.RandomCrop((h, w), padding=max(1, min(h, w) // 8)))  # 4 pixels on 32x32, 1 on 8x8
-    if dataset.name not in _NO_FLIP:
+    if format_of(dataset.name).flip:
         ops.append(v2.RandomHorizontalFlip())
     return ops
 
@@ -135,7 +122,7 @@ def _normalize(dataset) -> Callable:
 
 def weak_transform(dataset) -> Callable[[torch.Tensor], torch.Tensor]:
     """Random crop with padding (H/8; random-resized crop for images >= 128 px) and horizontal flip
-    (none for digits/SVHN), then scaling to [0, 1] and normalisation."""
+    (where the format allows it: not for digits, MNIST or SVHN), then scaling to [0, 1] and normalisation."""
     _check_dataset(dataset)
     return v2.Compose(_geometry(dataset, True) + [_to_float(), _normalize(dataset)])
 

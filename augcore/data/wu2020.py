@@ -25,9 +25,10 @@ proportion to its loss (``augcore.train.candidates``).
 
 The ops run on uint8 tensors through ``torchvision.transforms.v2.functional`` (the PIL
 operations dauphin calls, as torchvision's AutoAugment ports them), with dauphin's magnitude
-ranges. Where augcore chooses rather than dauphin: the flip is left out for SVHN and digits
-(as augcore's weak augmentation does: a flip changes a digit); at sizes other than 32 px the
-crop padding (H/8) and the translation (10 px at 32 px) scale with the image. Every random
+ranges. Where augcore chooses rather than dauphin: the flip is left out where the data set's
+format forbids it (SVHN, MNIST, digits: a flip changes a digit), as augcore's weak augmentation
+does; at sizes other than 32 px the crop padding (H/8) and the translation (10 px at 32 px) scale
+with the image. Every random
 draw comes from one ``torch.Generator``, so a seed gives the same candidates on every device.
 """
 from __future__ import annotations
@@ -42,13 +43,13 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from augcore.checks import check_int, check_number
+from augcore.data.formats import format_of
 
 __all__ = ["OPS", "Op", "Wu2020Augment"]
 
 # the 16 ops of dauphin's uncertainty_sampling policy, in its order
 OPS = ("AutoContrast", "Brightness", "Color", "Contrast", "Cutout", "Equalize", "Invert", "Mixup", "Posterize",
        "Rotate", "Sharpness", "ShearX", "ShearY", "Solarize", "TranslateX", "TranslateY")
-_NO_FLIP = ("digits", "svhn")
 _LEVELS = 1000   # dauphin: level = randint(0, 10 ** PRECISION) / 10 ** PRECISION, PRECISION = 3
 
 
@@ -138,7 +139,7 @@ class Wu2020Augment:
 
     ``num_comp`` (dauphin's default 2) ops per candidate; ``cutout_max`` (H/2), ``mixup_alpha``
     (1), ``crop_padding`` (4 px at 32 px, H/8 otherwise), ``translate_max`` (10 px at 32 px) and
-    ``flip`` (off for SVHN/digits) default to the released values.
+    ``flip`` (off where the format forbids it: SVHN, MNIST, digits) default to the released values.
     """
 
     def __init__(self, dataset, *, num_comp: int = 2, cutout_max: Optional[int] = None, mixup_alpha: float = 1.0,
@@ -154,7 +155,7 @@ class Wu2020Augment:
         self.crop_padding = check_int("crop_padding", max(1, h // 8) if crop_padding is None else crop_padding, min=0)
         self.translate_max = check_number("translate_max", 10.0 * w / 32 if translate_max is None else translate_max,
                                           min=0.0)
-        self.flip = dataset.name not in _NO_FLIP if flip is None else bool(flip)
+        self.flip = format_of(dataset.name).flip if flip is None else bool(flip)
         self.num_classes = int(dataset.num_classes)
         # dauphin paints Cutout with round(mean * 255) per channel (TASK_NORMALIZE's mean)
         self._cutout_color = torch.tensor([round(m * 255) for m in dataset.mean], dtype=torch.uint8)
