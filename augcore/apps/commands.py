@@ -124,7 +124,7 @@ class Train(Command):
                                         "missing keys")
         p.add_argument("--mode", choices=_policy_names(), help="the selection policy (augment.mode)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one config value, e.g. optim.lr=0.05 or augment.selector.method=lazy "
+                       help="override one config value, e.g. optim.lr=0.05 or augment.policy_options.method=lazy "
                             "(parsed as YAML); repeatable")
         p.add_argument("--out", help="output folder (default: run.out of the config)")
         p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")

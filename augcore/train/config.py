@@ -4,10 +4,11 @@ A config file has the sections below (all optional; the defaults train a small C
 on the embedded digits data with the coreset paper's optimiser and schedule shape:
 SGD, momentum 0.9, LR 0.1, x0.1 at 50% and 75% of the epochs; docs/paper_settings.md
 compares the shipped configs with the papers). Unknown keys, wrong types and out-of-range values raise
-``ConfigError`` naming the key; the selector options under ``augment.selector`` are
-typed by the chosen policy (``augment.selector.eps``). ``--set a.b=value`` overrides
-parse the value as YAML (``--set optim.lr=0.05``, ``--set schedule.milestones=[100,150]``,
-``--set augment.selector.method=lazy``). The typed-config machinery is
+``ConfigError`` naming the key; the policy's options under ``augment.policy_options`` (older
+name: ``augment.selector``, still accepted) are typed by the chosen policy
+(``augment.policy_options.eps``). ``--set a.b=value`` overrides parse the value as YAML
+(``--set optim.lr=0.05``, ``--set schedule.milestones=[100,150]``,
+``--set augment.policy_options.method=lazy``). The typed-config machinery is
 ``augcore.config``, shared with ``augcore generate``.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ SELECT_FROM = ("all", "subset")
 
 __all__ = ["AMP_MODES", "AugmentConfig", "BATCH_AUGS", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
            "OPTIMIZERS", "RefinementConfig", "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides",
-           "config_from_dict", "load_config"]
+           "config_from_dict", "load_config", "resolve_augment_aliases"]
 
 
 @dataclass
@@ -119,7 +120,14 @@ class AugmentConfig:
     wu2020_ops: int = 2
     # mode: fixed trains on this saved Selection (augcore select --out FILE) for the whole run
     selection_file: Optional[str] = None
-    selector: Dict[str, Any] = field(default_factory=dict)  # the policy's options, typed by the policy
+    # the policy's options, typed by the policy (the selector's keyword arguments for selector policies);
+    # ``augment.selector`` is the older name of this key and still works in files and --set
+    policy_options: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selector(self) -> Dict[str, Any]:
+        """The older name of ``policy_options``."""
+        return self.policy_options
 
 
 @dataclass
@@ -189,7 +197,7 @@ class TrainConfig:
             raise ConfigError(f"augment.strong: {exc}") from None
         a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
         choice("augment.mode", a.mode, tuple(POLICIES))
-        policy_options(a.mode, a.selector)  # types and ranges of augment.selector.*, by the policy
+        policy_options(a.mode, a.policy_options)  # types and ranges of augment.policy_options.*, by the policy
         choice("augment.stats", a.stats, STATS_SOURCES)
         choice("augment.select_from", a.select_from, SELECT_FROM)
         choice("augment.batch_aug", a.batch_aug, BATCH_AUGS)
@@ -199,9 +207,9 @@ class TrainConfig:
         choice("augment.candidate_choice", a.candidate_choice, ("sample", "max"))
         require(a.candidates >= 1, "augment.candidates", f"must be >= 1, got {a.candidates}")
         require(a.wu2020_ops >= 1, "augment.wu2020_ops", f"must be >= 1, got {a.wu2020_ops}")
-        require(a.strong != "wu2020" or a.mode != "influence" or a.selector.get("augmenter", "none") == "none",
+        require(a.strong != "wu2020" or a.mode != "influence" or a.policy_options.get("augmenter", "none") == "none",
                 "augment.strong", "wu2020 copies cannot be combined with the influence policy's learned "
-                "augmentation (augment.selector.augmenter)")
+                "augmentation (augment.policy_options.augmenter)")
         require((a.mode == "fixed") == (a.selection_file is not None), "augment.selection_file",
                 "must be set exactly when augment.mode is 'fixed' (the Selection file to train with), "
                 f"got mode {a.mode!r} and selection_file {a.selection_file!r}")
@@ -313,14 +321,59 @@ class TrainConfig:
         if r.weaken_epochs:
             require(a.strong != "wu2020", "refinement.weaken_epochs",
                     "cannot weaken augment.strong: wu2020 (its copies are made by the policy, not the data loader)")
-            require(a.selector.get("augmenter", "none") == "none", "refinement.weaken_epochs",
-                    "cannot weaken the influence policy's learned augmentation (augment.selector.augmenter)")
+            require(a.policy_options.get("augmenter", "none") == "none", "refinement.weaken_epochs",
+                    "cannot weaken the influence policy's learned augmentation (augment.policy_options.augmenter)")
+
+
+# older key -> its current name, in the augment section
+AUGMENT_ALIASES = {"selector": "policy_options"}
+
+
+def resolve_augment_aliases(augment: Any) -> Any:
+    """The raw ``augment`` section with each older key under its current name (``selector`` ->
+    ``policy_options``). Given both, their options are merged; one option given twice with two
+    values raises ``ConfigError``."""
+    if not isinstance(augment, dict) or not set(AUGMENT_ALIASES) & set(augment):
+        return augment
+    augment = dict(augment)
+    for old, new in AUGMENT_ALIASES.items():
+        if old not in augment:
+            continue
+        value = augment.pop(old)
+        if new not in augment:
+            augment[new] = value
+            continue
+        if not isinstance(value, dict) or not isinstance(augment[new], dict):
+            raise ConfigError(f"augment.{old}: the older name of augment.{new}; give one of the two")
+        clashes = sorted(k for k in set(value) & set(augment[new]) if value[k] != augment[new][k])
+        if clashes:
+            raise ConfigError(f"augment.{old}.{clashes[0]}: given as {value[clashes[0]]!r} and as "
+                              f"augment.{new}.{clashes[0]}={augment[new][clashes[0]]!r}")
+        augment[new] = {**augment[new], **value}
+    return augment
 
 
 def config_from_dict(raw: Optional[Dict[str, Any]]) -> TrainConfig:
-    """Builds and validates a TrainConfig; every unknown key is reported by name."""
+    """Builds and validates a TrainConfig; every unknown key is reported by name, and a key
+    written under its older name (``augment.selector``) is named so in errors."""
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of sections, got {type(raw).__name__}")
+    augment = (raw or {}).get("augment")
+    written = [old for old in AUGMENT_ALIASES if isinstance(augment, dict) and old in augment]
+    if written:
+        raw = {**raw, "augment": resolve_augment_aliases(augment)}
+    try:
+        return _build_config(raw)
+    except ConfigError as exc:
+        message = str(exc)
+        for old in written:
+            message = message.replace(f"augment.{AUGMENT_ALIASES[old]}", f"augment.{old}")
+        if message == str(exc):
+            raise
+        raise ConfigError(message) from None
+
+
+def _build_config(raw: Optional[Dict[str, Any]]) -> TrainConfig:
     # sections name themselves in errors ("optim.lr", not "config.optim.lr")
     sections = {name: build(cls, (raw or {}).get(name), name)
                 for name, cls in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig),

@@ -129,7 +129,7 @@ class Trainer:
                             weak=parts.weak,
                             model=self.model, stats=self.stats, augment=a, seed=cfg.run.seed, device=self.device,
                             strategy=self.strategy, autocast=self.update.autocast)
-        self.policy = POLICIES[a.mode](ctx, policy_options(a.mode, a.selector))
+        self.policy = POLICIES[a.mode](ctx, policy_options(a.mode, a.policy_options))
 
         self.start_epoch = 0
         self.rows: List[Dict[str, Any]] = []

@@ -43,15 +43,15 @@ def register_policy(name: str) -> Callable[[Type["SelectionPolicy"]], Type["Sele
 
 @dataclass
 class NoOptions:
-    """A policy without options: ``augment.selector`` must be empty."""
+    """A policy without options: ``augment.policy_options`` must be empty."""
 
 
 def policy_options(mode: str, raw: Optional[Dict[str, Any]]) -> Any:
-    """The typed options of policy ``mode`` from ``augment.selector``; errors name ``augment.selector.<key>``."""
+    """The typed options of policy ``mode`` from ``augment.policy_options``; errors name its keys."""
     if mode not in POLICIES:
         raise ConfigError(f"augment.mode: must be one of {tuple(POLICIES)}, got {mode!r}")
     cls = POLICIES[mode]
-    options = build(cls.Options, raw, "augment.selector")
+    options = build(cls.Options, raw, "augment.policy_options")
     cls.check_options(options)
     return options
 
@@ -114,7 +114,7 @@ class SelectionPolicy:
 
     @classmethod
     def check_options(cls, options: Any) -> None:
-        """Range checks of the typed options (raise ConfigError naming augment.selector.<key>)."""
+        """Range checks of the typed options (raise ConfigError naming augment.policy_options.<key>)."""
 
     @property
     def needs_embeddings(self) -> bool:
@@ -277,7 +277,7 @@ class SelectionPolicy:
 def selector_options_dataclass(name: str, selector_cls: type, skip: Tuple[str, ...] = ("fraction",),
                                extra: Tuple[Tuple[str, type, Any], ...] = ()) -> type:
     """A dataclass of ``selector_cls``'s keyword options (typed by its annotations), plus ``extra``
-    fields (name, type, default): the typed ``augment.selector`` of a selector-backed policy."""
+    fields (name, type, default): the typed ``augment.policy_options`` of a selector-backed policy."""
     import typing
 
     hints = typing.get_type_hints(selector_cls.__init__)

@@ -53,7 +53,7 @@ class FullAugmentation(SelectionPolicy):
 
 class SelectorPolicy(SelectionPolicy):
     """Runs a ``Selector`` every R epochs; its constructor's keyword options become the
-    typed ``augment.selector`` options (``fraction`` comes from ``augment.fraction``)."""
+    typed ``augment.policy_options`` options (``fraction`` comes from ``augment.fraction``)."""
 
     selector_cls: ClassVar[type]
     takes_fraction: ClassVar[bool] = True
@@ -73,11 +73,11 @@ class SelectorPolicy(SelectionPolicy):
         kwargs = cls.selector_kwargs(options)
         if cls.takes_fraction:
             kwargs["fraction"] = fraction
-        return construct("augment.selector", cls.selector_cls, **kwargs)
+        return construct("augment.policy_options", cls.selector_cls, **kwargs)
 
     @classmethod
     def check_options(cls, options: Any) -> None:
-        cls.make_selector(0.5, options)   # the selector's own argument checks, under augment.selector
+        cls.make_selector(0.5, options)   # the selector's own argument checks, under augment.policy_options
 
     @property
     def needs_embeddings(self) -> bool:
@@ -102,7 +102,7 @@ class CoresetPolicy(SelectorPolicy):
     """Facility-location coresets of the gradient proxies (``CoresetSelector``), every R epochs,
     shared out by class over the ranks of a DDP run.
 
-    ``augment.selector.greedi: true`` solves each class with GreeDi (two-round distributed
+    ``augment.policy_options.greedi: true`` solves each class with GreeDi (two-round distributed
     greedy) over the ranks of a DDP run, for classes too large for one machine's memory;
     each rank then contributes only its own shard of the statistics.
     """

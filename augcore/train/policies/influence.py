@@ -2,20 +2,20 @@
 to lower the validation loss most (``augcore.influence.InfluenceSelector``).
 
 The policy supplies what the selector needs: a validation split held out of training
-(``augment.selector.val_fraction`` of the training set, drawn once from the run seed,
+(``augment.policy_options.val_fraction`` of the training set, drawn once from the run seed,
 stratified by class; those examples are neither trained on nor selected), and the
 classifier's final ``nn.Linear`` (the layer whose output is the logits, found once by
 ``augcore.models.find_classifier``). Every R
 epochs it runs one inference pass over the candidates and one over the validation split.
 
-``augment.selector.augmenter`` also *learns* the augmentation: after each selection, E is
+``augment.policy_options.augmenter`` also *learns* the augmentation: after each selection, E is
 trained for ``augmenter_epochs`` on the selected images to minimise their augmented copies'
 predicted influence on the validation loss (``augcore.influence.learner.train_augmenter``,
 the classifier frozen), and the strong copies become E's transform of the weakly augmented
 image instead of the ``augment.strong`` preset. E continues training across selections.
 
 * ``paper``: the paper's E (convolutions, FC, tanh -> tau in R^128) through a frozen,
-  WGAN-GP pre-trained generator G read from ``augment.selector.generator`` (a file of
+  WGAN-GP pre-trained generator G read from ``augment.policy_options.generator`` (a file of
   ``augcore.influence.generator.save_generator``); Adam lr 0.01, betas (0.9, 0.99), no
   magnitude penalty (App. B).
 * ``light`` (``learned`` is the same): ``augcore.influence.ImageAugmenter``, a 2-conv
@@ -89,25 +89,26 @@ class InfluencePolicy(SelectionPolicy):
     @classmethod
     def check_options(cls, options) -> None:
         if not 0.0 < options.val_fraction < 1.0:
-            raise ConfigError(f"augment.selector.val_fraction: must lie in (0, 1), got {options.val_fraction}")
+            raise ConfigError(f"augment.policy_options.val_fraction: must lie in (0, 1), got {options.val_fraction}")
         if options.augmenter not in AUGMENTERS:
-            raise ConfigError(f"augment.selector.augmenter: must be one of {AUGMENTERS}, got {options.augmenter!r}")
+            raise ConfigError(f"augment.policy_options.augmenter: must be one of {AUGMENTERS}, "
+                              f"got {options.augmenter!r}")
         if options.augmenter == "paper" and not options.generator:
-            raise ConfigError("augment.selector.generator: augmenter 'paper' needs the file of a pre-trained G "
+            raise ConfigError("augment.policy_options.generator: augmenter 'paper' needs the file of a pre-trained G "
                               "(augcore.influence.generator.pretrain_generator + save_generator)")
         if options.augmenter_lr is not None and not options.augmenter_lr > 0:
-            raise ConfigError(f"augment.selector.augmenter_lr: must be > 0, got {options.augmenter_lr}")
+            raise ConfigError(f"augment.policy_options.augmenter_lr: must be > 0, got {options.augmenter_lr}")
         if options.augmenter_epochs < 1:
-            raise ConfigError(f"augment.selector.augmenter_epochs: must be >= 1, got {options.augmenter_epochs}")
+            raise ConfigError(f"augment.policy_options.augmenter_epochs: must be >= 1, got {options.augmenter_epochs}")
         if options.augmenter_regularisation < 0:
-            raise ConfigError(f"augment.selector.augmenter_regularisation: must be >= 0, "
+            raise ConfigError(f"augment.policy_options.augmenter_regularisation: must be >= 0, "
                               f"got {options.augmenter_regularisation}")
         kwargs = cls.selector_kwargs(options)
         # the selector's own checks, on a stand-in validation set of one example
         stand_in = InferenceStats(logits=torch.zeros(1, 2), labels=torch.zeros(1, dtype=torch.int64),
                                   losses=torch.zeros(1), indices=torch.zeros(1, dtype=torch.int64),
                                   embeddings=torch.zeros(1, 1))
-        construct("augment.selector", InfluenceSelector, weight=torch.zeros(2, 1), bias=None, val_stats=stand_in,
+        construct("augment.policy_options", InfluenceSelector, weight=torch.zeros(2, 1), bias=None, val_stats=stand_in,
                   budget=0.5, **kwargs)
 
     def candidate_rows(self) -> Optional[torch.Tensor]:
@@ -149,7 +150,7 @@ class InfluencePolicy(SelectionPolicy):
             return ImageAugmenter(*shape)
         generator = load_generator(options.generator)
         if tuple(generator.shape) != shape:
-            raise ConfigError(f"augment.selector.generator: {options.generator} transforms images of shape "
+            raise ConfigError(f"augment.policy_options.generator: {options.generator} transforms images of shape "
                               f"{tuple(generator.shape)}, the data set's are {shape}")
         return GeneratorAugmenter(generator)
 
