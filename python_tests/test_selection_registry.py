@@ -88,5 +88,6 @@ def test_the_callbacks_reselector_collects_embeddings_when_its_selector_reads_th
     for options, size in (({"features": "embeddings"}, None), ({"fraction": 0.25}, 32)):
         name = "slow_learnable" if "features" in options else "coreset"
         reselector = Reselector(train, selector=name, strong="cutout", **options)
-        selection = reselector.reselect(model, 0, "cpu")
+        reselector.begin_epoch(model, 0, "cpu")
+        selection = reselector.selections[-1]
         assert reselector.dataset.selection is selection and (size is None or len(selection) == size)

@@ -48,7 +48,7 @@ class AugcoreSelectionCallback(transformers.TrainerCallback):
                              "fraction (coreset, random)")
         n = len(train_set)
         self.budget = budget_from_fraction(fraction, n)
-        self._reselector.dataset.set_selection(_placeholder(train_set.targets, self.budget))
+        self._reselector.start_with(_placeholder(train_set.targets, self.budget))
 
     @property
     def dataset(self):
@@ -58,6 +58,11 @@ class AugcoreSelectionCallback(transformers.TrainerCallback):
     def selections(self) -> List[Selection]:
         return self._reselector.selections
 
+    @property
+    def rows(self) -> List[Dict[str, Any]]:
+        """Per epoch, the selection columns of ``augcore.train.Trainer``'s log row."""
+        return self._reselector.rows
+
     @staticmethod
     def collate(rows) -> Dict[str, torch.Tensor]:
         images, labels, weights, indices, augmented = zip(*rows)
@@ -66,18 +71,18 @@ class AugcoreSelectionCallback(transformers.TrainerCallback):
                 "dataset_index": torch.tensor(indices), "is_augmented": torch.tensor(augmented)}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        epoch = int(round(state.epoch or 0))
-        if self._reselector.due(epoch):
-            self._reselect(model, epoch, args)
+        self._begin_epoch(model, int(round(state.epoch or 0)))
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         upcoming = int(round(state.epoch))
-        if self._reselector.due(upcoming) and upcoming < args.num_train_epochs:
-            self._reselect(model, upcoming, args)
+        self._reselector.end_epoch(upcoming - 1)
+        if upcoming < args.num_train_epochs:
+            self._begin_epoch(model, upcoming)
 
-    def _reselect(self, model: torch.nn.Module, epoch: int, args) -> None:
-        device = next(model.parameters()).device
-        selection = self._reselector.reselect(model, epoch, device)
+    def _begin_epoch(self, model: torch.nn.Module, epoch: int) -> None:
+        if self._reselector.begin_epoch(model, epoch, next(model.parameters()).device) is None:
+            return
+        selection = self._reselector.selections[-1]
         if len(selection) != self.budget:
             raise ValueError(f"the selector returned {len(selection)} examples but the Trainer's steps per epoch "
                              f"were fixed for {self.budget}; use a selector that returns exactly its budget")

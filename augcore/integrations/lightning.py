@@ -55,6 +55,12 @@ class AugcoreSelectionCallback(pl.Callback):
     def selections(self):
         return self._reselector.selections
 
+    @property
+    def rows(self):
+        """Per epoch, the selection columns of ``augcore.train.Trainer``'s log row (also logged
+        to the module's loggers as ``augcore/<column>``)."""
+        return self._reselector.rows
+
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         every = self._reselector.every
         reload = trainer.reload_dataloaders_every_n_epochs
@@ -62,11 +68,13 @@ class AugcoreSelectionCallback(pl.Callback):
             raise ValueError(f"AugcoreSelectionCallback re-selects every {every} epoch(s), which changes the "
                              "training set's length: pass reload_dataloaders_every_n_epochs="
                              f"{every} (or a divisor of it) to the Trainer; got {reload}")
-        if self._reselector.due(trainer.current_epoch):
-            self._reselector.reselect(pl_module, trainer.current_epoch, pl_module.device)
+        self._reselector.begin_epoch(pl_module, trainer.current_epoch, pl_module.device)
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        row = self._reselector.end_epoch(trainer.current_epoch)
+        pl_module.log_dict({f"augcore/{key}": float(value) for key, value in row.items()
+                            if key != "epoch" and value is not None}, on_epoch=True)
         upcoming = trainer.current_epoch + 1
         last = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
-        if self._reselector.due(upcoming) and (last is None or upcoming < last):
-            self._reselector.reselect(pl_module, upcoming, pl_module.device)
+        if last is None or upcoming < last:
+            self._reselector.begin_epoch(pl_module, upcoming, pl_module.device)

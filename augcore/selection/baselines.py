@@ -23,6 +23,8 @@ class RandomSelector(BaseSelector):
     Indices come back in the order of the stats rows.
     """
 
+    needs_model_stats = False
+
     def __init__(self, fraction: float, *, stratified: bool = False):
         self.fraction = check_fraction("fraction", fraction)
         self.stratified = check_bool("stratified", stratified)

@@ -35,6 +35,8 @@ class BaseSelector:
     and ``info["fraction"]`` (the share of the rows selected) added to the pick's own."""
 
     method: ClassVar[str] = ""
+    # False: ``pick`` reads labels and indices only, so a caller may skip the model's inference pass
+    needs_model_stats: ClassVar[bool] = True
 
     @property
     def needs_embeddings(self) -> bool:

@@ -26,7 +26,7 @@ from augcore.selection import (CoresetSelector, HighLossSelector, MaxLossSelecto
                                RandomSelector, SlowLearnableSelector)
 from augcore.selection.base import InferenceStats, Selection
 from augcore.selection.inference import logits_of
-from augcore.train.policies.base import (SelectionPolicy, construct, empty_selection, register_policy,
+from augcore.train.policies.base import (NoOptions, SelectionPolicy, construct, empty_selection, register_policy,
                                          selector_options_dataclass)
 
 
@@ -58,8 +58,8 @@ class SelectorPolicy(SelectionPolicy):
     selector_cls: ClassVar[type]
     takes_fraction: ClassVar[bool] = True
 
-    def __init__(self, ctx, options):
-        self.selector = self.make_selector(ctx.augment.fraction, options)
+    def __init__(self, ctx, options, selector=None):
+        self.selector = selector if selector is not None else self.make_selector(ctx.augment.fraction, options)
         super().__init__(ctx, options)
 
     @classmethod
@@ -87,12 +87,32 @@ class SelectorPolicy(SelectionPolicy):
         return self.selector.select(stats, epoch=epoch, seed=self.ctx.seed)
 
 
-def _selector_policy(name: str, selector_cls: type, *, takes_fraction: bool = True, needs_model_stats: bool = True,
-                     doc: str) -> type:
+class GivenSelectorPolicy(SelectorPolicy):
+    """A ``SelectorPolicy`` around a ready-made selector object (anything with ``select(stats,
+    epoch, seed)``) instead of one built from ``augment.policy_options``: how the Lightning and Hugging
+    Face callbacks (``augcore.integrations``) re-select with the Trainer's engine. ``initial`` is
+    the selection before the first re-selection. Not registered: a config names its policy."""
+
+    name = "selector"
+
+    def __init__(self, ctx, selector, initial: Optional[Selection] = None):
+        self._initial = initial
+        super().__init__(ctx, NoOptions(), selector=selector)
+
+    def initial_selection(self) -> Optional[Selection]:
+        return self._initial
+
+    @property
+    def needs_model_stats(self) -> bool:
+        return getattr(self.selector, "needs_model_stats", True)
+
+
+def _selector_policy(name: str, selector_cls: type, *, takes_fraction: bool = True, doc: str) -> type:
     skip = ("fraction",) if takes_fraction else ()
     cls = type(f"{selector_cls.__name__.replace('Selector', '')}Policy", (SelectorPolicy,), {
         "__doc__": doc, "selector_cls": selector_cls, "takes_fraction": takes_fraction,
-        "needs_model_stats": needs_model_stats, "Options": selector_options_dataclass(name, selector_cls, skip),
+        "needs_model_stats": selector_cls.needs_model_stats,
+        "Options": selector_options_dataclass(name, selector_cls, skip),
         "__module__": __name__})
     return register_policy(name)(cls)
 
@@ -113,7 +133,7 @@ class CoresetPolicy(SelectorPolicy):
         return self.ctx.strategy.select_by_class(self.selector, stats, epoch=epoch, seed=self.ctx.seed)
 
 
-RandomPolicy = _selector_policy("random", RandomSelector, needs_model_stats=False,
+RandomPolicy = _selector_policy("random", RandomSelector,
                                 doc="Uniform random subset every R epochs (``stratified`` per class); "
                                     "reads labels only, so no inference pass is run.")
 MaxLossPolicy = _selector_policy("max_loss", MaxLossSelector,
