@@ -10,14 +10,15 @@ from augcore.ops._common import (Segments, as_tensor, check_float_matrix, check_
                                  segments_from_groups)
 
 
-def prepare_points(x: Any, embeddings: Any, groups: Any, num_groups: Optional[int], compiled: bool = True
-                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Segments]:
+def prepare_points(x: Any, embeddings: Any, groups: Any, num_groups: Optional[int], compiled: bool = True,
+                   check_finite: bool = True) -> Tuple[torch.Tensor, Optional[torch.Tensor], Segments]:
     """Validates points, sorts them by group (one gather) and casts to float32.
 
     The gather also makes non-contiguous inputs contiguous, so they are handled,
     not rejected. On a GPU the checks cost one device-to-host transfer (two without
     ``num_groups``), shared with the class sizes. ``compiled=False`` (the Triton backend)
-    skips the check that the compiled extension has kernels for the points' device.
+    skips the check that the compiled extension has kernels for the points' device;
+    ``check_finite=False`` skips the pass over the values (callers that checked them).
     """
     x = as_tensor(x, "proxies")
     check_float_matrix(x, "proxies")
@@ -28,6 +29,7 @@ def prepare_points(x: Any, embeddings: Any, groups: Any, num_groups: Optional[in
         check_float_matrix(embeddings, "embeddings", rows=x.shape[0])
         check_same_device("proxies", x, "embeddings", embeddings)
     finite = [(x, "proxies")] + ([(embeddings, "embeddings")] if embeddings is not None else [])
+    finite = finite if check_finite else []
     seg = segments_from_groups(groups, x.shape[0], x.device, num_groups, finite=finite)
     x_sorted = x.index_select(0, seg.order).to(torch.float32).contiguous()
     emb_sorted = None
