@@ -131,13 +131,7 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         check_choice("similarity", similarity, SIMILARITIES)
         x_sorted, emb_sorted, seg = prepare_points(proxies, embeddings, groups, num_groups,
                                                    compiled=backend != "triton")
-        kind = SIMILARITIES[similarity]
-        if similarity == "craig_squared" and backend == "cuda":
-            raise ValueError("similarity='craig_squared' does not run on backend='cuda' (its float64 sums are "
-                             "CPU and Triton code); use backend='triton' for CUDA tensors")
-        if scale is None:
-            dim = x_sorted.shape[1] if emb_sorted is None else x_sorted.shape[1] * (emb_sorted.shape[1] + bias)
-            scale = float(max(dim, 1))
+        kind, scale = _points_similarity(similarity, backend, x_sorted, emb_sorted, scale, bias)
     else:
         sim = as_tensor(similarity, "similarity")
         if sim.dim() != 2 or sim.shape[0] != sim.shape[1]:
@@ -159,6 +153,44 @@ def facility_location(proxies: Any, budget: Union[int, Any], groups: Any = None,
         x_sorted, emb_sorted, kind, scale = sim.new_zeros((n, 0), dtype=torch.float32), None, _PRECOMPUTED, 1.0
 
     budgets = split_budget(seg.sizes, budget, budget_split)
+    return _solve(x_sorted, emb_sorted, precomputed, seg, budgets, kind, scale, bias, method, eps, seed, mode,
+                  memory_limit, tie_break, backend, t0)
+
+
+def _facility_location_unchecked(proxies: torch.Tensor, budgets: torch.Tensor, groups: torch.Tensor, *,
+                                 num_groups: int, embeddings: Optional[torch.Tensor] = None, bias: float = 1.0,
+                                 similarity: str = "exp", method: str = "stochastic", eps: float = 0.01,
+                                 seed: int = 0, tie_break: str = "low") -> FacilityLocationResult:
+    """``facility_location`` on points, for callers that validated its inputs (the coreset
+    selector, after ``validate_stats`` and ``split_budget``): finite floating ``proxies``
+    (N, D) and ``embeddings`` (N, H) on one device, integer ``groups`` in [0, ``num_groups``),
+    per-group ``budgets`` (C,) int64 in range, and valid options. Skips the argument checks,
+    the pass over the values and the budget split; the group sizes are still counted."""
+    t0 = time.perf_counter()
+    backend = _resolve_backend("auto", proxies.device)
+    x_sorted, emb_sorted, seg = prepare_points(proxies, embeddings, groups, num_groups, compiled=backend != "triton",
+                                               check_finite=False)
+    kind, scale = _points_similarity(similarity, backend, x_sorted, emb_sorted, None, bias)
+    return _solve(x_sorted, emb_sorted, None, seg, budgets, kind, scale, bias, method, eps, seed, "auto", 1 << 30,
+                  tie_break, backend, t0)
+
+
+def _points_similarity(similarity: str, backend: str, x_sorted: torch.Tensor, emb_sorted: Optional[torch.Tensor],
+                       scale: Optional[float], bias: float) -> Tuple[int, float]:
+    """The kernel's similarity code and scale (default: the gradient's dimension)."""
+    if similarity == "craig_squared" and backend == "cuda":
+        raise ValueError("similarity='craig_squared' does not run on backend='cuda' (its float64 sums are "
+                         "CPU and Triton code); use backend='triton' for CUDA tensors")
+    if scale is None:
+        dim = x_sorted.shape[1] if emb_sorted is None else x_sorted.shape[1] * (emb_sorted.shape[1] + bias)
+        scale = float(max(dim, 1))
+    return SIMILARITIES[similarity], scale
+
+
+def _solve(x_sorted: torch.Tensor, emb_sorted: Optional[torch.Tensor], precomputed: Optional[torch.Tensor], seg,
+           budgets: torch.Tensor, kind: int, scale: float, bias: float, method: str, eps: float, seed: int,
+           mode: str, memory_limit: int, tie_break: str, backend: str, t0: float) -> FacilityLocationResult:
+    """The kernel call on prepared inputs and the result in original indices."""
     t1 = time.perf_counter()
     args = (x_sorted, emb_sorted, precomputed, seg.indptr, budgets, kind, float(scale), float(bias),
             METHODS[method], float(eps), int(seed), MODES[mode], int(memory_limit), TIE_BREAKS[tie_break])

@@ -50,7 +50,15 @@ def grad_proxies(logits: Any, labels: Any, embeddings: Any = None, loss: str = "
         check_same_device("logits", logits, "embeddings", embeddings)
         if on_cpu:
             check_finite(embeddings, "embeddings")
-        embeddings = embeddings.contiguous()
+    return _grad_proxies_unchecked(logits, labels, embeddings, loss)
+
+
+def _grad_proxies_unchecked(logits: torch.Tensor, labels: torch.Tensor, embeddings: Optional[torch.Tensor] = None,
+                            loss: str = "ce") -> Proxies:
+    """``grad_proxies`` for callers that validated its inputs (the selectors, after
+    ``validate_stats``): tensors on one device the extension supports, finite floating
+    logits (N, C) and embeddings (N, H), integer labels in [0, C). No pass over the data."""
     errors, per_example, e_sq, h_sq = compiled_ops().grad_proxies(
-        logits.contiguous(), labels.to(torch.int64).contiguous(), embeddings, LOSSES[loss])
+        logits.contiguous(), labels.to(torch.int64).contiguous(),
+        None if embeddings is None else embeddings.contiguous(), LOSSES[loss])
     return Proxies(errors, per_example, e_sq, h_sq if embeddings is not None else None)

@@ -17,9 +17,10 @@ from typing import List, Optional
 import torch
 
 from augcore.checks import check_bool, check_choice, check_fraction
-from augcore.ops import facility_location, grad_proxies, normalize_weights
+from augcore.ops import facility_location, normalize_weights
 from augcore.ops.budgets import REFERENCE_SPLITS, SPLITS, split_budget
-from augcore.ops.facility_location import METHODS, SIMILARITIES
+from augcore.ops.facility_location import METHODS, SIMILARITIES, _facility_location_unchecked
+from augcore.ops.proxies import _grad_proxies_unchecked
 from augcore.ops.submodlib_kernel import submodlib_dense_kernel
 from augcore.process_group import rank_and_world
 from augcore.seeds import cpu_generator, derive_seed
@@ -169,14 +170,15 @@ class CoresetSelector(BaseSelector):
         t0 = time.perf_counter()
         sizes = require_nonempty_classes(stats, "CoresetSelector")
         budget = budget_from_fraction(self.fraction, len(stats))
-        budgets = budget if classes is None else _only(split_budget(sizes, budget, self.budget_split), classes)
-        proxies = grad_proxies(stats.logits, stats.labels).errors
+        budgets = split_budget(sizes, budget, self.budget_split)
+        budgets = budgets if classes is None else _only(budgets, classes)
+        # ``select`` validated the stats and split_budget the budgets: the ops' own checks would repeat them
+        proxies = _grad_proxies_unchecked(stats.logits, stats.labels).errors
         t1 = time.perf_counter()
-        result = facility_location(
-            proxies, budgets, groups=stats.labels,
+        result = _facility_location_unchecked(
+            proxies, budgets, stats.labels, num_groups=stats.num_classes,
             embeddings=stats.embeddings if self.proxy == "last_layer" else None, bias=self.bias,
-            similarity=self.similarity, method=self.greedy, eps=self.eps,
-            seed=derive_seed(seed, epoch, self.method), budget_split=self.budget_split, num_groups=stats.num_classes)
+            similarity=self.similarity, method=self.greedy, eps=self.eps, seed=derive_seed(seed, epoch, self.method))
         t2 = time.perf_counter()
 
         rows, gamma = result.indices, result.weights
@@ -200,7 +202,7 @@ class CoresetSelector(BaseSelector):
         sizes = require_nonempty_classes(stats, "CoresetSelector(greedi)")
         budget = budget_from_fraction(self.fraction, len(stats))
         budgets = split_budget(sizes, budget, self.budget_split)
-        proxies = grad_proxies(stats.logits, stats.labels).errors.cpu()
+        proxies = _grad_proxies_unchecked(stats.logits, stats.labels).errors.cpu()
         rows, gamma = greedi_per_class(proxies, stats.labels.cpu().to(torch.int64), budgets, method=self.greedy,
                                        eps=self.eps, seed=derive_seed(seed, epoch, "greedi"))
         return Picks(rows, weights=normalize_weights(gamma, self.weights),
