@@ -52,7 +52,8 @@ def test_one_coreset_selection_runs_each_check_once(proxy, classes):
     if classes is not None:
         budgets = torch.where(torch.isin(torch.arange(5), classes), budgets, torch.zeros_like(budgets))
     proxies = augcore.grad_proxies(stats.logits, stats.labels).errors
-    expected = augcore.facility_location(proxies, budgets, stats.labels, num_groups=5, seed=derive_seed(3, 2, "coreset"),
+    expected = augcore.facility_location(proxies, budgets, stats.labels, num_groups=5,
+                                         seed=derive_seed(3, 2, "coreset"),
                                          embeddings=stats.embeddings if proxy == "last_layer" else None)
     picked = expected.indices[expected.weights > 0]   # the selector drops zero-weight picks
     assert selection.indices.tolist() == stats.indices[picked].tolist()
