@@ -88,10 +88,11 @@ def _entry_and_values(draw):
     name = draw(st.sampled_from(sorted(ENTRY_POINTS)))
     call, values, kind = ENTRY_POINTS[name]
     value = draw(st.sampled_from(values))
-    if isinstance(value, int) and value < 0:  # unsigned dtypes cannot hold it
-        kinds = [k for k in INT_KINDS if k not in (np.uint8, np.uint16, np.uint32, np.uint64)]
+    if isinstance(value, int):   # only the integer dtypes that can hold the value
+        kinds = [k for k in INT_KINDS
+                 if not isinstance(k, type) or np.iinfo(k).min <= value <= np.iinfo(k).max]
     else:
-        kinds = INT_KINDS if isinstance(value, int) else FLOAT_KINDS
+        kinds = FLOAT_KINDS
     convert = draw(st.sampled_from(kinds))
     return name, call, convert(value)
 
