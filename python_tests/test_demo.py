@@ -114,7 +114,7 @@ def test_a_seed_gives_both_methods_the_same_model_and_batch_order():
     orders = []
     for run in (random_run, coreset_run, other_seed):
         run.policy.begin_epoch(0)
-        orders.append([list(batch) for batch in run._loader(run.policy.view, 0).batch_sampler])
+        orders.append([list(batch) for batch in run._loader(run.policy.view, 0).sampler])
     # the subsets differ (that is the comparison) but the positions come in the same order
     assert not torch.equal(random_run.selection.indices.sort().values, coreset_run.selection.indices.sort().values)
     assert orders[0] == orders[1] and orders[0] != orders[2]
