@@ -8,6 +8,10 @@
 
 namespace augcore {
 
+// The integer encodings of the ops' enum arguments. This header is their one definition: the
+// Python name tables (augcore/ops/proxies.py LOSSES; augcore/ops/facility_location.py METHODS,
+// SIMILARITIES, MODES, TIE_BREAKS; the Triton host code's kinds) are checked against it by
+// python_tests/test_ops_encodings.py, which parses these enums.
 enum LossKind : int64_t { kCrossEntropy = 0, kSquared = 1 };
 // kCraigSquared: s = max d^2 - d^2 with d^2 accumulated in double (apricot's euclidean); CPU only.
 enum SimilarityKind : int64_t { kExp = 0, kCraig = 1, kPrecomputed = 2, kCraigSquared = 3 };

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "checks.h"
-#include "cuda_launch_plan.h"
+#include "facility_location/cuda_launch_plan.h"
 #include "ops.h"
 
 #ifdef _OPENMP
@@ -41,20 +41,26 @@ std::string build_info() {
 // The CUDA greedy's launch plan for the given groups and device limits, as tensors:
 // (groups (L,) ids launch after launch, launches (W, 7) rows of [rows kind 0 shared / 1 global /
 // 2 on-the-fly, first, count, max_n, dynamic shared bytes, state in shared 0/1, workspace floats]).
-// static_shared_bytes < 0 means this build's sizeof(GreedyShared).
+// static_shared_bytes < 0 means this build's static shared memory of the variant's kernel
+// (sizeof(GreedyShared) for v1, sizeof(GreedyV2Shared) for v2); `method` sets the state bytes.
 std::tuple<at::Tensor, at::Tensor> cuda_launch_plan(const at::Tensor& indptr, const at::Tensor& budgets,
                                                     bool precomputed, int64_t mode, int64_t memory_limit,
-                                                    int64_t shared_optin_bytes, int64_t static_shared_bytes) {
+                                                    int64_t shared_optin_bytes, int64_t static_shared_bytes,
+                                                    int64_t variant, int64_t method) {
   constexpr const char* op = "cuda_launch_plan";
   TORCH_CHECK_VALUE(mode >= kAuto && mode <= kOnTheFly, op, ": mode must be 0, 1 or 2, got ", mode);
   TORCH_CHECK_VALUE(memory_limit >= 0 && shared_optin_bytes >= 0, op,
                     ": memory_limit and shared_optin_bytes must be >= 0");
+  TORCH_CHECK_VALUE(variant == kGreedyV1 || variant == kGreedyV2, op, ": variant must be 1 or 2, got ", variant);
+  TORCH_CHECK_VALUE(method >= kNaive && method <= kStochastic, op, ": method must be 0, 1 or 2, got ", method);
   const at::Tensor ptr = checked_indptr(indptr, -1, op);
   const at::Tensor bud = checked_budgets(budgets, ptr, op);
-  if (static_shared_bytes < 0) static_shared_bytes = static_cast<int64_t>(sizeof(GreedyShared));
+  if (static_shared_bytes < 0)
+    static_shared_bytes = static_cast<int64_t>(variant == kGreedyV2 ? sizeof(GreedyV2Shared) : sizeof(GreedyShared));
   const CudaLaunchPlan plan = plan_cuda_launches(ptr.data_ptr<int64_t>(), bud.data_ptr<int64_t>(), ptr.numel() - 1,
                                                  precomputed, mode, memory_limit, shared_optin_bytes,
-                                                 static_shared_bytes);
+                                                 static_shared_bytes,
+                                                 greedy_state_bytes_per_point(static_cast<int>(variant), method));
   auto groups = at::tensor(plan.groups, at::TensorOptions().dtype(at::kLong));
   auto launches = at::empty({static_cast<int64_t>(plan.launches.size()), 7}, at::kLong);
   int64_t* out = launches.data_ptr<int64_t>();
@@ -66,13 +72,17 @@ std::tuple<at::Tensor, at::Tensor> cuda_launch_plan(const at::Tensor& indptr, co
   return {groups, launches};
 }
 
+// The greedy variant the CUDA op would run now (AUGCORE_CUDA_GREEDY), or ValueError.
+int64_t cuda_greedy_variant() { return greedy_variant_from_env(); }
+
 }  // namespace augcore
 
 TORCH_LIBRARY(augcore, m) {
   m.def("build_info() -> str", &augcore::build_info);
   m.def("cuda_launch_plan(Tensor indptr, Tensor budgets, bool precomputed, int mode, int memory_limit, "
-        "int shared_optin_bytes, int static_shared_bytes=-1) -> (Tensor, Tensor)",
+        "int shared_optin_bytes, int static_shared_bytes=-1, int variant=1, int method=0) -> (Tensor, Tensor)",
         &augcore::cuda_launch_plan);
+  m.def("cuda_greedy_variant() -> int", &augcore::cuda_greedy_variant);
   // (errors e (N,C) f32, loss (N,) f32, |e|^2 (N,) f32, |h|^2 (N,) f32 or empty). loss: 0 = CE, 1 = squared.
   m.def("grad_proxies(Tensor logits, Tensor labels, Tensor? embeddings, int loss) -> (Tensor, Tensor, Tensor, Tensor)");
   // Squared distances inside each CSR group (x sorted by group), blocks of n_g^2 back to back.

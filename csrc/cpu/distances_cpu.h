@@ -1,6 +1,6 @@
 // Filling a group's symmetric n x n matrix from its pair geometry, in row blocks.
 #pragma once
-#include "utils.h"
+#include "geometry.h"
 
 namespace augcore {
 namespace cpu {

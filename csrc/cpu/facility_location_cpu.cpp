@@ -18,7 +18,7 @@
 
 #include "../common/fixed_point.h"
 #include "../common/rng.h"
-#include "../facility_location_plan.h"
+#include "../facility_location/plan.h"
 #include "../ops.h"
 #include "distances_cpu.h"
 

@@ -1,5 +1,5 @@
-// Helpers shared by the CPU kernels: the within-group pair geometry (distances
-// computed by one code path for every caller). The exp of the similarity is
+// The CPU kernels' within-group pair geometry (distances computed by one code path
+// for every caller), and the OpenMP thread helpers they share. The exp of the similarity is
 // common/exp.h, shared with the GPU.
 //
 // Determinism: these sources build with -ffp-contract=off and without

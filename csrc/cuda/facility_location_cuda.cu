@@ -1,7 +1,7 @@
 // Segmented facility-location greedy on the GPU: one thread block per group runs
 // every greedy step, all groups of a launch at once.
 //
-// Where a group's similarities live is decided on the host (cuda_launch_plan.h,
+// Where a group's similarities live is decided on the host (facility_location/cuda_launch_plan.h,
 // tested in CPU builds):
 //   shared:     n^2 floats fit in the block's shared memory: computed there from the
 //               points at kernel start (no global n x n at all);
@@ -11,16 +11,21 @@
 //   on-the-fly: recomputed from the points at every use: O(n) memory per group.
 // Each pair's similarity is the CPU's float32 value bit for bit (geometry.cuh).
 //
-// A step evaluates its candidates (all remaining ones for naive and lazy, the
-// counter-based sample for stochastic) in chunks of kCandidateChunk: warps take
-// (candidate, 256-point block) tasks, reduce the block's fixed-point terms
-// (common/fixed_point.h) with a shuffle tree and add them to the candidate's
-// shared-memory sum with an integer atomic. Integer sums do not depend on order, so
-// every gain is the CPU kernel's value exactly, and so are the picks (the larger
-// gain; an exact tie to the smaller index, or the larger with tie_break high).
-// "lazy" with tie_break low is evaluated naively and returns naive's picks; lazy with
-// tie_break high or apricot (those libraries' LazyGreedy) is CPU-only; apricot's naive and
-// stochastic ties are the smaller index's.
+// Two variants of the greedy kernel, chosen per call by AUGCORE_CUDA_GREEDY (host code in
+// facility_location/cuda_launch_plan.cpp):
+//   v1 (default): a step evaluates its candidates (all remaining ones for naive and lazy, the
+//      counter-based sample for stochastic) in chunks of kCandidateChunk: warps take
+//      (candidate, 256-point block) tasks, reduce the block's fixed-point terms
+//      (common/fixed_point.h) with a shuffle tree and add them to the candidate's
+//      shared-memory sum with an integer atomic; "lazy" is evaluated naively.
+//   v2 (compiled, not yet run on a GPU; the default once gpu_check.sh has shown it equal to the
+//      CPU op): one candidate per warp with 8 scalar or 4 float4 loads a lane in flight, the
+//      greedy state through real shared-memory pointers (a template argument), no per-candidate
+//      shared sums, atomics or 64-bit division; "lazy" is an exact batched lazy greedy.
+// Integer sums do not depend on order, so every gain is the CPU kernel's value exactly in
+// both variants, and so are the picks (the larger gain; an exact tie to the smaller index, or
+// the larger with tie_break high). Lazy with tie_break high or apricot (those libraries'
+// LazyGreedy) is CPU-only; apricot's naive and stochastic ties are the smaller index's.
 //
 // Streams: everything runs on the current torch stream. The only host work is
 // reading the host indptr/budgets and one pinned, non-blocking copy of the launch
@@ -35,13 +40,15 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "../common/fixed_point.h"
 #include "../common/rng.h"
-#include "../cuda_launch_plan.h"
-#include "../facility_location_plan.h"
+#include "../facility_location/cuda_launch_plan.h"
+#include "../facility_location/plan.h"
 #include "../ops.h"
 #include "geometry.cuh"
 
@@ -49,7 +56,9 @@ namespace augcore {
 namespace cuda {
 namespace {
 
-constexpr int64_t kGainBlockGpu = 256;  // points per warp task
+constexpr int64_t kGainBlockGpu = 256;  // v1: points per warp task
+constexpr int kScalarLoads = 8;         // v2: row loads a thread issues before using them (scalar gains, commit)
+constexpr int kVectorLoads = 4;         // v2: float4 row loads a lane issues before using them (16 floats)
 
 struct GreedyArgs {
   Geometry geo;
@@ -64,6 +73,8 @@ struct GreedyArgs {
   const int* group_max;        // (L,) craig: largest squared distance as int bits (global and on-the-fly rows)
   float* m_work;               // (N,) when the greedy state does not fit in shared memory
   int* rem_work;               // (N,)
+  long long* bound_work;       // (N,) v2 lazy: each candidate's fixed-point upper bound, same condition
+  int* stamp_work;             // (N,) v2 lazy: the step that last evaluated each candidate
   int64_t method;
   bool ties_high;  // exact ties in gain go to the larger index
   bool precomputed;
@@ -87,7 +98,8 @@ __device__ __forceinline__ unsigned long long warp_sum_u64(unsigned long long v)
 }
 
 // The block's largest value of `v` (all threads call; every thread gets the result).
-__device__ float block_max(float v, GreedyShared& sh) {
+template <typename Shared>
+__device__ float block_max(float v, Shared& sh) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   v = warp_max(v);
   if (lane == 0) sh.warp_max[warp] = v;
@@ -97,6 +109,178 @@ __device__ float block_max(float v, GreedyShared& sh) {
   __syncthreads();
   return mx;
 }
+
+// The start of a group, shared by both variants: its similarities computed into shared memory
+// (shared rows; craig: distances, max, then transform), craig's d_max into `tr`, the fixed point
+// from an upper bound on the group's similarities (the CPU's bound), and the greedy state reset.
+template <int kRows, typename Shared>
+__device__ FixedPoint start_group(const GreedyArgs& a, Shared& sh, int64_t u, int64_t base, int64_t n, float* S_sh,
+                                  const float* S_g, float* m, int* rem, int64_t* assign, Transform& tr) {
+  const int tid = threadIdx.x;
+  if (kRows == kRowsShared) {
+    // n^2 floats fit in shared memory, so 32-bit indices (no 64-bit division)
+    const bool craig = tr.kind == kCraig;
+    const int nn = static_cast<int>(n);
+    float local_max = 0.0f;
+    for (int t = tid; t < nn * nn; t += kGreedyThreads) {
+      const float d2 = pair_sqdist(a.geo, base + t / nn, base + t % nn);
+      local_max = fmaxf(local_max, finite_sqdist(d2));
+      S_sh[t] = craig ? d2 : tr(d2);
+    }
+    if (craig) {
+      tr.dmax = __fsqrt_rn(block_max(local_max, sh));
+      for (int64_t t = tid; t < n * n; t += kGreedyThreads) S_sh[t] = tr(S_sh[t]);
+    }
+  }
+  if (kRows != kRowsShared && tr.kind == kCraig) tr.dmax = __fsqrt_rn(__int_as_float(a.group_max[u]));
+  float bound = tr.kind == kExp ? 1.0f : tr.dmax;
+  if (a.precomputed) {
+    float local_max = 0.0f;
+    for (int64_t t = tid; t < n * n; t += kGreedyThreads) local_max = fmaxf(local_max, S_g[t]);
+    bound = block_max(local_max, sh);
+  }
+  for (int64_t i = tid; i < n; i += kGreedyThreads) {
+    m[i] = 0.0f;
+    rem[i] = static_cast<int>(i);
+    assign[i] = -1;
+  }
+  if (tid == 0) sh.objective = 0;
+  return fixed_point_for(n, bound);
+}
+
+// Stochastic step: the partial Fisher-Yates on rem. Draws in parallel (they depend on (seed, group,
+// step, j) and r only), swaps in order by one thread, exactly as the CPU does them.
+template <typename Shared>
+__device__ void stochastic_sample(const GreedyArgs& a, Shared& sh, int* rem, int64_t grp, int64_t step, int64_t r,
+                                  int64_t count) {
+  const int tid = threadIdx.x;
+  for (int64_t j0 = 0; j0 < count; j0 += kGreedyThreads) {
+    const int64_t j = j0 + tid;
+    if (j < count)
+      sh.draws[tid] = static_cast<int>(
+          j + static_cast<int64_t>(uniform_below(counter_hash(a.seed, static_cast<uint64_t>(grp),
+                                                               static_cast<uint64_t>(step), static_cast<uint64_t>(j)),
+                                                  static_cast<uint64_t>(r - j))));
+    __syncthreads();
+    if (tid == 0) {
+      const int64_t w = min(int64_t{kGreedyThreads}, count - j0);
+      for (int64_t v = 0; v < w; ++v) {
+        const int t = sh.draws[v];
+        const int tmp = rem[j0 + v];
+        rem[j0 + v] = rem[t];
+        rem[t] = tmp;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Thread 0: the warps' results (warp_q < 0: none) merged into the step's best. Returns whether any
+// warp had one.
+template <typename Shared>
+__device__ bool merge_warp_bests(Shared& sh, bool ties_high) {
+  bool any = false;
+  for (int w = 0; w < kGreedyWarpCount; ++w)
+    if (sh.warp_q[w] >= 0) {
+      any = true;
+      if (sh.best_q < 0 || better(sh.warp_gain[w], sh.warp_idx[w], sh.best_gain, sh.best_idx, ties_high)) {
+        sh.best_gain = sh.warp_gain[w];
+        sh.best_idx = sh.warp_idx[w];
+        sh.best_q = sh.warp_q[w];
+      }
+    }
+  return any;
+}
+
+// After a step's evaluation (every thread, after a barrier): records the pick, swap-removes it
+// from rem (as the CPU) and commits it: a point moves to the pick only if it is strictly more
+// similar (ties stay with the earlier pick; at the first step every point moves). kLoadsInFlight
+// (v2): a thread's kScalarLoads similarities are loaded before they are used, and "first pick" is
+// the step number (assign[i] < 0 exactly at step 0), so assign is not loaded; v1 keeps its loop. The host makes 1 <= count <= r at every step and gains
+// are integers >= 0, so a best exists; should that ever fail, the group stops with picks -1 and NaN
+// gains in its unfilled slots instead of writing rem[-1]. Returns false then (uniform: every thread
+// read best_q after the same barrier).
+template <bool kLoadsInFlight, typename Shared, typename Sim>
+__device__ bool take_best(const GreedyArgs& a, const Shared& sh, int64_t base, int64_t sel, int64_t step, int64_t k,
+                          int64_t r, int64_t n, const FixedPoint& fp, float* m, int* rem, int64_t* assign, Sim sim) {
+  const int tid = threadIdx.x;
+  if (sh.best_q < 0) {
+    if (tid == 0)
+      for (int64_t s = step; s < k; ++s) {
+        a.picks[sel + s] = -1;
+        a.gains[sel + s] = __longlong_as_double(0x7ff8000000000000LL);
+      }
+    return false;
+  }
+  const int64_t c = sh.best_idx;
+  if (tid == 0) {
+    a.picks[sel + step] = base + c;
+    a.gains[sel + step] = from_fixed(sh.best_gain, fp);
+    rem[sh.best_q] = rem[r - 1];
+  }
+  if (!kLoadsInFlight) {
+    for (int64_t i = tid; i < n; i += kGreedyThreads) {
+      const float s = sim(c, i);
+      if (assign[i] < 0 || s > m[i]) {
+        assign[i] = step;
+        m[i] = fmaxf(m[i], s);
+      }
+    }
+    __syncthreads();
+    return true;
+  }
+  for (int64_t i0 = tid; i0 < n; i0 += int64_t{kGreedyThreads} * kScalarLoads) {
+    float s[kScalarLoads];
+#pragma unroll
+    for (int v = 0; v < kScalarLoads; ++v) {
+      const int64_t i = i0 + v * kGreedyThreads;
+      s[v] = i < n ? sim(c, i) : 0.0f;
+    }
+#pragma unroll
+    for (int v = 0; v < kScalarLoads; ++v) {
+      const int64_t i = i0 + v * kGreedyThreads;
+      if (i < n && (step == 0 || s[v] > m[i])) {
+        assign[i] = step;
+        m[i] = fmaxf(m[i], s[v]);
+      }
+    }
+  }
+  __syncthreads();
+  return true;
+}
+
+// The end of a group: ranks -> medoid positions, gamma counts and the objective (integer sums, order-free).
+template <typename Shared>
+__device__ void finish_group(const GreedyArgs& a, Shared& sh, int64_t grp, int64_t sel, int64_t n,
+                             const FixedPoint& fp, const float* m, int64_t* assign) {
+  const int tid = threadIdx.x, lane = tid % kWarp;
+  unsigned long long obj = 0;
+  for (int64_t i = tid; i < n; i += kGreedyThreads) {
+    const int64_t rank = assign[i];
+    if (rank < 0) continue;  // only after take_best stopped the group before its first pick
+    assign[i] = a.picks[sel + rank];
+    atomicAdd(reinterpret_cast<unsigned long long*>(a.gamma + sel + rank), 1ULL);
+    obj += static_cast<unsigned long long>(to_fixed(m[i], fp));
+  }
+  obj = warp_sum_u64(obj);
+  if (lane == 0) atomicAdd(&sh.objective, obj);
+  __syncthreads();
+  if (tid == 0) a.objective[grp] = from_fixed(static_cast<long long>(sh.objective), fp);
+}
+
+// s_ci for local candidate c and local point i (candidate-major, as the CPU's rows).
+template <int kRows>
+struct Similarity {
+  const float* S;  // the group's n x n block: shared or global rows
+  Geometry geo;
+  Transform tr;
+  int64_t base, n;
+  __device__ __forceinline__ float operator()(int64_t c, int64_t i) const {
+    if (kRows == kRowsShared) return S[c * n + i];
+    if (kRows == kRowsGlobal) return __ldg(S + c * n + i);
+    return tr(pair_sqdist(geo, base + c, base + i));
+  }
+};
 
 template <int kRows>
 __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_kernel(GreedyArgs a) {
@@ -118,79 +302,23 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_kernel(GreedyArgs a)
   int64_t* assign = a.assignment + base;
   const float* S_g = kRows == kRowsGlobal ? a.S + a.s_off[u] : nullptr;
   Transform tr = a.transform;
-
-  if (kRows == kRowsShared) {
-    // the group's similarities, computed once into shared memory (craig: distances, max, then transform)
-    const bool craig = tr.kind == kCraig;
-    float local_max = 0.0f;
-    for (int64_t t = tid; t < n * n; t += kGreedyThreads) {
-      const float d2 = pair_sqdist(a.geo, base + t / n, base + t % n);
-      local_max = fmaxf(local_max, finite_sqdist(d2));
-      S_sh[t] = craig ? d2 : tr(d2);
-    }
-    if (craig) {
-      tr.dmax = __fsqrt_rn(block_max(local_max, sh));
-      for (int64_t t = tid; t < n * n; t += kGreedyThreads) S_sh[t] = tr(S_sh[t]);
-    }
-  }
-  if (kRows != kRowsShared && tr.kind == kCraig) tr.dmax = __fsqrt_rn(__int_as_float(a.group_max[u]));
-  // an upper bound on the group's similarities fixes the fixed point (the CPU's bound)
-  float bound = tr.kind == kExp ? 1.0f : tr.dmax;
-  if (a.precomputed) {
-    float local_max = 0.0f;
-    for (int64_t t = tid; t < n * n; t += kGreedyThreads) local_max = fmaxf(local_max, S_g[t]);
-    bound = block_max(local_max, sh);
-  }
-  const FixedPoint fp = fixed_point_for(n, bound);
-  for (int64_t i = tid; i < n; i += kGreedyThreads) {
-    m[i] = 0.0f;
-    rem[i] = static_cast<int>(i);
-    assign[i] = -1;
-  }
-  if (tid == 0) sh.objective = 0;
+  const FixedPoint fp = start_group<kRows>(a, sh, u, base, n, S_sh, S_g, m, rem, assign, tr);
   __syncthreads();
-
-  // s_ci for local candidate c and local point i (candidate-major, as the CPU's rows)
-  auto sim = [&](int64_t c, int64_t i) -> float {
-    if (kRows == kRowsShared) return S_sh[c * n + i];
-    if (kRows == kRowsGlobal) return S_g[c * n + i];
-    return tr(pair_sqdist(a.geo, base + c, base + i));
-  };
+  const Similarity<kRows> sim{kRows == kRowsShared ? S_sh : S_g, a.geo, tr, base, n};
 
   const bool stochastic = a.method == kStochastic;
   const int64_t nb = (n + kGainBlockGpu - 1) / kGainBlockGpu;
   for (int64_t step = 0; step < k; ++step) {
     const int64_t r = n - step;
     const int64_t count = stochastic ? min(r, a.sample_size[grp]) : r;
-    if (stochastic) {
-      // partial Fisher-Yates on rem: draws in parallel (they depend on (seed, group, step, j) and r
-      // only), swaps in order by one thread, exactly as the CPU does them
-      for (int64_t j0 = 0; j0 < count; j0 += kGreedyThreads) {
-        const int64_t j = j0 + tid;
-        if (j < count)
-          sh.draws[tid] = static_cast<int>(
-              j + static_cast<int64_t>(uniform_below(counter_hash(a.seed, static_cast<uint64_t>(grp),
-                                                                   static_cast<uint64_t>(step), static_cast<uint64_t>(j)),
-                                                      static_cast<uint64_t>(r - j))));
-        __syncthreads();
-        if (tid == 0) {
-          const int64_t w = min(int64_t{kGreedyThreads}, count - j0);
-          for (int64_t v = 0; v < w; ++v) {
-            const int t = sh.draws[v];
-            const int tmp = rem[j0 + v];
-            rem[j0 + v] = rem[t];
-            rem[t] = tmp;
-          }
-        }
-        __syncthreads();
-      }
-    }
+    if (stochastic) stochastic_sample(a, sh, rem, grp, step, r, count);
     if (tid == 0) {
       sh.best_gain = -1;
       sh.best_idx = -1;
       sh.best_q = -1;
     }
-    __syncthreads();  // the guard below reads best_q even when no chunk runs
+    __syncthreads();  // take_best reads best_q even when no chunk runs
+    // chunks of kCandidateChunk: warps take (candidate, 256-point block) tasks, add into gain_sum
     for (int64_t q0 = 0; q0 < count; q0 += kCandidateChunk) {
       const int64_t cc = min(int64_t{kCandidateChunk}, count - q0);
       for (int64_t uc = tid; uc < cc; uc += kGreedyThreads) sh.gain_sum[uc] = 0;
@@ -235,58 +363,200 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_kernel(GreedyArgs a)
         sh.warp_q[warp] = q;
       }
       __syncthreads();
-      if (tid == 0) {
-        for (int w = 0; w < kGreedyWarpCount; ++w)
-          if (sh.warp_q[w] >= 0 &&
-              (sh.best_q < 0 || better(sh.warp_gain[w], sh.warp_idx[w], sh.best_gain, sh.best_idx, a.ties_high))) {
-            sh.best_gain = sh.warp_gain[w];
-            sh.best_idx = sh.warp_idx[w];
-            sh.best_q = sh.warp_q[w];
-          }
-      }
+      if (tid == 0) merge_warp_bests(sh, a.ties_high);
       __syncthreads();  // gain sums and warp results are reused by the next chunk
     }
-    // The host makes 1 <= count <= r at every step (k <= n, sample size clamped to [1, n]), and
-    // gains are integers >= 0, so best_q >= 0 here. Should that ever fail, the group stops with
-    // picks -1 and NaN gains in its unfilled slots instead of writing rem[-1].
-    if (sh.best_q < 0) {
-      if (tid == 0)
-        for (int64_t s = step; s < k; ++s) {
-          a.picks[sel + s] = -1;
-          a.gains[sel + s] = __longlong_as_double(0x7ff8000000000000LL);
-        }
-      break;  // uniform: every thread read best_q after the same barrier
-    }
-    const int64_t c = sh.best_idx;
-    if (tid == 0) {
-      a.picks[sel + step] = base + c;
-      a.gains[sel + step] = from_fixed(sh.best_gain, fp);
-      rem[sh.best_q] = rem[r - 1];  // swap-remove, as the CPU
-    }
-    // commit: a point moves to c only if c is strictly more similar (ties stay with the earlier pick)
-    for (int64_t i = tid; i < n; i += kGreedyThreads) {
-      const float s = sim(c, i);
-      if (assign[i] < 0 || s > m[i]) {
-        assign[i] = step;
-        m[i] = fmaxf(m[i], s);
+    if (!take_best<false>(a, sh, base, sel, step, k, r, n, fp, m, rem, assign, sim)) break;
+  }
+  finish_group(a, sh, grp, sel, n, fp, m, assign);
+}
+
+// ---- v2 (AUGCORE_CUDA_GREEDY=v2; compiled, not yet run on a GPU) --------------------------------
+
+// The fixed-point gain of local candidate c, summed by one warp (every lane gets it): lane l takes
+// points l, l + 32, ... (scalar path: kScalarLoads loads a lane issued before their terms are formed)
+// or float4 groups l, l + 32, ... (vector path, when `vector` says the row and m are 16-byte aligned
+// and n % 4 == 0: kVectorLoads float4 loads of the row and of m in flight). Padding terms are
+// max(0, 0 - 0) = 0. Integer sums: the lanes' order and the shuffle tree cannot change the value.
+template <int kRows>
+__device__ __forceinline__ long long warp_gain(const Similarity<kRows>& sim, const float* m, int c, int n,
+                                               const FixedPoint& fp, bool vector) {
+  const int lane = threadIdx.x % kWarp;
+  const auto term = [&](float s, float mi) {
+    const float d = __fsub_rn(s, mi);
+    return static_cast<unsigned long long>(to_fixed(d > 0.0f ? d : 0.0f, fp));
+  };
+  unsigned long long acc = 0;
+  if (kRows != kRowsOnTheFly && vector) {
+    const float4* row = reinterpret_cast<const float4*>(sim.S + static_cast<int64_t>(c) * n);
+    const float4* m4 = reinterpret_cast<const float4*>(m);
+    const int n4 = n / 4;
+    for (int j0 = lane; j0 < n4; j0 += kWarp * kVectorLoads) {
+      float4 s[kVectorLoads], mm[kVectorLoads];
+#pragma unroll
+      for (int v = 0; v < kVectorLoads; ++v) {
+        const int j = j0 + v * kWarp;
+        const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        s[v] = j < n4 ? (kRows == kRowsGlobal ? __ldg(row + j) : row[j]) : zero;
+        mm[v] = j < n4 ? m4[j] : zero;
       }
+#pragma unroll
+      for (int v = 0; v < kVectorLoads; ++v)
+        acc += term(s[v].x, mm[v].x) + term(s[v].y, mm[v].y) + term(s[v].z, mm[v].z) + term(s[v].w, mm[v].w);
+    }
+  } else {
+    for (int i0 = lane; i0 < n; i0 += kWarp * kScalarLoads) {
+      float s[kScalarLoads], mm[kScalarLoads];
+#pragma unroll
+      for (int v = 0; v < kScalarLoads; ++v) {
+        const int i = i0 + v * kWarp;
+        s[v] = i < n ? sim(c, i) : 0.0f;
+        mm[v] = i < n ? m[i] : 0.0f;
+      }
+#pragma unroll
+      for (int v = 0; v < kScalarLoads; ++v) acc += term(s[v], mm[v]);
+    }
+  }
+  return static_cast<long long>(warp_sum_u64(acc));
+}
+
+// The warp's best (bound, index, position) over its share of rem[0, r): positions whose 32-wide
+// chunk number is the warp's modulo the warp count, not yet evaluated at `step` (every lane gets it).
+__device__ __forceinline__ void warp_best_stale(const int* rem, const long long* bound, const int* stamp, int64_t r,
+                                                int64_t step, bool ties_high, long long& g, int& idx, int& q) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  g = -1;
+  idx = -1;
+  q = -1;
+  for (int64_t p = warp * kWarp + lane; p < r; p += kGreedyThreads) {
+    const int c = rem[p];
+    if (stamp[c] == step) continue;
+    if (q < 0 || better(bound[c], c, g, idx, ties_high)) {
+      g = bound[c];
+      idx = c;
+      q = static_cast<int>(p);
+    }
+  }
+  for (int off = kWarp / 2; off > 0; off /= 2) {
+    const long long og = __shfl_xor_sync(0xffffffffu, g, off);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+    const int oq = __shfl_xor_sync(0xffffffffu, q, off);
+    if (oq >= 0 && (q < 0 || better(og, oi, g, idx, ties_high))) {
+      g = og;
+      idx = oi;
+      q = oq;
+    }
+  }
+}
+
+// One block per group, as v1, but one candidate per warp: a warp evaluates a whole candidate
+// (warp_gain), keeps its candidates' best in registers, and the block merges 16 warp results once
+// a step (no per-candidate shared sums, no atomics, no division). kStateShared: m and rem (and the
+// lazy bounds) are in shared memory, reached through pointers the compiler knows are shared.
+//
+// Lazy (exact batched lazy greedy): every candidate keeps an upper bound on its gain (its last
+// fresh gain; gains only shrink as m grows, and each fixed-point term is monotone in m). In rounds,
+// each warp takes the best stale candidate of its share of rem and evaluates it if its bound beats
+// the step's best fresh gain so far; the step ends when no warp has such a candidate. Then every
+// unevaluated candidate's gain is <= its bound, which loses to the best fresh (gain, index) under
+// the tie rule, so the pick is naive's pick, and its gain is the same integer.
+template <int kRows, bool kStateShared>
+__global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_kernel(GreedyArgs a) {
+  extern __shared__ __align__(16) unsigned char dyn[];
+  __shared__ GreedyV2Shared sh;
+
+  const int64_t u = blockIdx.x, grp = a.groups[u];
+  const int64_t base = a.indptr[grp], n = a.indptr[grp + 1] - base, k = a.budgets[grp], sel = a.sel_ptr[grp];
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+  const bool lazy = a.method == kLazy, stochastic = a.method == kStochastic;
+
+  // dynamic shared memory: [lazy bounds (8n) | rows (4n^2) | m (4n) | rem (4n) | lazy stamps (4n)]
+  unsigned char* cursor = dyn;
+  long long* bound = kStateShared ? reinterpret_cast<long long*>(cursor) : a.bound_work + base;
+  if (kStateShared && lazy) cursor += n * sizeof(long long);
+  float* S_sh = nullptr;
+  if (kRows == kRowsShared) {
+    S_sh = reinterpret_cast<float*>(cursor);
+    cursor += n * n * sizeof(float);
+  }
+  float* m = kStateShared ? reinterpret_cast<float*>(cursor) : a.m_work + base;
+  int* rem = kStateShared ? reinterpret_cast<int*>(cursor + n * sizeof(float)) : a.rem_work + base;
+  int* stamp = kStateShared ? reinterpret_cast<int*>(cursor + 2 * n * sizeof(float)) : a.stamp_work + base;
+  int64_t* assign = a.assignment + base;
+  const float* S_g = kRows == kRowsGlobal ? a.S + a.s_off[u] : nullptr;
+  Transform tr = a.transform;
+  const FixedPoint fp = start_group<kRows>(a, sh, u, base, n, S_sh, S_g, m, rem, assign, tr);
+  if (lazy)
+    for (int64_t i = tid; i < n; i += kGreedyThreads) {
+      bound[i] = LLONG_MAX;  // never evaluated: the first step evaluates every candidate
+      stamp[i] = -1;
+    }
+  __syncthreads();
+  const Similarity<kRows> sim{kRows == kRowsShared ? S_sh : S_g, a.geo, tr, base, n};
+  // the vector path needs every row and m 16-byte aligned: n % 4 == 0 and aligned starts (block-uniform)
+  const float* rows0 = kRows == kRowsShared ? S_sh : S_g;
+  const bool vector = kRows != kRowsOnTheFly && n % 4 == 0 &&
+                      (reinterpret_cast<uintptr_t>(rows0) | reinterpret_cast<uintptr_t>(m)) % 16 == 0;
+  const int ni = static_cast<int>(n);
+
+  for (int64_t step = 0; step < k; ++step) {
+    const int64_t r = n - step;
+    const int64_t count = stochastic ? min(r, a.sample_size[grp]) : r;
+    if (stochastic) stochastic_sample(a, sh, rem, grp, step, r, count);
+    if (tid == 0) {
+      sh.best_gain = -1;
+      sh.best_idx = -1;
+      sh.best_q = -1;
     }
     __syncthreads();
+    if (!lazy) {
+      long long g = -1;
+      int idx = -1, q = -1;
+      for (int64_t p = warp; p < count; p += kGreedyWarpCount) {
+        const int c = rem[p];
+        const long long gain = warp_gain(sim, m, c, ni, fp, vector);
+        if (q < 0 || better(gain, c, g, idx, a.ties_high)) {
+          g = gain;
+          idx = c;
+          q = static_cast<int>(p);
+        }
+      }
+      if (lane == 0) {
+        sh.warp_gain[warp] = g;
+        sh.warp_idx[warp] = idx;
+        sh.warp_q[warp] = q;
+      }
+      __syncthreads();
+      if (tid == 0) merge_warp_bests(sh, a.ties_high);
+      __syncthreads();
+    } else {
+      do {
+        long long b;
+        int c, p;
+        warp_best_stale(rem, bound, stamp, r, step, a.ties_high, b, c, p);
+        // sh.best_* is only written by thread 0 between the two barriers below
+        const bool evaluate = p >= 0 && (sh.best_q < 0 || better(b, c, sh.best_gain, sh.best_idx, a.ties_high));
+        long long gain = -1;
+        if (evaluate) {
+          gain = warp_gain(sim, m, c, ni, fp, vector);
+          if (lane == 0) {
+            bound[c] = gain;
+            stamp[c] = static_cast<int>(step);
+          }
+        }
+        if (lane == 0) {
+          sh.warp_gain[warp] = gain;
+          sh.warp_idx[warp] = c;
+          sh.warp_q[warp] = evaluate ? p : -1;
+        }
+        __syncthreads();
+        if (tid == 0) sh.evaluated = merge_warp_bests(sh, a.ties_high);
+        __syncthreads();
+      } while (sh.evaluated);  // uniform: read after the barrier, rewritten only after the next one
+    }
+    if (!take_best<true>(a, sh, base, sel, step, k, r, n, fp, m, rem, assign, sim)) break;
   }
-
-  // ranks -> medoid positions, gamma counts and the objective: integer sums, order-free
-  unsigned long long obj = 0;
-  for (int64_t i = tid; i < n; i += kGreedyThreads) {
-    const int64_t rank = assign[i];
-    if (rank < 0) continue;  // only after the guard above stopped the group before its first pick
-    assign[i] = a.picks[sel + rank];
-    atomicAdd(reinterpret_cast<unsigned long long*>(a.gamma + sel + rank), 1ULL);
-    obj += static_cast<unsigned long long>(to_fixed(m[i], fp));
-  }
-  obj = warp_sum_u64(obj);
-  if (lane == 0) atomicAdd(&sh.objective, obj);
-  __syncthreads();
-  if (tid == 0) a.objective[grp] = from_fixed(static_cast<long long>(sh.objective), fp);
+  finish_group(a, sh, grp, sel, n, fp, m, assign);
 }
 
 __global__ void craig_transform_kernel(TileList list, const int* __restrict__ group_max, float* __restrict__ S) {
@@ -323,32 +593,44 @@ __global__ void timings_kernel(const unsigned long long* stamps, int64_t launche
   seconds[1] = greedy;
 }
 
-// The greedy kernel's static shared memory on `device` after raising its dynamic limit, once
-// per device and process, to all that the opt-in limit leaves beside the static part (the
+// A greedy kernel's static shared memory on `device` after raising its dynamic limit, once per
+// kernel, device and process, to all that the opt-in limit leaves beside the static part (the
 // default, 48 KB, counts static and dynamic together). Once and under a lock: setting the
 // attribute at every launch raced between host threads sharing a device.
-template <int kRows>
-int64_t prepare_greedy_kernel(int device, int optin) {
+int64_t prepare_greedy_kernel(void (*kernel)(GreedyArgs), int device, int optin) {
   static std::mutex mutex;
-  static std::vector<int64_t> static_bytes;  // per device; -1: not prepared yet
+  static std::map<std::pair<void (*)(GreedyArgs), int>, int64_t> static_bytes;
   const std::lock_guard<std::mutex> lock(mutex);
-  if (static_cast<int>(static_bytes.size()) <= device) static_bytes.resize(device + 1, -1);
-  if (static_bytes[device] < 0) {
+  const auto key = std::make_pair(kernel, device);
+  auto found = static_bytes.find(key);
+  if (found == static_bytes.end()) {
     cudaFuncAttributes attr{};
-    C10_CUDA_CHECK(cudaFuncGetAttributes(&attr, greedy_kernel<kRows>));
+    C10_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
     const int dynamic_max = std::max(0, optin - static_cast<int>(attr.sharedSizeBytes));
-    C10_CUDA_CHECK(
-        cudaFuncSetAttribute(greedy_kernel<kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max));
-    static_bytes[device] = static_cast<int64_t>(attr.sharedSizeBytes);
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max));
+    found = static_bytes.emplace(key, static_cast<int64_t>(attr.sharedSizeBytes)).first;
   }
-  return static_bytes[device];
+  return found->second;
 }
 
-template <int kRows>
-void launch_greedy(const GreedyArgs& args, int64_t blocks, int64_t dynamic_bytes, cudaStream_t stream) {
-  greedy_kernel<kRows><<<static_cast<unsigned>(blocks), kGreedyThreads, static_cast<size_t>(dynamic_bytes), stream>>>(
-      args);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+// The kernel that runs a launch: v1 by rows; v2 by rows and where the state lives.
+void (*greedy_kernel_for(int variant, int rows, bool state_in_shared))(GreedyArgs) {
+  if (variant == kGreedyV1)
+    return rows == kRowsShared ? greedy_kernel<kRowsShared>
+                               : rows == kRowsGlobal ? greedy_kernel<kRowsGlobal> : greedy_kernel<kRowsOnTheFly>;
+  if (rows == kRowsShared) return greedy_v2_kernel<kRowsShared, true>;  // shared rows always have shared state
+  if (rows == kRowsGlobal)
+    return state_in_shared ? greedy_v2_kernel<kRowsGlobal, true> : greedy_v2_kernel<kRowsGlobal, false>;
+  return state_in_shared ? greedy_v2_kernel<kRowsOnTheFly, true> : greedy_v2_kernel<kRowsOnTheFly, false>;
+}
+
+// Every kernel of `variant`, for preparing them all before planning.
+std::vector<void (*)(GreedyArgs)> greedy_kernels(int variant) {
+  std::vector<void (*)(GreedyArgs)> kernels;
+  for (int rows : {kRowsShared, kRowsGlobal, kRowsOnTheFly})
+    for (bool state_in_shared : {true, false})
+      if (state_in_shared || rows != kRowsShared) kernels.push_back(greedy_kernel_for(variant, rows, state_in_shared));
+  return kernels;
 }
 
 }  // namespace
@@ -373,6 +655,7 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   TORCH_CHECK_VALUE(similarity_kind != kCraigSquared,
                     "facility_location: similarity_kind 3 (craig_squared) runs on CPU tensors only");
   TORCH_CHECK_VALUE(N < INT_MAX, "facility_location: at most 2^31 - 1 points on the GPU, got ", N);
+  const int variant = greedy_variant_from_env();  // AUGCORE_CUDA_GREEDY
   TORCH_CHECK_VALUE(tie_break == kTiesLow || method != kLazy,
                     "facility_location: method 1 (lazy) with tie_break 1 (high, submodlib's LazyGreedy) or 2 "
                     "(apricot's LazyGreedy) runs on CPU tensors only");
@@ -399,16 +682,17 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   auto timings = at::zeros({2}, dopts);
   if (K == 0) return {selected, gains, gamma, assignment, objective, timings};
 
-  // --- the launch plan (host code shared with CPU builds, see cuda_launch_plan.h) -----------
+  // --- the launch plan (host code shared with CPU builds, see facility_location/cuda_launch_plan.h) -----------
   const int device = x.device().index();
   int optin = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  // the plan asks for at most opt-in minus the largest static part, which every kernel allows
-  const int64_t static_bytes = std::max({prepare_greedy_kernel<kRowsShared>(device, optin),
-                                         prepare_greedy_kernel<kRowsGlobal>(device, optin),
-                                         prepare_greedy_kernel<kRowsOnTheFly>(device, optin)});
-  const CudaLaunchPlan launch_plan =
-      plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_bytes);
+  // the plan asks for at most opt-in minus the largest static part, which every kernel of the variant allows
+  int64_t static_bytes = 0;
+  for (auto kernel : greedy_kernels(variant))
+    static_bytes = std::max(static_bytes, prepare_greedy_kernel(kernel, device, optin));
+  const bool lazy_state = greedy_state_bytes_per_point(variant, method) != kStateBytesPerPoint;
+  const CudaLaunchPlan launch_plan = plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_bytes,
+                                                        greedy_state_bytes_per_point(variant, method));
   const std::vector<int64_t>& list = launch_plan.groups;
   const std::vector<GreedyLaunch>& launches = launch_plan.launches;
 
@@ -465,10 +749,14 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   const Transform transform{similarity_kind, static_cast<float>(-1.0 / scale), 0.0f};
   auto group_max = at::zeros({std::max<int64_t>(L, 1)}, x.options().dtype(at::kInt));
   at::Tensor workspace = at::empty({launch_plan.max_workspace_floats}, fopts);  // reused batch after batch
-  at::Tensor m_work, rem_work;
+  at::Tensor m_work, rem_work, bound_work, stamp_work;
   if (launch_plan.needs_state_workspace) {
     m_work = at::empty({N}, fopts);
     rem_work = at::empty({N}, x.options().dtype(at::kInt));
+    if (lazy_state) {
+      bound_work = at::empty({N}, lopts);
+      stamp_work = at::empty({N}, x.options().dtype(at::kInt));
+    }
   }
   auto stamps = at::zeros({3 * static_cast<int64_t>(launches.size())}, lopts);
   auto* stamp = reinterpret_cast<unsigned long long*>(stamps.data_ptr<int64_t>());
@@ -523,9 +811,13 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
     args.state_in_shared = l.state_in_shared;
     args.m_work = l.state_in_shared ? nullptr : m_work.data_ptr<float>();
     args.rem_work = l.state_in_shared ? nullptr : rem_work.data_ptr<int>();
-    if (l.rows == kRowsShared) launch_greedy<kRowsShared>(args, l.count, l.dynamic_shared_bytes, stream);
-    else if (l.rows == kRowsGlobal) launch_greedy<kRowsGlobal>(args, l.count, l.dynamic_shared_bytes, stream);
-    else launch_greedy<kRowsOnTheFly>(args, l.count, l.dynamic_shared_bytes, stream);
+    const bool lazy_workspace = lazy_state && !l.state_in_shared;
+    args.bound_work = lazy_workspace ? reinterpret_cast<long long*>(bound_work.data_ptr<int64_t>()) : nullptr;
+    args.stamp_work = lazy_workspace ? stamp_work.data_ptr<int>() : nullptr;
+    const auto kernel = greedy_kernel_for(variant, l.rows, l.state_in_shared);
+    kernel<<<static_cast<unsigned>(l.count), kGreedyThreads, static_cast<size_t>(l.dynamic_shared_bytes), stream>>>(
+        args);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
     stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w + 2);
   }
   timings_kernel<<<1, 1, 0, stream>>>(stamp, static_cast<int64_t>(launches.size()), timings.data_ptr<double>());

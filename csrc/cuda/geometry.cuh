@@ -1,4 +1,4 @@
-// Within-group pair geometry on the GPU, bit-compatible with csrc/cpu/utils.h.
+// Within-group pair geometry on the GPU, bit-compatible with csrc/cpu/geometry.h.
 //
 // Every float operation of a pair's distance is written with a round-to-nearest
 // intrinsic (__fadd_rn, __fmul_rn, ...), which nvcc never contracts into an FMA, and

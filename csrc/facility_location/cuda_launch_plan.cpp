@@ -1,14 +1,34 @@
 #include "cuda_launch_plan.h"
 
-#include <algorithm>
+#include <c10/util/Exception.h>
 
-#include "ops.h"
+#include <algorithm>
+#include <cstdlib>
+
+#include "../ops.h"
 
 namespace augcore {
 
+int parse_greedy_variant(const std::string& value) {
+  if (value.empty() || value == "v1") return kGreedyV1;
+  TORCH_CHECK_VALUE(value == "v2",
+                    "AUGCORE_CUDA_GREEDY must be 'v1' (the default kernels) or 'v2' (the restructured ones), got '",
+                    value, "'");
+  return kGreedyV2;
+}
+
+int greedy_variant_from_env() {
+  const char* value = std::getenv("AUGCORE_CUDA_GREEDY");
+  return parse_greedy_variant(value == nullptr ? "" : value);
+}
+
+int64_t greedy_state_bytes_per_point(int variant, int64_t method) {
+  return variant == kGreedyV2 && method == kLazy ? kLazyStateBytesPerPoint : kStateBytesPerPoint;
+}
+
 CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets, int64_t G, bool precomputed,
                                   int64_t mode, int64_t memory_limit, int64_t shared_optin_bytes,
-                                  int64_t static_shared_bytes) {
+                                  int64_t static_shared_bytes, int64_t state_bytes_per_point) {
   CudaLaunchPlan plan;
   const int64_t dynamic_max = std::max<int64_t>(0, shared_optin_bytes - static_shared_bytes);
   const auto size = [&](int64_t g) { return indptr[g + 1] - indptr[g]; };
@@ -33,7 +53,7 @@ CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets,
     const int64_t n = size(g);
     if (precomputed)
       dense.push_back(g);
-    else if (block_bytes(n) + static_cast<double>(kStateBytesPerPoint * n) <= static_cast<double>(dynamic_max))
+    else if (block_bytes(n) + static_cast<double>(state_bytes_per_point * n) <= static_cast<double>(dynamic_max))
       shared.push_back(g);
     else if (mode == kDense || (mode == kAuto && block_bytes(n) <= static_cast<double>(memory_limit)))
       dense.push_back(g);
@@ -64,8 +84,8 @@ CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets,
   }
   for (GreedyLaunch& l : plan.launches) {
     const int64_t rows_bytes = l.rows == kRowsShared ? 4 * l.max_n * l.max_n : 0;
-    l.state_in_shared = rows_bytes + kStateBytesPerPoint * l.max_n <= dynamic_max;
-    l.dynamic_shared_bytes = rows_bytes + (l.state_in_shared ? kStateBytesPerPoint * l.max_n : 0);
+    l.state_in_shared = rows_bytes + state_bytes_per_point * l.max_n <= dynamic_max;
+    l.dynamic_shared_bytes = rows_bytes + (l.state_in_shared ? state_bytes_per_point * l.max_n : 0);
     plan.needs_state_workspace |= !l.state_in_shared;
     plan.max_workspace_floats = std::max(plan.max_workspace_floats, l.workspace_floats);
   }

@@ -1,10 +1,12 @@
-// Host-side launch planning of the CUDA facility-location greedy: which groups get
-// shared-memory, global or on-the-fly similarities, where the greedy state lives, how
-// much dynamic shared memory each launch asks for, and how dense groups are batched
-// under the memory limit. Plain C++, compiled in every build, so the planning is
-// tested on machines without a GPU (torch.ops.augcore.cuda_launch_plan).
+// Host-side launch planning of the CUDA facility-location greedy: which kernel variant
+// runs, which groups get shared-memory, global or on-the-fly similarities, where the
+// greedy state lives, how much dynamic shared memory each launch asks for, and how dense
+// groups are batched under the memory limit. Plain C++, compiled in every build, so the
+// planning is tested on machines without a GPU (torch.ops.augcore.cuda_launch_plan,
+// torch.ops.augcore.cuda_greedy_variant).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace augcore {
@@ -16,7 +18,17 @@ constexpr int kGreedyThreads = 512;
 constexpr int kGreedyWarpCount = kGreedyThreads / 32;
 constexpr int kCandidateChunk = 1024;  // candidates whose gains one pass accumulates in shared memory
 
-// The greedy kernel's static shared memory, one struct so the host knows its size.
+// Which greedy kernels run: v1 (the default: warps take (candidate, 256-point block) tasks
+// added with shared atomics) or v2 (one candidate per warp, loads in flight, an exact
+// batched lazy greedy; compiled, not yet run on a GPU: docs/gpu.md).
+enum GreedyVariant : int { kGreedyV1 = 1, kGreedyV2 = 2 };
+
+// The variant named by the environment variable AUGCORE_CUDA_GREEDY: unset, "" or "v1" -> v1,
+// "v2" -> v2; any other value raises ValueError naming the variable.
+int greedy_variant_from_env();
+int parse_greedy_variant(const std::string& value);
+
+// The v1 greedy kernel's static shared memory, one struct so the host knows its size.
 struct GreedyShared {
   unsigned long long gain_sum[kCandidateChunk];  // fixed-point gain of each candidate of the chunk
   int draws[kGreedyThreads];                     // Fisher-Yates targets of one round
@@ -27,6 +39,19 @@ struct GreedyShared {
   long long best_gain;
   int best_idx, best_q;
   float bound;
+};
+
+// The v2 greedy kernel's static shared memory (no per-candidate gain array: a warp keeps its
+// candidates' best in registers).
+struct GreedyV2Shared {
+  int draws[kGreedyThreads];  // Fisher-Yates targets of one round
+  long long warp_gain[kGreedyWarpCount];
+  int warp_idx[kGreedyWarpCount], warp_q[kGreedyWarpCount];
+  float warp_max[kGreedyWarpCount];
+  unsigned long long objective;
+  long long best_gain;
+  int best_idx, best_q;
+  int evaluated;  // lazy: some warp evaluated a candidate this round
 };
 
 struct GreedyLaunch {
@@ -45,14 +70,19 @@ struct CudaLaunchPlan {
   bool needs_state_workspace = false;
 };
 
-// Greedy state per point in shared memory: m (float) and remaining (int).
+// Greedy state per point in shared memory: m (float) and remaining (int); v2's lazy greedy
+// adds each candidate's fixed-point bound (int64) and the step that last evaluated it (int).
 constexpr int64_t kStateBytesPerPoint = 8;
+constexpr int64_t kLazyStateBytesPerPoint = kStateBytesPerPoint + 12;
+
+// The state bytes per point a launch of `variant` needs for `method` (GreedyMethod).
+int64_t greedy_state_bytes_per_point(int variant, int64_t method);
 
 // indptr (G + 1) and budgets (G) of the sorted groups; shared_optin_bytes is the device's
 // opt-in shared memory per block and static_shared_bytes the kernel's own (a launch may
-// use dynamic + static <= opt-in).
+// use dynamic + static <= opt-in); state_bytes_per_point from greedy_state_bytes_per_point.
 CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets, int64_t G, bool precomputed,
                                   int64_t mode, int64_t memory_limit, int64_t shared_optin_bytes,
-                                  int64_t static_shared_bytes);
+                                  int64_t static_shared_bytes, int64_t state_bytes_per_point = kStateBytesPerPoint);
 
 }  // namespace augcore

@@ -9,8 +9,8 @@
 #include <optional>
 #include <vector>
 
-#include "checks.h"
-#include "ops.h"
+#include "../checks.h"
+#include "../ops.h"
 
 namespace augcore {
 
