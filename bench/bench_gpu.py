@@ -15,18 +15,24 @@ they never differ), so that a difference is attributed to the stage that made it
   first_divergence            end to end (each device's own proxies): "none" or the first difference;
   gains_equal                 the end-to-end gains, bit for bit.
 
-Each row also carries ``predicted_ms``, the time ``bench/gpu_model.py`` predicts for the
-current kernels on this GPU (a model, not a measurement). At ImageNet scale the CPU runs on
+Each scenario runs the CUDA op with each greedy variant of ``--variants`` (``AUGCORE_CUDA_GREEDY``:
+v1, the default kernels; v2, the restructured ones), one row per variant with ``variant`` set, and
+with ``--lazy-v2`` one more row of v2's exact batched lazy greedy ("lazy"; v1 evaluates lazy naively,
+seconds at these scales). Each row also carries ``predicted_ms``, the time ``bench/gpu_model.py``
+predicts for that variant on this GPU (a model, not a measurement). At ImageNet scale the CPU runs on
 the first ``--cpu-classes`` classes only. ``bench/gpu_check.sh --report bench`` reads the
 rows written with ``--json``. Needs a GPU:
 
-    python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic] [--json out.json]
+    python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic] [--variants v1,v2]
+                              [--lazy-v2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -123,19 +129,39 @@ def describe_divergence(div) -> str:
     return "none" if div is None else "class %d step %d: cpu %s gpu %s" % div
 
 
-def compare_devices(logits, labels, budgets, method, device, classes):
+@contextlib.contextmanager
+def greedy_variant(variant):
+    """The CUDA op's greedy kernels (AUGCORE_CUDA_GREEDY, read at each call) set to `variant` inside."""
+    before = os.environ.get("AUGCORE_CUDA_GREEDY")
+    os.environ["AUGCORE_CUDA_GREEDY"] = variant
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["AUGCORE_CUDA_GREEDY"]
+        else:
+            os.environ["AUGCORE_CUDA_GREEDY"] = before
+
+
+def compare_devices(logits, labels, budgets, method, device, classes, cpu_cache=None):
     """The three stages compared between the CPU and `device` on the given classes (labels < classes):
-    proxies, the greedy on one shared proxies tensor, and end to end. `budgets`: picks per class."""
+    proxies, the greedy on one shared proxies tensor, and end to end. `budgets`: picks per class.
+    `cpu_cache` (a dict) keeps the CPU's side for the next variant on the same inputs."""
+    cache = {} if cpu_cache is None else cpu_cache
     keep = (labels < classes).nonzero().flatten()
     lc, yc = logits[keep].cpu(), labels[keep].cpu()
     ld, yd = lc.to(device), yc.to(device)
-    p_cpu = grad_proxies(lc, yc).errors
+    if "proxies" not in cache:
+        cache["proxies"] = grad_proxies(lc, yc).errors
+    p_cpu = cache["proxies"]
     p_dev = grad_proxies(ld, yd).errors
 
     def select(proxies, y):
         return facility_location(proxies, budgets, y, method=method, num_groups=classes)
 
-    cpu = select(p_cpu, yc)
+    if "selection" not in cache:
+        cache["selection"] = select(p_cpu, yc)
+    cpu = cache["selection"]
     shared = select(p_cpu.to(device), yd)  # the greedy alone: both devices start from the CPU's proxies
     end_to_end = select(p_dev, yd)
     return {
@@ -153,21 +179,28 @@ SCENARIOS = {
 
 
 def measure_row(name, sc, frac, logits, labels, *, method="stochastic", device="cuda", repeats=5,
-                memory_limit=8 << 30, cpu_classes=16, skip_torch=False, predicted_ms=float("nan")):
-    """One scenario row: the op timed on `device`, the plain-PyTorch baseline, the CPU op on the same
-    inputs (all classes, or the first `cpu_classes` for ImageNet, its time scaled to all), the three
-    CPU/device comparisons and `predicted_ms`. `device="cpu"` runs it with the CPU standing in for both
-    (the schema test)."""
+                memory_limit=8 << 30, cpu_classes=16, skip_torch=False, predicted_ms=float("nan"), variant="v1",
+                cpu_cache=None):
+    """One scenario row: the op timed on `device` with the greedy `variant`, the plain-PyTorch baseline,
+    the CPU op on the same inputs (all classes, or the first `cpu_classes` for ImageNet, its time scaled
+    to all), the three CPU/device comparisons and `predicted_ms`. `cpu_cache` (a dict, one per scenario,
+    budget and method) lets the next variant reuse the CPU's side. `device="cpu"` runs it with the CPU
+    standing in for both (the schema test)."""
     classes = sc["classes"]
-    row = {"scenario": name, "budget_pct": int(round(frac * 100)), "method": method, "classes": classes}
+    cache = {} if cpu_cache is None else cpu_cache
+    row = {"scenario": name, "budget_pct": int(round(frac * 100)), "method": method, "variant": variant,
+           "classes": classes}
     run = lambda: _augcore(logits, labels, frac, method, memory_limit, classes)  # noqa: E731
-    row["cuda_ms"] = _time(run, repeats, device)
-    res, _ = run()
+    with greedy_variant(variant):
+        row["cuda_ms"] = _time(run, repeats, device)
+        res, _ = run()
     row["predicted_ms"] = predicted_ms
     row["cuda_similarity_ms"] = res.timings["similarity"] * 1e3
     row["cuda_greedy_ms"] = res.timings["greedy"] * 1e3
     if not skip_torch:
-        row["torch_ms"] = _time(lambda: _plain_torch(logits, labels, frac, method), 1, device)
+        if "torch_ms" not in cache:
+            cache["torch_ms"] = _time(lambda: _plain_torch(logits, labels, frac, method), 1, device)
+        row["torch_ms"] = cache["torch_ms"]
     # the CPU on the same inputs: all classes, or the first cpu_classes (ImageNet), with the device's budgets
     cpu_classes = classes if name != "imagenet" else min(classes, cpu_classes)
     keep = (labels < cpu_classes).nonzero().flatten()
@@ -177,9 +210,12 @@ def measure_row(name, sc, frac, logits, labels, *, method="stochastic", device="
     def cpu_run():
         return facility_location(grad_proxies(lc, yc).errors, per_class, yc, method=method, num_groups=cpu_classes)
 
-    row["cpu_ms"] = _time(cpu_run, 1, "cpu") * (classes / cpu_classes)
+    if "cpu_ms" not in cache:
+        cache["cpu_ms"] = _time(cpu_run, 1, "cpu") * (classes / cpu_classes)
+    row["cpu_ms"] = cache["cpu_ms"]
     row["cpu_classes"] = cpu_classes
-    row.update(compare_devices(logits, labels, per_class, method, device, cpu_classes))
+    with greedy_variant(variant):
+        row.update(compare_devices(logits, labels, per_class, method, device, cpu_classes, cache))
     return row
 
 
@@ -191,6 +227,8 @@ def main():
     ap.add_argument("--memory-limit", type=int, default=8 << 30)
     ap.add_argument("--cpu-classes", type=int, default=16, help="classes the CPU solves at ImageNet scale")
     ap.add_argument("--skip-torch", action="store_true", help="skip the plain-PyTorch baseline")
+    ap.add_argument("--variants", default="v1,v2", help="greedy kernels, AUGCORE_CUDA_GREEDY values")
+    ap.add_argument("--lazy-v2", action="store_true", help="also v2's batched lazy greedy (method lazy)")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -201,16 +239,22 @@ def main():
         sc = SCENARIOS[name]
         logits, labels = _data(sc["n"], sc["classes"], sc["dim"], "cuda")
         gpu = gpu_model.gpu_for_device_name(torch.cuda.get_device_name())
+        runs = [(args.method, v) for v in args.variants.split(",")] + ([("lazy", "v2")] if args.lazy_v2 else [])
         for frac in sc["fractions"]:
-            predicted = gpu_model.predict(name, int(round(frac * 100)), args.method, gpu, args.memory_limit)
-            row = measure_row(name, sc, frac, logits, labels, method=args.method, device="cuda",
-                              repeats=args.repeats, memory_limit=args.memory_limit, cpu_classes=args.cpu_classes,
-                              skip_torch=args.skip_torch, predicted_ms=predicted["total_ms"])
-            rows.append(row)
-            times = "  ".join(f"{k}={v:.2f}" for k, v in row.items() if k.endswith("_ms"))
-            print(f"{name:9s} {row['budget_pct']:2d}%  {times}  proxies_equal={row['proxies_equal']}  "
-                  f"shared_proxies={row['shared_proxies_divergence']}  end_to_end={row['first_divergence']}  "
-                  f"gains_equal={row['gains_equal']}  (predicted: {gpu.name} model)", flush=True)
+            caches = {}  # per method: the CPU's side, shared by the variants
+            for method, variant in runs:
+                predicted = gpu_model.predict(name, int(round(frac * 100)), method, gpu, args.memory_limit)
+                row = measure_row(name, sc, frac, logits, labels, method=method, device="cuda",
+                                  repeats=args.repeats, memory_limit=args.memory_limit, cpu_classes=args.cpu_classes,
+                                  skip_torch=args.skip_torch or method == "lazy", variant=variant,
+                                  predicted_ms=predicted["total_ms" if variant == "v1" else "restructured_ms"],
+                                  cpu_cache=caches.setdefault(method, {}))
+                rows.append(row)
+                times = "  ".join(f"{k}={v:.2f}" for k, v in row.items() if k.endswith("_ms"))
+                print(f"{name:9s} {row['budget_pct']:2d}% {method} {variant}  {times}  "
+                      f"proxies_equal={row['proxies_equal']}  shared_proxies={row['shared_proxies_divergence']}  "
+                      f"end_to_end={row['first_divergence']}  gains_equal={row['gains_equal']}  "
+                      f"(predicted: {gpu.name} model)", flush=True)
         del logits, labels
         torch.cuda.empty_cache()
     if args.json:

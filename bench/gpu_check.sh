@@ -4,10 +4,11 @@
 #      (and the SASS, when cuobjdump is there): spills in any kernel fail the step;
 #   2. the CUDA tests;
 #   3. compute-sanitizer memcheck, racecheck and synccheck over bench/gpu_sanitize_driver.py
-#      (small groups: every kernel path); the verdict is the sanitizer's own ERROR SUMMARY,
-#      apart from the driver's CPU/GPU comparison;
-#   4. bench/bench_gpu.py at CIFAR-10 and ImageNet scale (measured beside predicted), and
-#      bench/bench_triton.py beside it when that file exists;
+#      (small groups: every kernel path, both greedy kernels v1 and v2); the verdict is the
+#      sanitizer's own ERROR SUMMARY, apart from the driver's CPU/GPU comparison;
+#   4. bench/bench_gpu.py at CIFAR-10 and ImageNet scale, greedy kernels v1 and v2 (and v2's
+#      batched lazy greedy), measured beside predicted; bench/bench_triton.py beside it when
+#      that file exists;
 #   5. one summary.
 # Budget: 345 s from the first step (the machine's start excluded), so that a second call
 # still fits a 15-minute lease. Every step has a cap and the run a deadline: a slow step is
@@ -80,7 +81,7 @@ if kind == "sass":
         n += 1
         local = len(re.findall(r"\b(LDL|STL)\b", body))
         mufu = len(re.findall(r"MUFU\.(EX2|LG2)", body))
-        if local and "greedy_kernel" in name:
+        if local and ("greedy_kernel" in name or "greedy_v2_kernel" in name):
             bad.append(f"{short(name)}: {local} local-memory instructions")
         if mufu and "grad_proxies_kernel" in name:
             bad.append(f"{short(name)}: {mufu} MUFU.EX2/LG2 (hardware exp/log)")
@@ -112,13 +113,15 @@ if kind == "sanitizer":
 
 if kind == "bench":
     rows = json.loads(text)
-    print(f"{'scenario':9s} {'budget':>6s} {'cuda ms':>9s} {'predicted':>10s} {'sim ms':>8s} {'greedy ms':>9s} "
-          f"{'torch ms':>9s} {'cpu ms':>9s}  proxies equal, greedy on shared proxies, end to end")
+    print(f"{'scenario':9s} {'budget':>6s} {'method':10s} {'kernel':6s} {'cuda ms':>9s} {'predicted':>10s} "
+          f"{'sim ms':>8s} {'greedy ms':>9s} {'torch ms':>9s} {'cpu ms':>9s}  proxies equal, greedy on shared "
+          "proxies, end to end")
     failed = False
     for r in rows:
         failed |= not (r["proxies_equal"] and r["shared_proxies_divergence"] == "none"
                        and r["first_divergence"] == "none" and r["gains_equal"])
-        print(f"{r['scenario']:9s} {r['budget_pct']:5d}% {r['cuda_ms']:9.2f} {r.get('predicted_ms', float('nan')):10.2f} "
+        print(f"{r['scenario']:9s} {r['budget_pct']:5d}% {r['method']:10s} {r['variant']:6s} {r['cuda_ms']:9.2f} "
+              f"{r.get('predicted_ms', float('nan')):10.2f} "
               f"{r['cuda_similarity_ms']:8.2f} {r['cuda_greedy_ms']:9.2f} {r.get('torch_ms', float('nan')):9.2f} "
               f"{r['cpu_ms']:9.2f}  {r['proxies_equal']}, {r['shared_proxies_divergence']}, "
               f"{r['first_divergence']} (gains equal: {r['gains_equal']})"
@@ -186,38 +189,49 @@ bundle() {
   tar czf "$out/gpu_check_logs.tar.gz" -C "$logs" . 2> /dev/null
 }
 
+# every step's cap in seconds, one table for the run and the plan --dry-run prints (sum <= the deadline)
+declare -A cap=([build]=130 [tests]=35 [memcheck]=40 [racecheck]=25 [synccheck]=15 [bench_cifar]=40
+                [bench_imagenet]=45 [triton]=15)
+cap_total=0
+for step in "${!cap[@]}"; do cap_total=$((cap_total + cap[$step])); done
+
 build_cmd=(bash -c "
   cmake -S '$root' -B '$root/build/gpu-check' -GNinja -DCMAKE_BUILD_TYPE=Release \
     -DAUGCORE_CUDA=ON -DAUGCORE_CUDA_ARCHS=90 -DCMAKE_CUDA_COMPILER='$cuda_home/bin/nvcc' \
     -DCMAKE_CUDA_FLAGS='-Xptxas=-v' -DPython3_EXECUTABLE=\$(command -v $PYTHON) \
     -DCMAKE_LIBRARY_OUTPUT_DIRECTORY='$root/augcore' &&
   cmake --build '$root/build/gpu-check' --parallel \$(nproc)")
-tests_cmd=("$PYTHON" -m pytest python_tests/test_cuda_selection.py python_tests/test_selection_cuda.py
-           python_tests/test_ops_launch_plan.py -q -p no:cacheprovider -x)
+tests_cmd=("$PYTHON" -m pytest python_tests/test_cuda_selection.py python_tests/test_cuda_greedy_v2.py
+           python_tests/test_selection_cuda.py python_tests/test_ops_launch_plan.py -q -p no:cacheprovider -x)
 # 97: a sanitizer error; the driver itself exits 3 on a CPU/GPU mismatch
 sanitize=("$cuda_home/bin/compute-sanitizer" --error-exitcode 97 --print-limit 20)
 driver=("$PYTHON" bench/gpu_sanitize_driver.py)
 small=(--quick --sizes 40,100,300 --budget 2)  # racecheck/synccheck: shared and global rows, few steps
-bench_cifar=("$PYTHON" bench/bench_gpu.py --scenario cifar --repeats 5 --json "$logs/bench_cifar.json")
-bench_imagenet=("$PYTHON" bench/bench_gpu.py --scenario imagenet --repeats 3 --skip-torch
+# both greedy kernels (v1, the default, and v2 with its batched lazy greedy), measured beside predicted
+bench_cifar=("$PYTHON" bench/bench_gpu.py --scenario cifar --repeats 5 --variants v1,v2 --lazy-v2
+             --json "$logs/bench_cifar.json")
+bench_imagenet=("$PYTHON" bench/bench_gpu.py --scenario imagenet --repeats 3 --skip-torch --variants v1,v2 --lazy-v2
                 --json "$logs/bench_imagenet.json")
 triton_cmd=("$PYTHON" bench/bench_triton.py --json "$logs/triton.json")
 
 if [ "$dry_run" = 1 ]; then
-  echo "gpu_check.sh plan (deadline 345 s; each step capped):"
-  echo "  build      130 s  ${build_cmd[*]}"
+  echo "gpu_check.sh plan (deadline 345 s; each step capped; caps sum to ${cap_total} s):"
+  echo "  build      ${cap[build]} s  ${build_cmd[*]}"
   echo "  ptxas             report ptxas build.log; report sass (cuobjdump -sass augcore/_C*.so)"
-  echo "  tests       45 s  ${tests_cmd[*]}"
-  echo "  memcheck    40 s  ${sanitize[*]} --tool memcheck ${driver[*]} --sizes 40,100,300,700,2000"
-  echo "  racecheck   20 s  ${sanitize[*]} --tool racecheck ${driver[*]} ${small[*]}"
-  echo "  synccheck   15 s  ${sanitize[*]} --tool synccheck ${driver[*]} ${small[*]}"
-  echo "  bench_cifar 35 s  ${bench_cifar[*]}"
-  echo "  bench_imagenet 45 s  ${bench_imagenet[*]}"
-  echo "  triton      15 s  ${triton_cmd[*]}  (when bench/bench_triton.py exists)"
+  echo "  tests       ${cap[tests]} s  ${tests_cmd[*]}"
+  echo "  memcheck    ${cap[memcheck]} s  ${sanitize[*]} --tool memcheck ${driver[*]} --sizes 40,100,300,700,2000"
+  echo "  racecheck   ${cap[racecheck]} s  ${sanitize[*]} --tool racecheck ${driver[*]} ${small[*]}"
+  echo "  synccheck   ${cap[synccheck]} s  ${sanitize[*]} --tool synccheck ${driver[*]} ${small[*]}"
+  echo "  bench_cifar ${cap[bench_cifar]} s  ${bench_cifar[*]}"
+  echo "  bench_imagenet ${cap[bench_imagenet]} s  ${bench_imagenet[*]}"
+  echo "  triton      ${cap[triton]} s  ${triton_cmd[*]}  (when bench/bench_triton.py exists)"
+  echo "  (the sanitizer driver and bench_gpu.py run each greedy kernel, AUGCORE_CUDA_GREEDY=v1 and v2)"
   echo "out: $out/gpu_check_summary.txt and $out/gpu_check_logs.tar.gz"
   echo "checks without a GPU:"
   rc=0
   bash -n "$0" && echo "  ok   this script parses" || rc=1
+  if [ "$cap_total" -le 345 ]; then echo "  ok   step caps sum to ${cap_total} s <= 345 s"; else
+    echo "  FAIL step caps sum to ${cap_total} s > 345 s"; rc=1; fi
   "$PYTHON" -m py_compile bench/bench_gpu.py bench/gpu_model.py bench/bench_triton.py bench/gpu_sanitize_driver.py \
     && echo "  ok   bench scripts compile" || rc=1
   "$PYTHON" bench/gpu_sanitize_driver.py --device cpu --sizes 40,100,300 --budget 2 > "$logs/driver_cpu.log" 2>&1 \
@@ -230,6 +244,10 @@ ptxas info    : Compiling entry function '_ZN7augcore4cuda58_GLOBAL__N__127f5032
 ptxas info    : Function properties for _ZN7augcore4cuda58_GLOBAL__N__127f5032_25_facility_location_cuda_cu_6bac7c1413greedy_kernelILi2EEEvNS1_10GreedyArgsE
     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 ptxas info    : Used 128 registers, used 1 barriers, 10592 bytes smem, 568 bytes cmem[0]
+ptxas info    : Compiling entry function '_ZN7augcore4cuda58_GLOBAL__N__127f5032_25_facility_location_cuda_cu_6bac7c1416greedy_v2_kernelILi1ELb1EEEvNS1_10GreedyArgsE' for 'sm_90'
+ptxas info    : Function properties for _ZN7augcore4cuda58_GLOBAL__N__127f5032_25_facility_location_cuda_cu_6bac7c1416greedy_v2_kernelILi1ELb1EEEvNS1_10GreedyArgsE
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 93 registers, used 1 barriers, 2400 bytes smem, 568 bytes cmem[0]
 ptxas info    : Compiling entry function '_ZN7augcore4cuda19grad_proxies_kernelIffEEvPKT_PKllllPfS7_S7_' for 'sm_90'
 ptxas info    : Function properties for _ZN7augcore4cuda19grad_proxies_kernelIffEEvPKT_PKllllPfS7_S7_
     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
@@ -248,6 +266,8 @@ EOF
         /*0a20*/                   LDL R21, [R1+0x8] ;
 		Function : _ZN7augcore4cuda19grad_proxies_kernelIffEEvPKT_PKllllPfS7_S7_
         /*0100*/                   MUFU.EX2 R4, R4 ;
+		Function : _ZN7augcore4cuda58_GLOBAL__N__127f5032_25_facility_location_cuda_cu_6bac7c1416greedy_v2_kernelILi2ELb0EEEvNS1_10GreedyArgsE
+        /*0b30*/                   LDL.64 R8, [R1+0x10] ;
 EOF
   cat > "$canned/memcheck_clean.log" <<'EOF'
 ========= COMPUTE-SANITIZER
@@ -270,10 +290,14 @@ driver: 0 mismatches
 EOF
   printf '========= COMPUTE-SANITIZER\nok grad_proxies\n' > "$canned/synccheck_cut.log"
   cat > "$canned/bench.json" <<'EOF'
-[{"scenario": "cifar", "budget_pct": 10, "method": "stochastic", "classes": 10, "cuda_ms": 40.1, "predicted_ms": 38.0,
-  "cuda_similarity_ms": 0.5, "cuda_greedy_ms": 39.0, "torch_ms": 900.0, "cpu_ms": 300.0, "cpu_classes": 10,
-  "proxies_equal": true, "shared_proxies_divergence": "none", "first_divergence": "none", "gains_equal": true}]
+[{"scenario": "cifar", "budget_pct": 10, "method": "stochastic", "variant": "v1", "classes": 10, "cuda_ms": 40.1,
+  "predicted_ms": 38.0, "cuda_similarity_ms": 0.5, "cuda_greedy_ms": 39.0, "torch_ms": 900.0, "cpu_ms": 300.0,
+  "cpu_classes": 10, "proxies_equal": true, "shared_proxies_divergence": "none", "first_divergence": "none",
+  "gains_equal": true}]
 EOF
+  # the same row as v2's lazy greedy with gains that differ from the CPU's: the verdict must fail
+  sed 's/"method": "stochastic", "variant": "v1"/"method": "lazy", "variant": "v2"/; s/"gains_equal": true/"gains_equal": false/' \
+    "$canned/bench.json" > "$canned/bench_v2_differs.json"
   expect() {  # expect KIND FILE STATUS WORDS: the parser's exit status and output
     local got
     got=$(report "$1" "$2" 2>&1)
@@ -285,13 +309,15 @@ EOF
     fi
   }
   expect ptxas "$canned/ptxas_clean.log" 0 "greedy_kernel<2> *128 regs"
+  expect ptxas "$canned/ptxas_clean.log" 0 "greedy_v2_kernel<1, true> *93 regs"
   expect ptxas "$canned/ptxas_spills.log" 1 "1 with spills: FAIL"
-  expect sass "$canned/sass_bad.txt" 1 "2 problems: FAIL"
+  expect sass "$canned/sass_bad.txt" 1 "3 kernels read, 3 problems: FAIL"
   expect sanitizer "$canned/memcheck_clean.log" 0 "0 sanitizer errors; driver: 0 CPU/GPU mismatches: ok"
   expect sanitizer "$canned/memcheck_errors.log" 1 "1 sanitizer errors; driver: 1 CPU/GPU mismatches: FAIL"
   expect sanitizer "$canned/racecheck_clean.log" 0 "racecheck 0 errors, 0 warnings"
   expect sanitizer "$canned/synccheck_cut.log" 1 "no sanitizer summary"
-  expect bench "$canned/bench.json" 0 "40.10      38.00"
+  expect bench "$canned/bench.json" 0 "stochastic v1         40.10      38.00"
+  expect bench "$canned/bench_v2_differs.json" 1 "lazy       v2 .*(gains equal: False)"
   "$PYTHON" - <<'EOF' || rc=1
 import torch
 import augcore  # noqa: F401
@@ -300,11 +326,12 @@ for name, sizes in {"sanitizer groups": [40, 100, 300, 700, 2000], "cifar": [500
                     "imagenet": [1281] * 1000}.items():
     ptr = torch.zeros(len(sizes) + 1, dtype=torch.int64)
     ptr[1:] = torch.cumsum(torch.tensor(sizes), 0)
-    groups, launches = torch.ops.augcore.cuda_launch_plan(ptr, torch.tensor([max(1, s // 10) for s in sizes]),
-                                                          False, 0, 8 << 30, H100_OPTIN)
-    kinds = ["shared", "global", "on-the-fly"]
-    plan = ", ".join(f"{kinds[r[0]]} x{r[2]} (max n {r[3]}, {r[4]} B dynamic smem)" for r in launches.tolist())
-    print(f"  ok   launch plan, {name}: {plan}")
+    for label, variant, method in [("", 1, 2), (", v2 lazy", 2, 1)]:  # v1 (any method); v2's lazy state
+        groups, launches = torch.ops.augcore.cuda_launch_plan(ptr, torch.tensor([max(1, s // 10) for s in sizes]),
+                                                              False, 0, 8 << 30, H100_OPTIN, -1, variant, method)
+        kinds = ["shared", "global", "on-the-fly"]
+        plan = ", ".join(f"{kinds[r[0]]} x{r[2]} (max n {r[3]}, {r[4]} B dynamic smem)" for r in launches.tolist())
+        print(f"  ok   launch plan, {name}{label}: {plan}")
 EOF
   for tool in nvidia-smi nvcc compute-sanitizer cuobjdump c++filt ninja cmake; do
     command -v "$tool" > /dev/null 2>&1 && echo "  info $tool found" || echo "  info $tool not found here"
@@ -322,7 +349,7 @@ trap bundle EXIT  # the summary and the archive, however the run ends
   "$PYTHON" -c "import torch; print('torch', torch.__version__, torch.version.cuda)"; } > "$logs/machine.log" 2>&1
 while IFS= read -r line; do note "machine: $line"; done < "$logs/machine.log"
 
-if run build 130 "${build_cmd[@]}"; then
+if run build "${cap[build]}" "${build_cmd[@]}"; then
   verdict ptxas ptxas "$logs/build.log"
   if command -v cuobjdump > /dev/null 2>&1; then
     cuobjdump -sass augcore/_C*.so > "$logs/sass.txt" 2>&1
@@ -330,19 +357,19 @@ if run build 130 "${build_cmd[@]}"; then
   else
     note "  sass: cuobjdump not found, SASS not read"
   fi
-  run tests 45 "${tests_cmd[@]}"
-  run memcheck 40 "${sanitize[@]}" --tool memcheck "${driver[@]}" --sizes 40,100,300,700,2000
+  run tests "${cap[tests]}" "${tests_cmd[@]}"
+  run memcheck "${cap[memcheck]}" "${sanitize[@]}" --tool memcheck "${driver[@]}" --sizes 40,100,300,700,2000
   verdict memcheck sanitizer "$logs/memcheck.log"
-  run racecheck 20 "${sanitize[@]}" --tool racecheck "${driver[@]}" "${small[@]}"
+  run racecheck "${cap[racecheck]}" "${sanitize[@]}" --tool racecheck "${driver[@]}" "${small[@]}"
   verdict racecheck sanitizer "$logs/racecheck.log"
-  run synccheck 15 "${sanitize[@]}" --tool synccheck "${driver[@]}" "${small[@]}"
+  run synccheck "${cap[synccheck]}" "${sanitize[@]}" --tool synccheck "${driver[@]}" "${small[@]}"
   verdict synccheck sanitizer "$logs/synccheck.log"
-  run bench_cifar 35 "${bench_cifar[@]}"
+  run bench_cifar "${cap[bench_cifar]}" "${bench_cifar[@]}"
   [ -s "$logs/bench_cifar.json" ] && verdict bench_cifar bench "$logs/bench_cifar.json"
-  run bench_imagenet 45 "${bench_imagenet[@]}"
+  run bench_imagenet "${cap[bench_imagenet]}" "${bench_imagenet[@]}"
   [ -s "$logs/bench_imagenet.json" ] && verdict bench_imagenet bench "$logs/bench_imagenet.json"
   if [ -f bench/bench_triton.py ]; then
-    run triton 15 "${triton_cmd[@]}"
+    run triton "${cap[triton]}" "${triton_cmd[@]}"
     while IFS= read -r line; do note "  triton: $line"; done < <(tail -n 12 "$logs/triton.log")
   fi
 else

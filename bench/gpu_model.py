@@ -4,7 +4,8 @@ Every number this file gives is computed from the counts below and the stated co
 GPU has run these kernels for the project yet (docs/gpu.md, "Predicted times"). It serves two
 purposes: ``bench/bench_gpu.py`` writes ``predicted_ms`` beside each measured time, so the
 first GPU run shows where the model is wrong; and it says how far the current kernel is from
-the targets and from the floor, and what a restructured kernel would be predicted to give.
+the targets and from the floor, and what the restructured greedy kernel (v2, ``AUGCORE_CUDA_GREEDY=v2``,
+compiled but not yet run) is predicted to give.
 
 Model (per logits -> weights call, ``grad_proxies`` + ``facility_location``, stochastic or lazy):
 
@@ -76,6 +77,8 @@ SWAP_CYCLES = 3            # shared-memory latencies per Fisher-Yates swap (draw
 DRAW_ROUND_CYCLES = 280    # one round of 512 parallel counter-hash draws and its two barriers
 EXP_INSTRUCTIONS = 45      # __fsqrt_rn + the polynomial exp of one similarity
 HOST_SECONDS = 50e-6       # the wrapper's one device-to-host sync, ~10 launches, the sort (assumed)
+V2_SELECT_CYCLES = 600     # v2, per step or lazy round: 16 warp results to shared memory, 2 barriers, thread 0's merge
+V2_BYTES_IN_FLIGHT = 16 * 32 * 16 * 4  # v2: 16 warps x 32 lanes x 16 floats (4 float4 loads a lane)
 
 GREEDY_THREADS, WARPS, TASK_POINTS, CHUNK = 512, 16, 256, 1024
 
@@ -126,15 +129,14 @@ def _tiles(n: int) -> int:
     return t * (t + 1) // 2
 
 
-def similarity_seconds(sc: Scenario, gpu: Gpu, register_blocked: bool = False) -> float:
+def similarity_seconds(sc: Scenario, gpu: Gpu) -> float:
     """group_tiles_kernel over every group (dense global rows), all SMs busy."""
     n = sc.n // sc.classes
     tiles = sc.classes * _tiles(n)
     k_steps = sc.dim
     warps_per_tile = 8
     fp_clk = warps_per_tile * (k_steps * 12 + 4 * EXP_INSTRUCTIONS) / (gpu.fp32_lanes / 32)
-    lds = 16 / 64 * 4 if register_blocked else 5  # 8x8 blocking: 16 loads per 64 pairs, as 4 pairs' worth
-    lds_clk = warps_per_tile * k_steps * lds / gpu.smem_loads_per_clock
+    lds_clk = warps_per_tile * k_steps * 5 / gpu.smem_loads_per_clock
     compute = tiles * max(fp_clk, lds_clk) / gpu.sms
     writes = sc.classes * n * n * 4 / gpu.hbm_bytes_per_s
     return max(_seconds(compute, gpu), writes)
@@ -179,33 +181,56 @@ def greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, memory_
 
 
 def lazy_batch_counts(n: int, k: int, eps: float = 0.01):
-    """Candidates an exact batched lazy greedy is assumed to evaluate per step: one batch of the
-    stochastic sample's size (the top stale bounds, accepted when the best fresh gain is at least the
-    next bound). An assumption of this model, not a measured count."""
+    """Candidates the exact batched lazy greedy (v2) is assumed to evaluate per step: all n at the first
+    step (no bound is known yet), then as many as the stochastic sample (the top stale bounds until the
+    best fresh gain beats every other bound). The later counts are an assumption of this model, not a
+    measured count."""
     s = sample_size(n, k, eps)
-    return [min(n - step, s) for step in range(k)]
+    return [n] + [min(n - step, s) for step in range(1, k)]
 
 
-def _restructured_counts(n: int, k: int, method: str, eps: float):
+def _v2_counts(n: int, k: int, method: str, eps: float):
     return lazy_batch_counts(n, k, eps) if method == "lazy" else candidate_counts(n, k, method, eps)
 
 
-def restructured_greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: float = 0.01) -> float:
-    """The restructure issue 23 asks for (not implemented): a class spread over a thread-block cluster of
-    min(16, sms // classes) SMs, one candidate per warp with 8 vector loads in flight, integer partial
-    gains combined through distributed shared memory; lazy as an exact batched lazy greedy
-    (``lazy_batch_counts``). Per step: the larger of the cluster's row traffic (64 B a clock per SM,
-    capped at the SM's share of HBM bandwidth) and its conversions, plus a fixed ~3,000 cycles
-    (cluster barriers, the pick's broadcast, the commit)."""
+def v2_step_cycles(n: int, evaluations: int, stochastic: bool, lazy: bool, row_latency: int, gpu: Gpu,
+                   sm_bytes_per_clock: float) -> float:
+    """One step of greedy_v2_kernel (one block per group): a warp evaluates a whole candidate with
+    V2_BYTES_IN_FLIGHT / 16 bytes of loads in flight; the SM streams rows at the smallest of
+    ``sm_bytes_per_clock`` (its share of HBM, at most 64 B a clock), the bytes in flight over the row
+    latency, and its conversions (16 a clock); warps idle when fewer than 16 candidates remain in a
+    wave. Lazy works in rounds of up to 16 candidates, each with a scan of its share of rem (shared
+    memory) and a merge. Then the commit: ceil(n / (512 x 8)) iterations of 8 row loads in flight."""
+    cycles = 0.0
+    if stochastic:
+        cycles += -(-evaluations // GREEDY_THREADS) * DRAW_ROUND_CYCLES + evaluations * SWAP_CYCLES * gpu.latency_smem
+    waves = -(-evaluations // WARPS)
+    terms = waves * WARPS * n
+    rate = min(sm_bytes_per_clock, V2_BYTES_IN_FLIGHT / row_latency)
+    cycles += max(terms * 4 / rate, terms / gpu.conversions_per_clock)
+    rounds = waves if lazy else 1
+    scan = -(-n // GREEDY_THREADS) * 2 * gpu.latency_smem if lazy else 0
+    cycles += rounds * (V2_SELECT_CYCLES + scan)
+    commit = -(-n // (GREEDY_THREADS * 8)) * (row_latency + TERM_CHAIN_CYCLES)
+    return cycles + commit
+
+
+def restructured_greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: float = 0.01,
+                                memory_limit: int = 8 << 30) -> float:
+    """greedy_v2_kernel as built (AUGCORE_CUDA_GREEDY=v2): one block per group (no clusters), groups in
+    waves of `sms`, batches of memory_limit as the current kernel; ``v2_step_cycles`` per step, with
+    the batched lazy greedy's assumed counts (``lazy_batch_counts``) for "lazy"."""
     n = sc.n // sc.classes
     k = max(1, round(budget_pct / 100 * n))
-    per_cluster = max(1, min(16, gpu.sms // sc.classes))
-    clusters_at_once = max(1, gpu.sms // per_cluster)
-    waves = -(-sc.classes // clusters_at_once)
-    sm_bytes_per_clock = min(64.0, gpu.hbm_bytes_per_s / (gpu.sms * gpu.clock_hz))
-    counts = _restructured_counts(n, k, method, eps)
-    per_group = sum(max(c * n * 4 / sm_bytes_per_clock, c * n / gpu.conversions_per_clock) / per_cluster + 3_000
-                    for c in counts)
+    block_bytes = n * n * 4
+    per_batch = max(1, memory_limit // block_bytes)
+    active = min(sc.classes, gpu.sms, per_batch)
+    latency = _row_latency(gpu, active * block_bytes)
+    sm_bytes = min(64.0, gpu.hbm_bytes_per_s / (active * gpu.clock_hz)) if latency == gpu.latency_hbm else 64.0
+    per_group = sum(v2_step_cycles(n, c, method == "stochastic", method == "lazy", latency, gpu, sm_bytes)
+                    for c in _v2_counts(n, k, method, eps))
+    batches = -(-sc.classes // per_batch)
+    waves = sum(-(-min(per_batch, sc.classes - b * per_batch) // gpu.sms) for b in range(batches))
     return _seconds(per_group * waves, gpu)
 
 
@@ -215,7 +240,7 @@ def floor_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: flo
     SM), whichever is longer. Lazy: the batched lazy greedy's assumed counts (``lazy_batch_counts``)."""
     n = sc.n // sc.classes
     k = max(1, round(budget_pct / 100 * n))
-    counts = _restructured_counts(n, k, method, eps)
+    counts = _v2_counts(n, k, method, eps)
     terms = sc.classes * n * sum(counts)
     gains = max(terms * 4 / gpu.hbm_bytes_per_s, terms / (gpu.conversions_per_clock * gpu.sms * gpu.clock_hz))
     pairs = sc.classes * n * (n + 1) / 2
@@ -227,13 +252,13 @@ def floor_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: flo
 def predict(scenario: str, budget_pct: int, method: str = "stochastic", gpu: Gpu = H100,
             memory_limit: int = 8 << 30) -> dict:
     """Predicted milliseconds of one logits -> weights call with the current kernels, by phase, with the
-    restructured kernel's prediction and the floor."""
+    v2 greedy's prediction (``restructured_ms``: the same proxies and similarity tiles) and the floor."""
     sc = SCENARIOS[scenario]
     proxies = proxies_seconds(sc, gpu)
     similarity = similarity_seconds(sc, gpu)
     greedy = greedy_seconds(sc, budget_pct, method, gpu, memory_limit)
-    restructured = (proxies + similarity_seconds(sc, gpu, register_blocked=True)
-                    + restructured_greedy_seconds(sc, budget_pct, method, gpu) + HOST_SECONDS)
+    restructured = (proxies + similarity + restructured_greedy_seconds(sc, budget_pct, method, gpu,
+                                                                        memory_limit=memory_limit) + HOST_SECONDS)
     return {
         "proxies_ms": 1e3 * proxies,
         "similarity_ms": 1e3 * similarity,
@@ -251,7 +276,7 @@ def gpu_for_device_name(name: str) -> Gpu:
 
 
 def markdown_table(gpu: Gpu = H100) -> str:
-    lines = [f"| {gpu.name}: case | method | current kernel, ms (similarity / greedy) | restructured, ms | "
+    lines = [f"| {gpu.name}: case | method | current kernel (v1), ms (similarity / greedy) | v2, ms | "
              "floor, ms | target, ms |",
              "|---|---|---|---|---|---|"]
     for scenario, pct in TABLE_ROWS:

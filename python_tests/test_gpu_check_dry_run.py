@@ -29,6 +29,15 @@ def test_gpu_check_dry_run(tmp_path):
     assert "report ptxas ptxas_spills.log: ptxas: 1 kernels, 1 with spills: FAIL" in out
     assert "report sanitizer synccheck_cut.log: no sanitizer summary" in out
     assert "launch plan, cifar: global x10" in out
+    # v2's lazy state (20 bytes a point) of CIFAR's 5,000-point classes still fits in shared memory
+    assert "launch plan, cifar, v2 lazy: global x10 (max n 5000, 100000 B dynamic smem)" in out
+    # both greedy kernels are benchmarked, and the caps fit the deadline
+    assert out.count("--variants v1,v2 --lazy-v2") == 2
+    total = int(re.search(r"caps sum to (\d+) s\)", out).group(1))
+    assert total <= 345 and f"ok   step caps sum to {total} s" in out
+    assert "report ptxas ptxas_clean.log: ptxas: 3 kernels, 0 with spills: ok" in out
+    assert "report sass sass_bad.txt: sass: 3 kernels read, 3 problems: FAIL" in out
+    assert "report bench bench_v2_differs.json: bench: FAIL" in out
     assert "FAIL report" not in out and "dry run: ok" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check_logs.tar.gz", "gpu_check_summary.txt"]
 
@@ -68,7 +77,8 @@ def test_bench_gpu_rows_carry_what_gpu_check_reads(tmp_path):
     bench_gpu = _bench_module("bench_gpu")
     sc = dict(n=600, classes=3, dim=10)
     logits, labels = bench_gpu._data(sc["n"], sc["classes"], sc["dim"], "cpu")
-    row = bench_gpu.measure_row("cifar", sc, 0.1, logits, labels, device="cpu", repeats=1, predicted_ms=1.5)
+    row = bench_gpu.measure_row("cifar", sc, 0.1, logits, labels, device="cpu", repeats=1, predicted_ms=1.5,
+                                variant="v2")
     required, optional = _keys_the_bench_parser_reads()
     assert {"proxies_equal", "shared_proxies_divergence", "first_divergence", "gains_equal"} <= required
     assert required | optional <= set(row), sorted(required | optional - set(row))
@@ -76,6 +86,7 @@ def test_bench_gpu_rows_carry_what_gpu_check_reads(tmp_path):
     assert (row["proxies_equal"], row["shared_proxies_divergence"], row["first_divergence"], row["gains_equal"]) \
         == (True, "none", "none", True)
     assert row["predicted_ms"] == 1.5 and row["cpu_classes"] == row["classes"] == 3 and row["budget_pct"] == 10
+    assert row["variant"] == "v2" and "AUGCORE_CUDA_GREEDY" not in os.environ  # set around the device calls only
 
     def report(rows):
         path = tmp_path / "bench.json"
