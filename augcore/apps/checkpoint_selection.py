@@ -17,7 +17,7 @@ def select_from_checkpoint(path: Union[str, os.PathLike], *, method: Optional[st
     from augcore.config import ConfigError
     from augcore.train.build import build_run
     from augcore.train.checkpoint import load_checkpoint
-    from augcore.train.config import config_from_dict, resolve_augment_aliases
+    from augcore.train.config import config_from_dict
     from augcore.train.policies import POLICIES, PolicyContext, policy_options
     from augcore.train.stats import StatsProvider
     from augcore.train.strategy import SingleProcess
@@ -28,7 +28,7 @@ def select_from_checkpoint(path: Union[str, os.PathLike], *, method: Optional[st
     if mode not in POLICIES or not POLICIES[mode].selects:
         raise ConfigError(f"--method: {mode!r} selects nothing; choose one of "
                           f"{[name for name, cls in POLICIES.items() if cls.selects]}")
-    augment = resolve_augment_aliases(raw["augment"])   # a checkpoint may hold the older key names
+    augment = raw["augment"]
     raw["augment"] = {**augment, "mode": mode, "stats": "eval", "selection_file": None,
                       "policy_options": augment["policy_options"] if mode == augment["mode"] else {}}
     if fraction is not None:

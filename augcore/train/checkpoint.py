@@ -17,6 +17,7 @@ import torch
 
 from augcore.checks import CorruptFileError, check_file_entries, check_format_version, check_int
 from augcore.io import atomic_torch_save, load_torch_file  # noqa: F401  (atomic_torch_save re-exported)
+from augcore.train.config import resolve_augment_aliases
 
 CHECKPOINT_FORMAT = 1
 # what a resume reads: trainer.load_state_dict and select_from_checkpoint
@@ -24,7 +25,7 @@ REQUIRED_ENTRIES = ("config", "epoch", "model", "optimizer", "scaler", "rng", "r
 RNG_ENTRIES = ("torch", "numpy", "python")
 POLICY_ENTRIES = ("selection", "history", "selection_epochs")
 CONFIG_ENTRIES = ("augment", "run")  # read as they are by select_from_checkpoint
-AUGMENT_ENTRIES = ("mode", "selector")
+AUGMENT_ENTRIES = ("mode", "policy_options")
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -53,6 +54,8 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         raise CorruptFileError(path, f"damaged training checkpoint: {'; '.join(wrong)}")
     check_file_entries(path, state["rng"], RNG_ENTRIES, what="training checkpoint's 'rng' entry")
     check_file_entries(path, state["config"], CONFIG_ENTRIES, what="training checkpoint's 'config' entry")
+    # checkpoints written before augment.policy_options hold it as augment.selector
+    state["config"]["augment"] = resolve_augment_aliases(state["config"]["augment"])
     check_file_entries(path, state["config"]["augment"], AUGMENT_ENTRIES,
                        what="training checkpoint's 'config.augment' entry")
     check_file_entries(path, state["policy"], POLICY_ENTRIES, what="training checkpoint's 'policy' entry")
