@@ -296,8 +296,8 @@ EOF
   "gains_equal": true}]
 EOF
   # the same row as v2's lazy greedy with gains that differ from the CPU's: the verdict must fail
-  sed 's/"method": "stochastic", "variant": "v1"/"method": "lazy", "variant": "v2"/; s/"gains_equal": true/"gains_equal": false/' \
-    "$canned/bench.json" > "$canned/bench_v2_differs.json"
+  sed -e 's/"method": "stochastic", "variant": "v1"/"method": "lazy", "variant": "v2"/' \
+    -e 's/"gains_equal": true/"gains_equal": false/' "$canned/bench.json" > "$canned/bench_v2_differs.json"
   expect() {  # expect KIND FILE STATUS WORDS: the parser's exit status and output
     local got
     got=$(report "$1" "$2" 2>&1)

@@ -196,10 +196,10 @@ __device__ bool merge_warp_bests(Shared& sh, bool ties_high) {
 // from rem (as the CPU) and commits it: a point moves to the pick only if it is strictly more
 // similar (ties stay with the earlier pick; at the first step every point moves). kLoadsInFlight
 // (v2): a thread's kScalarLoads similarities are loaded before they are used, and "first pick" is
-// the step number (assign[i] < 0 exactly at step 0), so assign is not loaded; v1 keeps its loop. The host makes 1 <= count <= r at every step and gains
-// are integers >= 0, so a best exists; should that ever fail, the group stops with picks -1 and NaN
-// gains in its unfilled slots instead of writing rem[-1]. Returns false then (uniform: every thread
-// read best_q after the same barrier).
+// the step number (assign[i] < 0 exactly at step 0), so assign is not loaded; v1 keeps its loop.
+// The host makes 1 <= count <= r at every step and gains are integers >= 0, so a best exists;
+// should that ever fail, the group stops with picks -1 and NaN gains in its unfilled slots instead
+// of writing rem[-1]. Returns false then (uniform: every thread read best_q after the same barrier).
 template <bool kLoadsInFlight, typename Shared, typename Sim>
 __device__ bool take_best(const GreedyArgs& a, const Shared& sh, int64_t base, int64_t sel, int64_t step, int64_t k,
                           int64_t r, int64_t n, const FixedPoint& fp, float* m, int* rem, int64_t* assign, Sim sim) {
