@@ -24,6 +24,11 @@ Model (per logits -> weights call, ``grad_proxies`` + ``facility_location``, sto
   - selection: shuffles, 3 barriers and a 16-warp loop by one thread;
   - commit: ceil(n / 512) dependent iterations, each a row load and an assignment load (global);
   groups run in waves of (number of SMs) blocks; every launch is one batch of ``memory_limit``.
+* greedy v2 (``greedy_v2_kernel``, ``AUGCORE_CUDA_GREEDY=v2``, as built: one block per group, one
+  candidate per warp): a throughput model per step, ``v2_step_cycles`` (rows streamed at the smallest
+  of the SM's HBM share, the loads in flight over the latency and the conversion rate; a merge per
+  step or lazy round; a commit with 8 loads in flight); lazy's evaluations per step are assumed
+  (``lazy_batch_counts``).
 * the floor: the same work spread over every SM with no latency exposed: the larger of HBM
   traffic, FP32 issue, and the fixed-point conversions (16 a clock per SM), summed over phases.
 
