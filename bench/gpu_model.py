@@ -105,7 +105,7 @@ TABLE_ROWS = [("cifar", 10), ("cifar", 30), ("cifar", 50), ("imagenet", 10), ("i
 
 
 def sample_size(n: int, k: int, eps: float) -> int:
-    """csrc/facility_location_plan.h stochastic_sample_size: ceil(n / k ln(1/eps)) clamped to [1, n]."""
+    """csrc/facility_location/plan.h stochastic_sample_size: ceil(n / k ln(1/eps)) clamped to [1, n]."""
     size = math.ceil(n / k * math.log(1.0 / eps))
     return max(1, min(n, size))
 

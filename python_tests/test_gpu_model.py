@@ -23,7 +23,7 @@ def test_docs_show_the_models_current_table():
 
 
 def test_sample_size_follows_the_ops_rule():
-    """ceil(n / k ln(1/eps)) clamped to [1, n] (facility_location_plan.h), worked by hand."""
+    """ceil(n / k ln(1/eps)) clamped to [1, n] (csrc/facility_location/plan.h), worked by hand."""
     assert gpu_model.sample_size(5_000, 500, 0.01) == 47  # 10 x 4.605... = 46.05 -> 47
     assert gpu_model.sample_size(5_000, 2_500, 0.01) == 10
     assert gpu_model.sample_size(1_281, 128, 0.01) == 47

@@ -1,7 +1,7 @@
 """Triton kernels of the portable GPU facility-location backend.
 
 Every value here is computed by the same IEEE operations, in the same order, as the CPU
-kernels (``csrc/cpu/utils.h``, ``csrc/common/{exp,fixed_point,rng}.h``), so a launch gives
+kernels (``csrc/cpu/geometry.h``, ``csrc/common/{exp,fixed_point,rng}.h``), so a launch gives
 the CPU op's picks and gains bit for bit:
 
 * squared distances are k-ordered sums with one rounding per operation (the kernels are
