@@ -4,7 +4,7 @@ A config is a tree of dataclasses. ``build(cls, raw, key)`` turns a YAML mapping
 that tree, checking every key's type; ``apply_overrides`` applies ``--set a.b.c=value``
 strings (values parsed as YAML) at any depth; ``load_yaml`` reads a file (a shipped
 config's name or a path). Every error is a ``ConfigError`` naming the dotted key
-(``optim.lr``, ``augment.selector.eps``, ``--set optim.lr=...``).
+(``optim.lr``, ``augment.policy_options.eps``, ``--set optim.lr=...``).
 """
 from __future__ import annotations
 

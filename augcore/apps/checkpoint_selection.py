@@ -12,7 +12,7 @@ def select_from_checkpoint(path: Union[str, os.PathLike], *, method: Optional[st
                            epoch: Optional[int] = None) -> Selection:
     """Rebuilds the checkpoint's data and model, runs one inference pass and the policy's
     selection. ``method`` defaults to the checkpoint's ``augment.mode`` (its
-    ``augment.selector`` options apply only to that mode); ``fraction``, ``seed`` and
+    ``augment.policy_options`` apply only to that mode); ``fraction``, ``seed`` and
     ``epoch`` default to the checkpoint's."""
     from augcore.config import ConfigError
     from augcore.train.build import build_run
@@ -47,7 +47,7 @@ def select_from_checkpoint(path: Union[str, os.PathLike], *, method: Optional[st
                             weak=parts.weak,
                         model=parts.model, stats=stats, augment=config.augment, seed=config.run.seed,
                         device=parts.device, strategy=strategy)
-    policy = POLICIES[mode](ctx, policy_options(mode, config.augment.selector))
+    policy = POLICIES[mode](ctx, policy_options(mode, config.augment.policy_options))
     epoch = int(state["epoch"]) if epoch is None else epoch
     rows = policy.candidate_rows()
     model_stats = stats.model_stats(rows) if policy.needs_model_stats else stats.label_stats(rows)

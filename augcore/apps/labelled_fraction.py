@@ -191,11 +191,11 @@ def run_config(settings: LabelledFractionSettings, method: str, fraction: float,
     if method == "heuristic":
         augment.update(mode="full", strong=settings.heuristic)
     elif method == "proposed":
-        selector = {"val_fraction": settings.val_fraction, "augmenter": settings.augmenter, "augment_all": True,
-                    "augmenter_epochs": settings.augmenter_epochs}
+        options = {"val_fraction": settings.val_fraction, "augmenter": settings.augmenter, "augment_all": True,
+                   "augmenter_epochs": settings.augmenter_epochs}
         if settings.augmenter == "paper":
-            selector["generator"] = settings.generator_path
-        augment.update(mode="influence", fraction=1.0, selector=selector)
+            options["generator"] = settings.generator_path
+        augment.update(mode="influence", fraction=1.0, policy_options=options)
     raw = {"data": {"name": settings.dataset, "root": settings.root},
            "model": {"name": settings.model},
            "optim": {"name": settings.optimizer, "lr": settings.lr, "batch_size": settings.batch_size,

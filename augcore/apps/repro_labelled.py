@@ -8,7 +8,7 @@ paper's augmenter), then trains one run per (method, labelled fraction, seed) as
 included) never reuses another's G.
 
 ``--set section.key=value`` changes every run's training config (``optim.weight_decay``,
-``augment.selector.val_fraction``, ...); ``--set labelled.<field>=value`` changes a field of the
+``augment.policy_options.val_fraction``, ...); ``--set labelled.<field>=value`` changes a field of the
 settings (``labelled.generator_steps=500``, ``labelled.augmenter=light``, ``labelled.heuristic=...``).
 """
 from __future__ import annotations
