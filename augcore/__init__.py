@@ -14,7 +14,7 @@ from augcore.ops import (FacilityLocationResult, GroupedMatrices, Proxies, facil
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("checks", "compat", "config", "configs", "data", "distributed", "generate", "influence",
+_SUBPACKAGES = ("apps", "checks", "compat", "config", "configs", "data", "distributed", "generate", "influence",
                 "integrations", "io", "models", "ops", "selection", "train")
 
 __all__ = ["FacilityLocationResult", "GroupedMatrices", "Proxies", "build_info", "facility_location",
