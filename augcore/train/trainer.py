@@ -21,7 +21,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -262,34 +262,10 @@ class Trainer:
             set_rng_state(saved)
 
     @torch.no_grad()
-    def clean_training_loss(self) -> Dict[str, float]:
-        """The training loss on clean data, R^(f|P) of the refinement paper's Table 2: mean cross-entropy
-        (unweighted) and accuracy over every training example under the eval transform (no crop, flip
-        or strong augmentation), in eval mode, as the function f is tested. Random generators are
-        restored afterwards, so logging it leaves the training run unchanged."""
-        loader = DataLoader(self.inference_set, batch_size=self.config.run.eval_batch_size, shuffle=False,
-                            num_workers=self.config.data.num_workers)
-        saved = rng_state()
-        was_training = self.model.training
-        self.model.eval()
-        total_loss, correct, n = 0.0, 0, 0
-        try:
-            for x, y in loader:
-                x, y = x.to(self.device), torch.as_tensor(y).to(self.device)
-                with self.update.autocast():
-                    logits = logits_of(self.forward_model(x)).float()
-                total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(1) == y).sum())
-                n += y.numel()
-        finally:
-            self.model.train(was_training)
-            set_rng_state(saved)
-        return {"train_loss_clean": total_loss / n, "train_acc_clean": 100.0 * correct / n}
-
-    @torch.no_grad()
-    def evaluate(self) -> Dict[str, float]:
-        """Test loss and top-1 / top-5 accuracy (%) in eval mode."""
-        loader = DataLoader(self.test_set, batch_size=self.config.run.eval_batch_size, shuffle=False,
+    def _eval_pass(self, dataset) -> Tuple[float, int, int, int]:
+        """Summed cross-entropy, top-1 and top-5 counts and the number of examples of ``dataset``,
+        in eval mode (the model's mode is restored)."""
+        loader = DataLoader(dataset, batch_size=self.config.run.eval_batch_size, shuffle=False,
                             num_workers=self.config.data.num_workers)
         was_training = self.model.training
         self.model.eval()
@@ -304,6 +280,23 @@ class Trainer:
                 top1, top5, n = top1 + c1, top5 + c5, n + y.numel()
         finally:
             self.model.train(was_training)
+        return total_loss, top1, top5, n
+
+    def clean_training_loss(self) -> Dict[str, float]:
+        """The training loss on clean data, R^(f|P) of the refinement paper's Table 2: mean cross-entropy
+        (unweighted) and accuracy over every training example under the eval transform (no crop, flip
+        or strong augmentation), in eval mode, as the function f is tested. Random generators are
+        restored afterwards, so logging it leaves the training run unchanged."""
+        saved = rng_state()
+        try:
+            total_loss, top1, _, n = self._eval_pass(self.inference_set)
+        finally:
+            set_rng_state(saved)
+        return {"train_loss_clean": total_loss / n, "train_acc_clean": 100.0 * top1 / n}
+
+    def evaluate(self) -> Dict[str, float]:
+        """Test loss and top-1 / top-5 accuracy (%) in eval mode."""
+        total_loss, top1, top5, n = self._eval_pass(self.test_set)
         return {"test_loss": total_loss / n, "test_top1": 100.0 * top1 / n, "test_top5": 100.0 * top5 / n}
 
     # -------------------------------------------------------------- checkpoints
