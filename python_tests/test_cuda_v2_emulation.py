@@ -7,7 +7,14 @@ shuffle tree of warp_gain; thread 0 merging the warps in order; the batched lazy
 the warps' shares of 32-position chunks), with the kernel's fixed-point arithmetic, and must give the
 CPU op's picks and gains exactly: naive and stochastic with both tie rules, and lazy (tie_break low),
 whose exact batched rule must give naive's picks. Inputs are precomputed similarities on a lattice of
-1/8 steps, so exact ties in gain are frequent."""
+1/8 steps, so exact ties in gain are frequent.
+
+The cluster schedule (greedy_v2_cluster_kernel, v2 on sm_90 where the host plans clusters) is emulated
+too: C blocks own slices of the points (cluster_slice), each forms every candidate's partial gain over
+its slice with warp_gain's lane schedule, every block sums the C partials in rank order and takes the
+argmax (threads over positions, the xor shuffle tree, thread 0 merging the warps in order); it must
+give the CPU op's picks and gains, and the data must contain exact ties between candidates whose
+partial gains differ slice by slice."""
 import numpy as np
 import pytest
 import torch
@@ -144,6 +151,77 @@ def v2_group(S, k, method, ties_high, seed=0, group=0, eps=0.01):
     return picks, gains, evaluations
 
 
+def cluster_slice(n, C):
+    """csrc/facility_location/cuda_launch_plan.h cluster_slice: ceil(n / C) rounded up to a multiple of 4."""
+    return ((n + C - 1) // C + 3) // 4 * 4
+
+
+def reduce_best_in_warp(lanes, ties_high):
+    """reduce_best_in_warp: the xor shuffle tree over 32 lanes' (gain, index, position) or None."""
+    for off in (16, 8, 4, 2, 1):
+        nxt = []
+        for lane in range(WARP):
+            mine, other = lanes[lane], lanes[lane ^ off]
+            if other is not None and (mine is None or better(other[0], other[1], mine[0], mine[1], ties_high)):
+                mine = other
+            nxt.append(mine)
+        lanes = nxt
+    assert all(lane == lanes[0] for lane in lanes)
+    return lanes[0]
+
+
+def cluster_argmax(totals, rem, count, ties_high):
+    """One cluster block's argmax: thread t scans positions t, t + 512, ..., each warp's shuffle tree,
+    thread 0 merging the 16 warps in order."""
+    threads = [None] * THREADS
+    for p in range(count):
+        t = p % THREADS
+        if threads[t] is None or better(totals[p], rem[p], threads[t][0], threads[t][1], ties_high):
+            threads[t] = (totals[p], rem[p], p)
+    warps = [reduce_best_in_warp(threads[w * WARP:(w + 1) * WARP], ties_high) for w in range(WARPS)]
+    return merge(warps, None, ties_high)
+
+
+def v2_cluster_group(S, k, method, ties_high, C, seed=0, group=0, eps=0.01):
+    """One group through greedy_v2_cluster_kernel with C blocks. Returns (picks, gains, steps whose best gain ties another candidate's with different partials)."""
+    n = S.shape[0]
+    fp = fixed_point(n, float(S.max()))
+    slice_ = cluster_slice(n, C)
+    slices = [(min(n, b * slice_), min(n, min(n, b * slice_) + slice_)) for b in range(C)]
+    m = np.zeros(n, dtype=np.float32)
+    assigned = np.zeros(n, dtype=bool)
+    rem = list(range(n))
+    sample = stochastic_sample_size(n, k, eps) if k else 0
+    picks, gains, cross_slice_ties = [], [], 0
+    for step in range(k):
+        r = n - step
+        count = min(r, sample) if method == "stochastic" else r
+        if method == "stochastic":
+            for j in range(count):
+                t = j + uniform_below(counter_hash(seed, group, step, j), r - j)
+                rem[j], rem[t] = rem[t], rem[j]
+        # each block's partial gains: warp_gain's lane schedule over the slice is the plain integer sum
+        # (test_warp_gain_on_a_cluster_slice), so the emulation sums vectorised
+        partials = [terms(S[rem[:count], lo:hi], m[None, lo:hi], fp).sum(1).tolist() for lo, hi in slices]
+        totals = [0] * count
+        for b in range(C):  # rank order
+            totals = [t + x for t, x in zip(totals, partials[b])]
+        g, c, q = cluster_argmax(totals, rem, count, ties_high)  # every block: the same data, the same argmax
+        tied = [p for p in range(count) if totals[p] == g and p != q]
+        cross_slice_ties += any([partials[b][p] for b in range(C)] != [partials[b][q] for b in range(C)]
+                                for p in tied)
+        picks.append(c)
+        gains.append(g * fp[2])
+        rem[q] = rem[r - 1]
+        rem.pop()
+        s = S[c]
+        for lo, hi in slices:  # each block commits its own points
+            move = ~assigned[lo:hi] | (s[lo:hi] > m[lo:hi])
+            assigned[lo:hi] |= move
+            m[lo:hi] = np.where(move, np.maximum(m[lo:hi], s[lo:hi]), m[lo:hi])
+    return picks, gains, cross_slice_ties
+
+
 def _lattice(n, seed):
     """A symmetric similarity matrix with entries on a 1/8 lattice in [0, 1] and ones on the diagonal."""
     g = torch.Generator().manual_seed(seed)
@@ -196,3 +274,56 @@ def test_warp_gain_lane_schedule_is_the_exact_fixed_point_sum(n):
     cpu = facility_location(None, 1, None, similarity=s, method="naive")
     best = max(range(n), key=lambda c: (exact[c], -c))
     assert int(cpu.indices[0]) == best and float(cpu.gains[0]) == exact[best] * fp[2]
+
+
+@pytest.mark.parametrize("method,tie_break,C", [("naive", "low", 3), ("naive", "high", 8), ("stochastic", "low", 2),
+                                                ("stochastic", "high", 5)])
+def test_v2_cluster_schedule_gives_the_cpu_ops_picks_and_gains(method, tie_break, C):
+    """Slices of 37 points over 8 blocks leave blocks with no points; 300 and 600 points take the float4 path."""
+    sizes, budgets = [37, 300, 600], [37, 30, 12]
+    sims = [_lattice(n, seed) for seed, n in enumerate(sizes)]
+    labels = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    cpu = facility_location(None, budgets, labels, similarity=torch.block_diag(*sims), method=method,
+                            tie_break=tie_break, seed=3, num_groups=len(sizes))
+    start, ties = 0, 0
+    for g, (s, k) in enumerate(zip(sims, budgets)):
+        block = s.t().contiguous().numpy()
+        picks, gains, cross_slice_ties = v2_cluster_group(block, k, method, tie_break == "high", C, seed=3, group=g)
+        lo, hi = int(cpu.group_ptr[g]), int(cpu.group_ptr[g + 1])
+        assert [start + c for c in picks] == cpu.indices[lo:hi].tolist(), (g, method, tie_break, C)
+        assert torch.equal(torch.tensor(gains, dtype=torch.float64), cpu.gains[lo:hi]), (g, method, tie_break, C)
+        ties += cross_slice_ties
+        start += s.shape[0]
+    assert ties > 0  # the tie rule was exercised across slices, not only within one block
+
+
+@pytest.mark.parametrize("n,C", [(600, 5), (300, 2), (37, 8)])
+def test_warp_gain_on_a_cluster_slice(n, C):
+    """warp_gain over a block's slice [lo, hi) (row from lo, m from lo; float4 path when n % 4 == 0) is the
+    integer sum of the slice's terms, and the slices' sums add up to the group's gain."""
+    s = _lattice(n, 11)
+    fp = fixed_point(n, 1.0)
+    m = (torch.randint(0, 9, (n,), generator=torch.Generator().manual_seed(5)).float() / 8).numpy()
+    block = s.t().contiguous().numpy()
+    slice_ = cluster_slice(n, C)
+    for c in (0, n // 2, n - 1):
+        parts = []
+        for b in range(C):
+            lo = min(n, b * slice_)
+            hi = min(n, lo + slice_)
+            part = warp_gain(block[c, lo:hi], m[lo:hi], fp, vector=False)
+            if n % 4 == 0:
+                assert warp_gain(block[c, lo:hi], m[lo:hi], fp, vector=True) == part
+            assert part == int(terms(block[c, lo:hi], m[lo:hi], fp).sum())
+            parts.append(part)
+        assert sum(parts) == int(terms(block[c], m, fp).sum())
+
+
+@pytest.mark.parametrize("n,C", [(5000, 8), (5000, 9), (37, 8), (1000, 3), (4, 16)])
+def test_cluster_slices_cover_the_group_once_on_float4_boundaries(n, C):
+    slice_ = cluster_slice(n, C)
+    slices = [(min(n, b * slice_), min(n, min(n, b * slice_) + slice_)) for b in range(C)]
+    assert [i for lo, hi in slices for i in range(lo, hi)] == list(range(n))
+    assert slice_ % 4 == 0 and all(lo % 4 == 0 for lo, hi in slices if lo < hi)  # empty ones start at n
+    if n % 4 == 0:
+        assert all((hi - lo) % 4 == 0 for lo, hi in slices)

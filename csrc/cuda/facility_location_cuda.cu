@@ -35,6 +35,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cooperative_groups.h>
 
 #include <algorithm>
 #include <climits>
@@ -75,6 +76,7 @@ struct GreedyArgs {
   int* rem_work;               // (N,)
   long long* bound_work;       // (N,) v2 lazy: each candidate's fixed-point upper bound, same condition
   int* stamp_work;             // (N,) v2 lazy: the step that last evaluated each candidate
+  int64_t candidate_cap;       // v2 cluster: the most candidates a step of the launch evaluates
   int64_t method;
   bool ties_high;  // exact ties in gain go to the larger index
   bool precomputed;
@@ -197,15 +199,18 @@ __device__ bool merge_warp_bests(Shared& sh, bool ties_high) {
 // similar (ties stay with the earlier pick; at the first step every point moves). kLoadsInFlight
 // (v2): a thread's kScalarLoads similarities are loaded before they are used, and "first pick" is
 // the step number (assign[i] < 0 exactly at step 0), so assign is not loaded; v1 keeps its loop.
+// The block commits the points [lo, hi) (a cluster block its slice; else the group), m points at
+// m[lo], and `record` says whether this block writes the pick and its gain (a cluster's rank 0).
 // The host makes 1 <= count <= r at every step and gains are integers >= 0, so a best exists;
 // should that ever fail, the group stops with picks -1 and NaN gains in its unfilled slots instead
 // of writing rem[-1]. Returns false then (uniform: every thread read best_q after the same barrier).
 template <bool kLoadsInFlight, typename Shared, typename Sim>
 __device__ bool take_best(const GreedyArgs& a, const Shared& sh, int64_t base, int64_t sel, int64_t step, int64_t k,
-                          int64_t r, int64_t n, const FixedPoint& fp, float* m, int* rem, int64_t* assign, Sim sim) {
+                          int64_t r, int64_t lo, int64_t hi, bool record, const FixedPoint& fp, float* m, int* rem,
+                          int64_t* assign, Sim sim) {
   const int tid = threadIdx.x;
   if (sh.best_q < 0) {
-    if (tid == 0)
+    if (tid == 0 && record)
       for (int64_t s = step; s < k; ++s) {
         a.picks[sel + s] = -1;
         a.gains[sel + s] = __longlong_as_double(0x7ff8000000000000LL);
@@ -214,34 +219,36 @@ __device__ bool take_best(const GreedyArgs& a, const Shared& sh, int64_t base, i
   }
   const int64_t c = sh.best_idx;
   if (tid == 0) {
-    a.picks[sel + step] = base + c;
-    a.gains[sel + step] = from_fixed(sh.best_gain, fp);
+    if (record) {
+      a.picks[sel + step] = base + c;
+      a.gains[sel + step] = from_fixed(sh.best_gain, fp);
+    }
     rem[sh.best_q] = rem[r - 1];
   }
   if (!kLoadsInFlight) {
-    for (int64_t i = tid; i < n; i += kGreedyThreads) {
+    for (int64_t i = lo + tid; i < hi; i += kGreedyThreads) {
       const float s = sim(c, i);
-      if (assign[i] < 0 || s > m[i]) {
+      if (assign[i] < 0 || s > m[i - lo]) {
         assign[i] = step;
-        m[i] = fmaxf(m[i], s);
+        m[i - lo] = fmaxf(m[i - lo], s);
       }
     }
     __syncthreads();
     return true;
   }
-  for (int64_t i0 = tid; i0 < n; i0 += int64_t{kGreedyThreads} * kScalarLoads) {
+  for (int64_t i0 = lo + tid; i0 < hi; i0 += int64_t{kGreedyThreads} * kScalarLoads) {
     float s[kScalarLoads];
 #pragma unroll
     for (int v = 0; v < kScalarLoads; ++v) {
       const int64_t i = i0 + v * kGreedyThreads;
-      s[v] = i < n ? sim(c, i) : 0.0f;
+      s[v] = i < hi ? sim(c, i) : 0.0f;
     }
 #pragma unroll
     for (int v = 0; v < kScalarLoads; ++v) {
       const int64_t i = i0 + v * kGreedyThreads;
-      if (i < n && (step == 0 || s[v] > m[i])) {
+      if (i < hi && (step == 0 || s[v] > m[i - lo])) {
         assign[i] = step;
-        m[i] = fmaxf(m[i], s[v]);
+        m[i - lo] = fmaxf(m[i - lo], s[v]);
       }
     }
   }
@@ -249,21 +256,29 @@ __device__ bool take_best(const GreedyArgs& a, const Shared& sh, int64_t base, i
   return true;
 }
 
-// The end of a group: ranks -> medoid positions, gamma counts and the objective (integer sums, order-free).
-template <typename Shared>
-__device__ void finish_group(const GreedyArgs& a, Shared& sh, int64_t grp, int64_t sel, int64_t n,
-                             const FixedPoint& fp, const float* m, int64_t* assign) {
+// The end of the points [lo, hi) of a group (m points at m[lo]): ranks -> medoid positions, gamma
+// counts, and the fixed-point objective of the points added to *objective (integer sums, order-free).
+__device__ void finish_points(const GreedyArgs& a, int64_t sel, int64_t lo, int64_t hi, const FixedPoint& fp,
+                              const float* m, int64_t* assign, unsigned long long* objective) {
   const int tid = threadIdx.x, lane = tid % kWarp;
   unsigned long long obj = 0;
-  for (int64_t i = tid; i < n; i += kGreedyThreads) {
+  for (int64_t i = lo + tid; i < hi; i += kGreedyThreads) {
     const int64_t rank = assign[i];
     if (rank < 0) continue;  // only after take_best stopped the group before its first pick
     assign[i] = a.picks[sel + rank];
     atomicAdd(reinterpret_cast<unsigned long long*>(a.gamma + sel + rank), 1ULL);
-    obj += static_cast<unsigned long long>(to_fixed(m[i], fp));
+    obj += static_cast<unsigned long long>(to_fixed(m[i - lo], fp));
   }
   obj = warp_sum_u64(obj);
-  if (lane == 0) atomicAdd(&sh.objective, obj);
+  if (lane == 0) atomicAdd(objective, obj);
+}
+
+// The end of a group run by one block.
+template <typename Shared>
+__device__ void finish_group(const GreedyArgs& a, Shared& sh, int64_t grp, int64_t sel, int64_t n,
+                             const FixedPoint& fp, const float* m, int64_t* assign) {
+  const int tid = threadIdx.x;
+  finish_points(a, sel, 0, n, fp, m, assign, &sh.objective);
   __syncthreads();
   if (tid == 0) a.objective[grp] = from_fixed(static_cast<long long>(sh.objective), fp);
 }
@@ -366,20 +381,22 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_kernel(GreedyArgs a)
       if (tid == 0) merge_warp_bests(sh, a.ties_high);
       __syncthreads();  // gain sums and warp results are reused by the next chunk
     }
-    if (!take_best<false>(a, sh, base, sel, step, k, r, n, fp, m, rem, assign, sim)) break;
+    if (!take_best<false>(a, sh, base, sel, step, k, r, 0, n, true, fp, m, rem, assign, sim)) break;
   }
   finish_group(a, sh, grp, sel, n, fp, m, assign);
 }
 
 // ---- v2 (AUGCORE_CUDA_GREEDY=v2; compiled, not yet run on a GPU) --------------------------------
 
-// The fixed-point gain of local candidate c, summed by one warp (every lane gets it): lane l takes
-// points l, l + 32, ... (scalar path: kScalarLoads loads a lane issued before their terms are formed)
-// or float4 groups l, l + 32, ... (vector path, when `vector` says the row and m are 16-byte aligned
-// and n % 4 == 0: kVectorLoads float4 loads of the row and of m in flight). Padding terms are
-// max(0, 0 - 0) = 0. Integer sums: the lanes' order and the shuffle tree cannot change the value.
+// The fixed-point gain of local candidate c over the points [lo, lo + len) (the group, or a cluster
+// block's slice; m points at m[lo]), summed by one warp (every lane gets it): lane l takes points
+// lo + l, lo + l + 32, ... (scalar path: kScalarLoads loads a lane issued before their terms are
+// formed) or float4 groups l, l + 32, ... of the range (vector path, when `vector` says the rows and
+// m are 16-byte aligned and n % 4 == 0; lo and len are then multiples of 4: kVectorLoads float4
+// loads of the row and of m in flight). Padding terms are max(0, 0 - 0) = 0. Integer sums: the
+// lanes' order and the shuffle tree cannot change the value.
 template <int kRows>
-__device__ __forceinline__ long long warp_gain(const Similarity<kRows>& sim, const float* m, int c, int n,
+__device__ __forceinline__ long long warp_gain(const Similarity<kRows>& sim, const float* m, int c, int lo, int len,
                                                const FixedPoint& fp, bool vector) {
   const int lane = threadIdx.x % kWarp;
   const auto term = [&](float s, float mi) {
@@ -388,9 +405,9 @@ __device__ __forceinline__ long long warp_gain(const Similarity<kRows>& sim, con
   };
   unsigned long long acc = 0;
   if (kRows != kRowsOnTheFly && vector) {
-    const float4* row = reinterpret_cast<const float4*>(sim.S + static_cast<int64_t>(c) * n);
+    const float4* row = reinterpret_cast<const float4*>(sim.S + static_cast<int64_t>(c) * sim.n + lo);
     const float4* m4 = reinterpret_cast<const float4*>(m);
-    const int n4 = n / 4;
+    const int n4 = len / 4;
     for (int j0 = lane; j0 < n4; j0 += kWarp * kVectorLoads) {
       float4 s[kVectorLoads], mm[kVectorLoads];
 #pragma unroll
@@ -405,19 +422,33 @@ __device__ __forceinline__ long long warp_gain(const Similarity<kRows>& sim, con
         acc += term(s[v].x, mm[v].x) + term(s[v].y, mm[v].y) + term(s[v].z, mm[v].z) + term(s[v].w, mm[v].w);
     }
   } else {
-    for (int i0 = lane; i0 < n; i0 += kWarp * kScalarLoads) {
+    for (int i0 = lane; i0 < len; i0 += kWarp * kScalarLoads) {
       float s[kScalarLoads], mm[kScalarLoads];
 #pragma unroll
       for (int v = 0; v < kScalarLoads; ++v) {
         const int i = i0 + v * kWarp;
-        s[v] = i < n ? sim(c, i) : 0.0f;
-        mm[v] = i < n ? m[i] : 0.0f;
+        s[v] = i < len ? sim(c, lo + i) : 0.0f;
+        mm[v] = i < len ? m[i] : 0.0f;
       }
 #pragma unroll
       for (int v = 0; v < kScalarLoads; ++v) acc += term(s[v], mm[v]);
     }
   }
   return static_cast<long long>(warp_sum_u64(acc));
+}
+
+// The best (gain, index, position) of a warp's lanes (q < 0: none), in every lane.
+__device__ __forceinline__ void reduce_best_in_warp(long long& g, int& idx, int& q, bool ties_high) {
+  for (int off = kWarp / 2; off > 0; off /= 2) {
+    const long long og = __shfl_xor_sync(0xffffffffu, g, off);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+    const int oq = __shfl_xor_sync(0xffffffffu, q, off);
+    if (oq >= 0 && (q < 0 || better(og, oi, g, idx, ties_high))) {
+      g = og;
+      idx = oi;
+      q = oq;
+    }
+  }
 }
 
 // The warp's best (bound, index, position) over its share of rem[0, r): positions whose 32-wide
@@ -437,16 +468,7 @@ __device__ __forceinline__ void warp_best_stale(const int* rem, const long long*
       q = static_cast<int>(p);
     }
   }
-  for (int off = kWarp / 2; off > 0; off /= 2) {
-    const long long og = __shfl_xor_sync(0xffffffffu, g, off);
-    const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
-    const int oq = __shfl_xor_sync(0xffffffffu, q, off);
-    if (oq >= 0 && (q < 0 || better(og, oi, g, idx, ties_high))) {
-      g = og;
-      idx = oi;
-      q = oq;
-    }
-  }
+  reduce_best_in_warp(g, idx, q, ties_high);
 }
 
 // One block per group, as v1, but one candidate per warp: a warp evaluates a whole candidate
@@ -514,7 +536,7 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_kernel(GreedyArgs
       int idx = -1, q = -1;
       for (int64_t p = warp; p < count; p += kGreedyWarpCount) {
         const int c = rem[p];
-        const long long gain = warp_gain(sim, m, c, ni, fp, vector);
+        const long long gain = warp_gain(sim, m, c, 0, ni, fp, vector);
         if (q < 0 || better(gain, c, g, idx, a.ties_high)) {
           g = gain;
           idx = c;
@@ -538,7 +560,7 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_kernel(GreedyArgs
         const bool evaluate = p >= 0 && (sh.best_q < 0 || better(b, c, sh.best_gain, sh.best_idx, a.ties_high));
         long long gain = -1;
         if (evaluate) {
-          gain = warp_gain(sim, m, c, ni, fp, vector);
+          gain = warp_gain(sim, m, c, 0, ni, fp, vector);
           if (lane == 0) {
             bound[c] = gain;
             stamp[c] = static_cast<int>(step);
@@ -554,9 +576,113 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_kernel(GreedyArgs
         __syncthreads();
       } while (sh.evaluated);  // uniform: read after the barrier, rewritten only after the next one
     }
-    if (!take_best<true>(a, sh, base, sel, step, k, r, n, fp, m, rem, assign, sim)) break;
+    if (!take_best<true>(a, sh, base, sel, step, k, r, 0, n, true, fp, m, rem, assign, sim)) break;
   }
   finish_group(a, sh, grp, sel, n, fp, m, assign);
+}
+
+// ---- v2 over a thread-block cluster per group (sm_90; compiled, not yet run on a GPU) ----------
+// The C blocks of a group's cluster split its points: block `rank` owns the slice [lo, hi)
+// (cluster_slice), keeps m for those points only and commits picks on them; rem is replicated (every
+// block runs the same Fisher-Yates and swap-remove). A step: each block forms every candidate's
+// partial gain over its points (one candidate per warp, warp_gain), the cluster syncs, and every
+// block sums each candidate's C partials from the blocks' shared memory (distributed shared memory,
+// integers, in rank order) and takes the argmax under the tie rule (the (gain, index) pairs are
+// distinct, so every block gets the same pick however it reduces). Rank 0 records the pick. The
+// partials alternate between two buffers, so one cluster.sync a step suffices: a block writes a
+// buffer again two steps later, after every block has passed the sync that follows its reads of it.
+// Naive and stochastic with global or on-the-fly rows; the host plans (plan_clusters) and launches
+// it only on sm_90, so on sm_80 its body is a trap.
+template <int kRows>
+__global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_cluster_kernel(GreedyArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  extern __shared__ __align__(16) unsigned char dyn[];
+  __shared__ GreedyV2Shared sh;
+
+  const int C = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
+  const int64_t u = blockIdx.x / C, grp = a.groups[u];
+  const int64_t base = a.indptr[grp], n = a.indptr[grp + 1] - base, k = a.budgets[grp], sel = a.sel_ptr[grp];
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+  const bool stochastic = a.method == kStochastic;
+  const int64_t slice = cluster_slice(n, C), lo = min(n, rank * slice), hi = min(n, lo + slice);
+
+  // dynamic shared memory (cluster_dynamic_bytes): [partials 2 x candidate_cap | m slice | rem (n)]
+  unsigned long long* partials = reinterpret_cast<unsigned long long*>(dyn);
+  float* m = reinterpret_cast<float*>(dyn + 16 * a.candidate_cap);
+  int* rem = reinterpret_cast<int*>(dyn + 16 * a.candidate_cap + 4 * slice);
+  int64_t* assign = a.assignment + base;
+  const float* S_g = kRows == kRowsGlobal ? a.S + a.s_off[u] : nullptr;
+  Transform tr = a.transform;
+  if (tr.kind == kCraig) tr.dmax = __fsqrt_rn(__int_as_float(a.group_max[u]));
+  float bound = tr.kind == kExp ? 1.0f : tr.dmax;
+  if (a.precomputed) {  // the largest similarity of the group: each block its candidates' rows, then the cluster's
+    float local_max = 0.0f;
+    for (int64_t t = lo * n + tid; t < hi * n; t += kGreedyThreads) local_max = fmaxf(local_max, S_g[t]);
+    local_max = block_max(local_max, sh);
+    if (tid == 0) sh.group_bound = local_max;
+    cluster.sync();
+    bound = 0.0f;
+    for (int b = 0; b < C; ++b) bound = fmaxf(bound, *cluster.map_shared_rank(&sh.group_bound, b));
+  }
+  const FixedPoint fp = fixed_point_for(n, bound);
+  for (int64_t i = lo + tid; i < hi; i += kGreedyThreads) {
+    m[i - lo] = 0.0f;
+    assign[i] = -1;
+  }
+  for (int64_t i = tid; i < n; i += kGreedyThreads) rem[i] = static_cast<int>(i);
+  if (tid == 0) sh.objective = 0;
+  __syncthreads();
+  const Similarity<kRows> sim{S_g, a.geo, tr, base, n};
+  const bool vector = kRows == kRowsGlobal && n % 4 == 0 &&
+                      (reinterpret_cast<uintptr_t>(S_g) | reinterpret_cast<uintptr_t>(m)) % 16 == 0;
+
+  for (int64_t step = 0; step < k; ++step) {
+    const int64_t r = n - step;
+    const int64_t count = stochastic ? min(r, a.sample_size[grp]) : r;
+    if (stochastic) stochastic_sample(a, sh, rem, grp, step, r, count);
+    unsigned long long* partial = partials + (step % 2) * a.candidate_cap;
+    for (int64_t p = warp; p < count; p += kGreedyWarpCount) {
+      const long long gain = warp_gain(sim, m, rem[p], static_cast<int>(lo), static_cast<int>(hi - lo), fp, vector);
+      if (lane == 0) partial[p] = static_cast<unsigned long long>(gain);
+    }
+    cluster.sync();  // every block's partials of this step are written and visible
+    long long g = -1;
+    int idx = -1, q = -1;
+    for (int64_t p = tid; p < count; p += kGreedyThreads) {
+      unsigned long long total = 0;
+      for (int b = 0; b < C; ++b) total += cluster.map_shared_rank(partial, b)[p];
+      const int c = rem[p];
+      if (q < 0 || better(static_cast<long long>(total), c, g, idx, a.ties_high)) {
+        g = static_cast<long long>(total);
+        idx = c;
+        q = static_cast<int>(p);
+      }
+    }
+    reduce_best_in_warp(g, idx, q, a.ties_high);
+    if (lane == 0) {
+      sh.warp_gain[warp] = g;
+      sh.warp_idx[warp] = idx;
+      sh.warp_q[warp] = q;
+    }
+    if (tid == 0) {
+      sh.best_gain = -1;
+      sh.best_idx = -1;
+      sh.best_q = -1;
+    }
+    __syncthreads();
+    if (tid == 0) merge_warp_bests(sh, a.ties_high);
+    __syncthreads();
+    if (!take_best<true>(a, sh, base, sel, step, k, r, lo, hi, rank == 0, fp, m, rem, assign, sim)) break;
+  }
+  cluster.sync();  // rank 0's picks (global memory) are visible to every block of the cluster
+  finish_points(a, sel, lo, hi, fp, m, assign, cluster.map_shared_rank(&sh.objective, 0));
+  cluster.sync();  // every block's objective is in rank 0's sum; no block reads another's memory after this
+  if (rank == 0 && tid == 0) a.objective[grp] = from_fixed(static_cast<long long>(sh.objective), fp);
+#else
+  __trap();  // sm_80: the host never plans clusters there
+#endif
 }
 
 __global__ void craig_transform_kernel(TileList list, const int* __restrict__ group_max, float* __restrict__ S) {
@@ -624,13 +750,50 @@ void (*greedy_kernel_for(int variant, int rows, bool state_in_shared))(GreedyArg
   return state_in_shared ? greedy_v2_kernel<kRowsOnTheFly, true> : greedy_v2_kernel<kRowsOnTheFly, false>;
 }
 
+// v2's cluster kernel for global or on-the-fly rows.
+void (*greedy_cluster_kernel_for(int rows))(GreedyArgs) {
+  return rows == kRowsGlobal ? greedy_v2_cluster_kernel<kRowsGlobal> : greedy_v2_cluster_kernel<kRowsOnTheFly>;
+}
+
 // Every kernel of `variant`, for preparing them all before planning.
 std::vector<void (*)(GreedyArgs)> greedy_kernels(int variant) {
   std::vector<void (*)(GreedyArgs)> kernels;
   for (int rows : {kRowsShared, kRowsGlobal, kRowsOnTheFly})
     for (bool state_in_shared : {true, false})
       if (state_in_shared || rows != kRowsShared) kernels.push_back(greedy_kernel_for(variant, rows, state_in_shared));
+  if (variant == kGreedyV2)
+    for (int rows : {kRowsGlobal, kRowsOnTheFly}) kernels.push_back(greedy_cluster_kernel_for(rows));
   return kernels;
+}
+
+// The largest cluster both cluster kernels can launch on `device` with `dynamic_bytes` of dynamic
+// shared memory a block (the GPCs' free SMs decide it), at most kMaxClusterSize; 1 below sm_90.
+// Queried once per device and size, under a lock; the non-portable sizes (9-16) are allowed first.
+int64_t max_cluster_size(int device, int64_t dynamic_bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, int64_t>, int64_t> sizes;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(device, dynamic_bytes);
+  auto found = sizes.find(key);
+  if (found != sizes.end()) return found->second;
+  int major = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  int64_t widest = 1;
+  if (major >= 9) {
+    widest = kMaxClusterSize;
+    for (int rows : {kRowsGlobal, kRowsOnTheFly}) {
+      const auto kernel = greedy_cluster_kernel_for(rows);
+      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(static_cast<unsigned>(kMaxClusterSize));
+      config.blockDim = dim3(kGreedyThreads);
+      config.dynamicSmemBytes = static_cast<size_t>(dynamic_bytes);
+      int size = 0;
+      C10_CUDA_CHECK(cudaOccupancyMaxPotentialClusterSize(&size, kernel, &config));
+      widest = std::min<int64_t>(widest, size);
+    }
+  }
+  return sizes.emplace(key, widest).first->second;
 }
 
 }  // namespace
@@ -691,8 +854,16 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
   for (auto kernel : greedy_kernels(variant))
     static_bytes = std::max(static_bytes, prepare_greedy_kernel(kernel, device, optin));
   const bool lazy_state = greedy_state_bytes_per_point(variant, method) != kStateBytesPerPoint;
-  const CudaLaunchPlan launch_plan = plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_bytes,
-                                                        greedy_state_bytes_per_point(variant, method));
+  CudaLaunchPlan launch_plan = plan_cuda_launches(p, kb, G, precomputed, mode, memory_limit, optin, static_bytes,
+                                                  greedy_state_bytes_per_point(variant, method));
+  if (variant == kGreedyV2) {  // several SMs per group where the device has clusters (sm_90)
+    const int64_t dynamic_max = std::max<int64_t>(0, optin - static_bytes);
+    int sm_count = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
+    const std::vector<int64_t> candidates = step_candidates(p, kb, G, method, eps);
+    plan_clusters(launch_plan, candidates.data(), method, sm_count, max_cluster_size(device, dynamic_max),
+                  dynamic_max);
+  }
   const std::vector<int64_t>& list = launch_plan.groups;
   const std::vector<GreedyLaunch>& launches = launch_plan.launches;
 
@@ -814,10 +985,27 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
     const bool lazy_workspace = lazy_state && !l.state_in_shared;
     args.bound_work = lazy_workspace ? reinterpret_cast<long long*>(bound_work.data_ptr<int64_t>()) : nullptr;
     args.stamp_work = lazy_workspace ? stamp_work.data_ptr<int>() : nullptr;
-    const auto kernel = greedy_kernel_for(variant, l.rows, l.state_in_shared);
-    kernel<<<static_cast<unsigned>(l.count), kGreedyThreads, static_cast<size_t>(l.dynamic_shared_bytes), stream>>>(
-        args);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    args.candidate_cap = l.candidate_cap;
+    if (l.cluster_size > 1) {
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(static_cast<unsigned>(l.count * l.cluster_size));
+      config.blockDim = dim3(kGreedyThreads);
+      config.dynamicSmemBytes = static_cast<size_t>(l.dynamic_shared_bytes);
+      config.stream = stream;
+      cudaLaunchAttribute cluster{};
+      cluster.id = cudaLaunchAttributeClusterDimension;
+      cluster.val.clusterDim.x = static_cast<unsigned>(l.cluster_size);
+      cluster.val.clusterDim.y = 1;
+      cluster.val.clusterDim.z = 1;
+      config.attrs = &cluster;
+      config.numAttrs = 1;
+      C10_CUDA_CHECK(cudaLaunchKernelEx(&config, greedy_cluster_kernel_for(l.rows), args));
+    } else {
+      const auto kernel = greedy_kernel_for(variant, l.rows, l.state_in_shared);
+      kernel<<<static_cast<unsigned>(l.count), kGreedyThreads, static_cast<size_t>(l.dynamic_shared_bytes), stream>>>(
+          args);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
     stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w + 2);
   }
   timings_kernel<<<1, 1, 0, stream>>>(stamp, static_cast<int64_t>(launches.size()), timings.data_ptr<double>());

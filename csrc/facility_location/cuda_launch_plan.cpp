@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "../ops.h"
+#include "plan.h"
 
 namespace augcore {
 
@@ -90,6 +91,38 @@ CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets,
     plan.max_workspace_floats = std::max(plan.max_workspace_floats, l.workspace_floats);
   }
   return plan;
+}
+
+std::vector<int64_t> step_candidates(const int64_t* indptr, const int64_t* budgets, int64_t G, int64_t method,
+                                     double eps) {
+  std::vector<int64_t> candidates(G, 0);
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t n = indptr[g + 1] - indptr[g];
+    if (budgets[g] > 0) candidates[g] = method == kStochastic ? stochastic_sample_size(n, budgets[g], eps) : n;
+  }
+  return candidates;
+}
+
+void plan_clusters(CudaLaunchPlan& plan, const int64_t* candidates, int64_t method, int64_t sm_count,
+                   int64_t max_cluster_size, int64_t dynamic_max) {
+  if (method == kLazy || max_cluster_size < 2) return;
+  for (GreedyLaunch& l : plan.launches) {
+    if (l.rows == kRowsShared) continue;
+    int64_t cap = 0;
+    for (int64_t v = l.first; v < l.first + l.count; ++v) cap = std::max(cap, candidates[plan.groups[v]]);
+    const int64_t widest = std::min({max_cluster_size, kMaxClusterSize, sm_count / l.count,
+                                     l.max_n / kMinClusterSlice});
+    if (widest < 2) continue;
+    // a narrower cluster needs more shared memory a block (a wider m slice): the widest or none
+    const int64_t bytes = cluster_dynamic_bytes(l.max_n, widest, cap);
+    if (bytes > dynamic_max) continue;
+    l.cluster_size = widest;
+    l.candidate_cap = cap;
+    l.state_in_shared = true;  // each block's m slice and rem (the one-block state may not have fit)
+    l.dynamic_shared_bytes = bytes;
+  }
+  plan.needs_state_workspace = false;
+  for (const GreedyLaunch& l : plan.launches) plan.needs_state_workspace |= !l.state_in_shared;
 }
 
 }  // namespace augcore

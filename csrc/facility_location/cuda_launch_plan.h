@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../common/host_device.h"
+
 namespace augcore {
 
 // Where a launch's similarities live.
@@ -52,6 +54,7 @@ struct GreedyV2Shared {
   long long best_gain;
   int best_idx, best_q;
   int evaluated;  // lazy: some warp evaluated a candidate this round
+  float group_bound;  // cluster: this block's largest precomputed similarity, read by the others
 };
 
 struct GreedyLaunch {
@@ -61,6 +64,8 @@ struct GreedyLaunch {
   int64_t dynamic_shared_bytes = 0;   // requested at launch; the kernel's attribute is set to it
   bool state_in_shared = false;       // m and remaining in shared memory (else an O(N) workspace)
   int64_t workspace_floats = 0;       // dense n^2 blocks this launch fills (global rows, not precomputed)
+  int64_t cluster_size = 1;           // v2: blocks per group (a thread-block cluster, sm_90), 1: one block
+  int64_t candidate_cap = 0;          // cluster: the most candidates a step of the launch evaluates
 };
 
 struct CudaLaunchPlan {
@@ -84,5 +89,38 @@ int64_t greedy_state_bytes_per_point(int variant, int64_t method);
 CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets, int64_t G, bool precomputed,
                                   int64_t mode, int64_t memory_limit, int64_t shared_optin_bytes,
                                   int64_t static_shared_bytes, int64_t state_bytes_per_point = kStateBytesPerPoint);
+
+// ---- v2 on several SMs per group (sm_90 thread-block clusters) ----------------------------------
+// Block `rank` of a group's cluster owns the points [rank * slice, (rank + 1) * slice) of the group
+// (clipped to n): their m, their fixed-point terms of every candidate (partial gains), their commit.
+// rem is replicated (every block runs the same Fisher-Yates and swap-remove). The slice is a multiple
+// of 4, so every slice of an n % 4 == 0 group starts 16-byte aligned (float4 loads).
+AUGCORE_HOST_DEVICE int64_t cluster_slice(int64_t n, int64_t cluster_size) {
+  return ((n + cluster_size - 1) / cluster_size + 3) / 4 * 4;
+}
+
+// A cluster block's dynamic shared memory: [partial gains, two buffers of candidate_cap uint64 |
+// its m slice (float) | rem (int, all n)].
+AUGCORE_HOST_DEVICE int64_t cluster_dynamic_bytes(int64_t max_n, int64_t cluster_size, int64_t candidate_cap) {
+  return 16 * candidate_cap + 4 * cluster_slice(max_n, cluster_size) + 4 * max_n;
+}
+
+constexpr int64_t kMinClusterSlice = 512;  // points a cluster block owns at least: 16 a lane per candidate
+// candidates[g] for plan_clusters: n_g (naive, lazy) or the CPU's stochastic sample size (0 without a budget).
+std::vector<int64_t> step_candidates(const int64_t* indptr, const int64_t* budgets, int64_t G, int64_t method,
+                                     double eps);
+
+constexpr int64_t kMaxClusterSize = 16;  // 8 portable, 16 with cudaFuncAttributeNonPortableClusterSizeAllowed
+
+// Spreads the launches of `plan` that can use them over clusters. A launch qualifies when its rows
+// are global or on the fly (shared rows are small groups), the method is naive or stochastic (lazy
+// keeps one block: its rounds would need the bounds replicated) and max_cluster_size >= 2 (sm_90;
+// the device's largest launchable cluster, at most kMaxClusterSize). Its cluster size is the
+// largest C <= max_cluster_size with count * C <= sm_count (no second wave of groups) and
+// C <= max_n / kMinClusterSlice, if its cluster_dynamic_bytes fit dynamic_max; candidates[g]
+// is the most candidates a step of group g evaluates (n_g for naive, the sample size for
+// stochastic). A launch that gets C < 2 stays one block per group, unchanged.
+void plan_clusters(CudaLaunchPlan& plan, const int64_t* candidates, int64_t method, int64_t sm_count,
+                   int64_t max_cluster_size, int64_t dynamic_max);
 
 }  // namespace augcore
