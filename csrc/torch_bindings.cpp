@@ -39,14 +39,16 @@ std::string build_info() {
 }
 
 // The CUDA greedy's launch plan for the given groups and device limits, as tensors:
-// (groups (L,) ids launch after launch, launches (W, 7) rows of [rows kind 0 shared / 1 global /
-// 2 on-the-fly, first, count, max_n, dynamic shared bytes, state in shared 0/1, workspace floats]).
-// static_shared_bytes < 0 means this build's static shared memory of the variant's kernel
-// (sizeof(GreedyShared) for v1, sizeof(GreedyV2Shared) for v2); `method` sets the state bytes.
+// (groups (L,) ids launch after launch, launches (W, 9) rows of [rows kind 0 shared / 1 global /
+// 2 on-the-fly, first, count, max_n, dynamic shared bytes, state in shared 0/1, workspace floats,
+// cluster size, candidate cap]). static_shared_bytes < 0 means this build's static shared memory of
+// the variant's kernel (sizeof(GreedyShared) for v1, sizeof(GreedyV2Shared) for v2); `method` sets the
+// state bytes. v2 with max_cluster_size >= 2 (sm_90) spreads groups over clusters (plan_clusters).
 std::tuple<at::Tensor, at::Tensor> cuda_launch_plan(const at::Tensor& indptr, const at::Tensor& budgets,
                                                     bool precomputed, int64_t mode, int64_t memory_limit,
                                                     int64_t shared_optin_bytes, int64_t static_shared_bytes,
-                                                    int64_t variant, int64_t method) {
+                                                    int64_t variant, int64_t method, int64_t sm_count,
+                                                    int64_t max_cluster_size, double eps) {
   constexpr const char* op = "cuda_launch_plan";
   TORCH_CHECK_VALUE(mode >= kAuto && mode <= kOnTheFly, op, ": mode must be 0, 1 or 2, got ", mode);
   TORCH_CHECK_VALUE(memory_limit >= 0 && shared_optin_bytes >= 0, op,
@@ -57,17 +59,25 @@ std::tuple<at::Tensor, at::Tensor> cuda_launch_plan(const at::Tensor& indptr, co
   const at::Tensor bud = checked_budgets(budgets, ptr, op);
   if (static_shared_bytes < 0)
     static_shared_bytes = static_cast<int64_t>(variant == kGreedyV2 ? sizeof(GreedyV2Shared) : sizeof(GreedyShared));
-  const CudaLaunchPlan plan = plan_cuda_launches(ptr.data_ptr<int64_t>(), bud.data_ptr<int64_t>(), ptr.numel() - 1,
-                                                 precomputed, mode, memory_limit, shared_optin_bytes,
-                                                 static_shared_bytes,
-                                                 greedy_state_bytes_per_point(static_cast<int>(variant), method));
+  CudaLaunchPlan plan = plan_cuda_launches(ptr.data_ptr<int64_t>(), bud.data_ptr<int64_t>(), ptr.numel() - 1,
+                                           precomputed, mode, memory_limit, shared_optin_bytes, static_shared_bytes,
+                                           greedy_state_bytes_per_point(static_cast<int>(variant), method));
+  if (variant == kGreedyV2) {
+    TORCH_CHECK_VALUE(sm_count >= 0, op, ": sm_count must be >= 0, got ", sm_count);
+    TORCH_CHECK_VALUE(max_cluster_size >= 1, op, ": max_cluster_size must be >= 1, got ", max_cluster_size);
+    TORCH_CHECK_VALUE(eps > 0.0 && eps < 1.0, op, ": eps must lie in (0, 1), got ", eps);
+    const auto candidates = step_candidates(ptr.data_ptr<int64_t>(), bud.data_ptr<int64_t>(), ptr.numel() - 1,
+                                            method, eps);
+    plan_clusters(plan, candidates.data(), method, sm_count, max_cluster_size,
+                  std::max<int64_t>(0, shared_optin_bytes - static_shared_bytes));
+  }
   auto groups = at::tensor(plan.groups, at::TensorOptions().dtype(at::kLong));
-  auto launches = at::empty({static_cast<int64_t>(plan.launches.size()), 7}, at::kLong);
+  auto launches = at::empty({static_cast<int64_t>(plan.launches.size()), 9}, at::kLong);
   int64_t* out = launches.data_ptr<int64_t>();
   for (const GreedyLaunch& l : plan.launches) {
-    const int64_t row[7] = {l.rows, l.first, l.count, l.max_n, l.dynamic_shared_bytes, l.state_in_shared,
-                            l.workspace_floats};
-    out = std::copy(row, row + 7, out);
+    const int64_t row[9] = {l.rows, l.first, l.count, l.max_n, l.dynamic_shared_bytes, l.state_in_shared,
+                            l.workspace_floats, l.cluster_size, l.candidate_cap};
+    out = std::copy(row, row + 9, out);
   }
   return {groups, launches};
 }
@@ -80,7 +90,8 @@ int64_t cuda_greedy_variant() { return greedy_variant_from_env(); }
 TORCH_LIBRARY(augcore, m) {
   m.def("build_info() -> str", &augcore::build_info);
   m.def("cuda_launch_plan(Tensor indptr, Tensor budgets, bool precomputed, int mode, int memory_limit, "
-        "int shared_optin_bytes, int static_shared_bytes=-1, int variant=1, int method=0) -> (Tensor, Tensor)",
+        "int shared_optin_bytes, int static_shared_bytes=-1, int variant=1, int method=0, int sm_count=0, "
+        "int max_cluster_size=1, float eps=0.01) -> (Tensor, Tensor)",
         &augcore::cuda_launch_plan);
   m.def("cuda_greedy_variant() -> int", &augcore::cuda_greedy_variant);
   // (errors e (N,C) f32, loss (N,) f32, |e|^2 (N,) f32, |h|^2 (N,) f32 or empty). loss: 0 = CE, 1 = squared.
