@@ -245,8 +245,8 @@ STRONG_OPTION_KEYS = ("autoaugment_policy", "cutout_size", "noise_sigma", "augmi
 
 
 def strong_transform_for(augment, dataset) -> Callable[[torch.Tensor], torch.Tensor]:
-    """:func:`strong_transform` as a training config's ``augment`` section sets it (``augment.strong`` and
-    the option keys of the same names, :data:`STRONG_OPTION_KEYS`)."""
+    """:func:`strong_transform` as a training config's ``augment`` section (or its ``.transforms`` part) sets
+    it: ``augment.strong`` and the option keys of the same names, :data:`STRONG_OPTION_KEYS`."""
     return strong_transform(augment.strong, dataset, **{key: getattr(augment, key) for key in STRONG_OPTION_KEYS})
 
 

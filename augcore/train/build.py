@@ -57,13 +57,13 @@ def build_model(config: TrainConfig, train_base, device: torch.device) -> nn.Mod
     """The config's model for ``train_base``'s classes, channels and image size, with
     ``model.weights`` loaded when set (a ``ConfigError`` names the key and what does not fit)."""
     from augcore.config import ConfigError
-    from augcore.models import build_model as build
+    from augcore.models import build_model as build_named_model
     from augcore.models import load_weights
 
     m = config.model
     try:
-        model = build(m.name, train_base.num_classes, in_channels=train_base.channels,
-                      image_size=train_base.image_size[0], dropout=m.dropout, stem=m.stem)
+        model = build_named_model(m.name, train_base.num_classes, in_channels=train_base.channels,
+                                  image_size=train_base.image_size[0], dropout=m.dropout, stem=m.stem)
     except ValueError as exc:
         raise ConfigError(f"model.name: {exc}") from exc
     if m.weights is not None:
@@ -91,16 +91,16 @@ def build_run(config: TrainConfig, *, model: Optional[nn.Module] = None, train_s
     if transforms is not None:
         weak, strong = transforms
     else:
-        weak, strong = weak_transform(train_base), strong_transform_for(config.augment, train_base)
+        weak, strong = weak_transform(train_base), strong_transform_for(config.augment.transforms, train_base)
     if config.refinement.weaken_epochs:
         strong = StrongOrWeak(strong, weak)  # the trainer lowers its strength before refinement
-    a = config.augment
+    policy, view = config.augment.policy, config.augment.view
 
     def make_view(selection, originals: Optional[torch.Tensor], strong_override=None):
-        train_on = a.train_on if originals is None or a.train_on != "full" else "random_subset"
+        train_on = policy.train_on if originals is None or policy.train_on != "full" else "random_subset"
         return AugmentedSubsetDataset(train_base, selection, weak=weak, strong=strong_override or strong,
-                                      copies=a.copies,
-                                      weighting=a.weighting, placement=a.placement, train_on=train_on,
+                                      copies=view.copies, weighting=view.weighting, placement=view.placement,
+                                      train_on=train_on,
                                       random_subset_indices=originals if train_on == "random_subset" else None)
 
     if model is None:

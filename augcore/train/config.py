@@ -10,11 +10,18 @@ name: ``augment.selector``, still accepted) are typed by the chosen policy
 (``--set optim.lr=0.05``, ``--set schedule.milestones=[100,150]``,
 ``--set augment.policy_options.method=lazy``). The typed-config machinery is
 ``augcore.config``, shared with ``augcore generate``.
+
+Each section validates its own keys (``OptimConfig.validate``, ...); the rules that join two
+sections, or two parts of the augment section, live in one place,
+``TrainConfig._validate_across_sections``, which ``TrainConfig.validate`` runs after the sections.
+The augment section stays one flat level of keys in files, ``--set`` and checkpoints
+(``augment.strong``, ``augment.cutout_size``); the code reads it through typed, read-only
+parts: ``augment.policy``, ``.view``, ``.transforms`` and ``.mixing``.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from augcore.config import ConfigError, apply_overrides, build, load_yaml, require, require_choice, to_dict
@@ -27,8 +34,9 @@ STATS_SOURCES = ("eval", "in_epoch")
 TRAIN_ON = ("full", "selection", "random_subset")
 SELECT_FROM = ("all", "subset")
 
-__all__ = ["AMP_MODES", "AugmentConfig", "BATCH_AUGS", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
-           "OPTIMIZERS", "RefinementConfig", "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides",
+__all__ = ["AMP_MODES", "AUGMENT_PARTS", "AugmentConfig", "BATCH_AUGS", "ConfigError", "DataConfig", "MixingSettings",
+           "ModelConfig", "OptimConfig", "OPTIMIZERS", "PolicySettings", "RefinementConfig", "RunConfig",
+           "ScheduleConfig", "TrainConfig", "TransformSettings", "ViewSettings", "apply_overrides",
            "config_from_dict", "load_config", "resolve_augment_aliases"]
 
 
@@ -41,6 +49,18 @@ class DataConfig:
     label_noise: float = 0.0
     num_workers: int = 0
 
+    def validate(self) -> "DataConfig":
+        from augcore.data.datasets import DATASETS
+
+        require_choice("data.name", self.name, sorted(DATASETS))
+        require(self.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.num_workers}")
+        require(self.image_size is None or self.image_size >= 1, "data.image_size",
+                f"must be a positive number of pixels or null, got {self.image_size}")
+        require(self.imbalance_factor is None or 1 <= self.imbalance_factor < float("inf"),
+                "data.imbalance_factor", f"must be a finite number >= 1 or null, got {self.imbalance_factor}")
+        require(0 <= self.label_noise <= 1, "data.label_noise", f"must lie in [0, 1], got {self.label_noise}")
+        return self
+
 
 @dataclass
 class ModelConfig:
@@ -50,6 +70,18 @@ class ModelConfig:
     weights: Optional[str] = None       # a local state dict file (safetensors or torch.save), loaded verified
     weights_skip: List[str] = field(default_factory=list)   # key prefixes left at initialisation: [fc]
     weights_sha256: Optional[str] = None   # the file's SHA-256, or a prefix of >= 8 hex digits
+
+    def validate(self) -> "ModelConfig":
+        from augcore.models import model_options
+
+        try:
+            model_options(self.name, dropout=self.dropout, stem=self.stem, prefix="model.")
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        for key in ("weights_skip", "weights_sha256"):
+            require(self.weights is not None or not getattr(self, key), f"model.{key}",
+                    "needs model.weights (a file to load)")
+        return self
 
 
 @dataclass
@@ -65,6 +97,22 @@ class OptimConfig:
     sam_rho: float = 0.0                # > 0 wraps SGD in SAM
     sam_adaptive: bool = False
 
+    def validate(self) -> "OptimConfig":
+        require(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        require(self.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {self.batch_size}")
+        require(self.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, "optim.momentum", f"must lie in [0, 1), got {self.momentum}")
+        require(not self.nesterov or self.momentum > 0, "optim.nesterov", "needs optim.momentum > 0")
+        require_choice("optim.name", self.name, OPTIMIZERS)
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
+                f"must be two numbers in [0, 1) (Adam's beta1, beta2), got {self.betas}")
+        require(self.name == "sgd" or not self.nesterov, "optim.nesterov",
+                f"applies to sgd only, got optim.name {self.name!r}")
+        require(self.sam_rho >= 0, "optim.sam_rho", f"must be >= 0, got {self.sam_rho}")
+        require(self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip",
+                f"must be > 0 or null, got {self.grad_clip}")
+        return self
+
 
 @dataclass
 class ScheduleConfig:
@@ -75,9 +123,157 @@ class ScheduleConfig:
     gamma: float = 0.1
     min_lr: float = 0.0                 # cosine floor
 
+    def validate(self) -> "ScheduleConfig":
+        require_choice("schedule.name", self.name, SCHEDULES)
+        require(self.epochs >= 1, "schedule.epochs", f"must be >= 1, got {self.epochs}")
+        require(0 <= self.warmup_epochs < self.epochs, "schedule.warmup_epochs",
+                f"must lie in [0, schedule.epochs={self.epochs}), got {self.warmup_epochs}")
+        require(all(0 < m < self.epochs for m in self.milestones) and list(self.milestones) == sorted(self.milestones),
+                "schedule.milestones", f"must be increasing epochs in (0, {self.epochs}), got {self.milestones}")
+        require(self.gamma > 0, "schedule.gamma", f"must be > 0, got {self.gamma}")
+        require(self.min_lr >= 0, "schedule.min_lr", f"must be >= 0, got {self.min_lr}")
+        return self
+
+
+# The augment section's parts. Users write the section flat (augment.strong, augment.cutout_size, ...:
+# the keys of AugmentConfig, which is also what checkpoints store); each part is a typed, read-only
+# snapshot of its keys (AugmentConfig.policy, .view, .transforms, .mixing) for the code that consumes
+# them, and validates those keys. A rule joining two parts lives in TrainConfig._validate_across_sections.
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """What is selected, when, and what is trained on: ``augment.mode`` and the keys that steer it."""
+    mode: str
+    fraction: float
+    reselect_every: int
+    stats: str
+    policy_options: Dict[str, Any]
+    selection_file: Optional[str]
+    train_on: str
+    random_subset_fraction: Optional[float]
+    random_subset_redraw: bool
+    select_from: str
+
+    def validate(self) -> None:
+        from augcore.train.policies import POLICIES, policy_options
+
+        require_choice("augment.mode", self.mode, tuple(POLICIES))
+        policy_options(self.mode, self.policy_options)  # types and ranges of augment.policy_options.*, by the policy
+        require_choice("augment.stats", self.stats, STATS_SOURCES)
+        require_choice("augment.select_from", self.select_from, SELECT_FROM)
+        require_choice("augment.train_on", self.train_on, TRAIN_ON)
+        require((self.mode == "fixed") == (self.selection_file is not None), "augment.selection_file",
+                "must be set exactly when augment.mode is 'fixed' (the Selection file to train with), "
+                f"got mode {self.mode!r} and selection_file {self.selection_file!r}")
+        require(0.0 < self.fraction <= 1.0, "augment.fraction", f"must lie in (0, 1], got {self.fraction}")
+        require(self.random_subset_fraction is None or 0.0 < self.random_subset_fraction <= 1.0,
+                "augment.random_subset_fraction", f"must lie in (0, 1], got {self.random_subset_fraction}")
+        require(self.reselect_every >= 1, "augment.reselect_every", f"must be >= 1, got {self.reselect_every}")
+        require(self.mode != "max_loss_batch" or self.train_on == "full", "augment.train_on",
+                "max_loss_batch augments inside each batch and trains on the full data; use train_on: full")
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How the selected examples' copies join the training data."""
+    copies: int
+    weighting: str
+    placement: str
+
+    def validate(self) -> None:
+        require_choice("augment.weighting", self.weighting, ("unit", "gamma"))
+        require_choice("augment.placement", self.placement, ("append", "inplace"))
+        require(self.copies >= 1, "augment.copies", f"must be >= 1, got {self.copies}")
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """The strong augmentation ``augment.strong`` and its settings: ``strong_transform``'s keywords
+    (``augcore.data.transforms.STRONG_OPTION_KEYS``) and wu2020's candidate scoring."""
+    strong: str
+    autoaugment_policy: Optional[str]
+    cutout_size: Optional[int]
+    augmix_severity: int
+    augmix_width: int
+    augmix_depth: int
+    augmix_alpha: float
+    augmix_all_ops: bool
+    perturb_brightness: float
+    perturb_blur_kernel: int
+    perturb_blur_sigma: List[float]
+    noise_sigma: float
+    candidates: int
+    candidate_choice: str
+    wu2020_ops: int
+
+    def validate(self) -> None:
+        from augcore.data.transforms import AUTOAUGMENT_POLICIES, strong_parts
+
+        try:
+            strong_parts(self.strong)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"augment.strong: {exc}") from None
+        require_choice("augment.candidate_choice", self.candidate_choice, ("sample", "max"))
+        require(self.candidates >= 1, "augment.candidates", f"must be >= 1, got {self.candidates}")
+        require(self.wu2020_ops >= 1, "augment.wu2020_ops", f"must be >= 1, got {self.wu2020_ops}")
+        if self.autoaugment_policy is not None:
+            require_choice("augment.autoaugment_policy", self.autoaugment_policy, AUTOAUGMENT_POLICIES)
+        require(self.cutout_size is None or self.cutout_size >= 1, "augment.cutout_size",
+                f"must be >= 1 pixel or null, got {self.cutout_size}")
+        require(1 <= self.augmix_severity <= 10, "augment.augmix_severity",
+                f"must lie in [1, 10], got {self.augmix_severity}")
+        require(self.augmix_width >= 1, "augment.augmix_width", f"must be >= 1, got {self.augmix_width}")
+        require(self.augmix_depth == -1 or self.augmix_depth >= 1, "augment.augmix_depth",
+                f"must be >= 1, or -1 for a random depth in [1, 3]; got {self.augmix_depth}")
+        require(self.augmix_alpha > 0, "augment.augmix_alpha", f"must be > 0, got {self.augmix_alpha}")
+        require(self.perturb_brightness >= 0, "augment.perturb_brightness",
+                f"must be >= 0, got {self.perturb_brightness}")
+        require(self.perturb_blur_kernel >= 1 and self.perturb_blur_kernel % 2 == 1, "augment.perturb_blur_kernel",
+                f"must be an odd number of pixels, got {self.perturb_blur_kernel}")
+        sigma = self.perturb_blur_sigma
+        require(len(sigma) == 2 and 0 < sigma[0] <= sigma[1], "augment.perturb_blur_sigma",
+                f"must be [min, max] with 0 < min <= max, got {sigma}")
+        require(self.noise_sigma >= 0, "augment.noise_sigma", f"must be >= 0, got {self.noise_sigma}")
+
+
+@dataclass(frozen=True)
+class MixingSettings:
+    """The batch augmentation (Mixup, CutMix, Manifold Mixup) applied to whole training batches."""
+    batch_aug: str
+    batch_aug_prob: Optional[float]
+    mix_alpha: float
+    manifold_mixup_layers: Optional[List[int]]
+
+    @property
+    def mix_prob(self) -> float:
+        """The probability a batch is mixed: ``batch_aug_prob``, or the paper's, 0.5 for CutMix
+        (Yun et al.; the refinement paper) and 1 for the others."""
+        if self.batch_aug_prob is not None:
+            return self.batch_aug_prob
+        return 0.5 if self.batch_aug == "cutmix" else 1.0
+
+    def validate(self) -> None:
+        require_choice("augment.batch_aug", self.batch_aug, BATCH_AUGS)
+        require(self.mix_alpha > 0, "augment.mix_alpha", f"must be > 0, got {self.mix_alpha}")
+        require(self.batch_aug_prob is None or 0 <= self.batch_aug_prob <= 1, "augment.batch_aug_prob",
+                f"must lie in [0, 1] or be null, got {self.batch_aug_prob}")
+        require(self.batch_aug_prob is None or self.batch_aug != "none", "augment.batch_aug_prob",
+                "applies to a batch augmentation; set augment.batch_aug (mixup, cutmix, manifold_mixup)")
+        if self.manifold_mixup_layers is not None:
+            require(self.batch_aug == "manifold_mixup", "augment.manifold_mixup_layers",
+                    f"applies to augment.batch_aug: manifold_mixup, got batch_aug {self.batch_aug!r}")
+            require(len(self.manifold_mixup_layers) > 0 and min(self.manifold_mixup_layers) >= 0,
+                    "augment.manifold_mixup_layers",
+                    f"must list mixing points >= 0 (0: the input), got {self.manifold_mixup_layers}")
+
+
+AUGMENT_PARTS = (PolicySettings, ViewSettings, TransformSettings, MixingSettings)
+
 
 @dataclass
 class AugmentConfig:
+    """The augment section as written in files, ``--set`` and checkpoints: one flat level of keys.
+    The code reads it by part: :attr:`policy`, :attr:`view`, :attr:`transforms`, :attr:`mixing`."""
     mode: str = "coreset"               # a selection policy: augcore.train.policies.POLICIES
     strong: str = "autoaugment"         # strong transform applied to selected examples
     batch_aug: str = "none"             # none | mixup | cutmix | manifold_mixup (soft-label loss)
@@ -124,10 +320,34 @@ class AugmentConfig:
     # ``augment.selector`` is the older name of this key and still works in files and --set
     policy_options: Dict[str, Any] = field(default_factory=dict)
 
+    def _part(self, cls: type) -> Any:
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
+
+    @property
+    def policy(self) -> PolicySettings:
+        return self._part(PolicySettings)
+
+    @property
+    def view(self) -> ViewSettings:
+        return self._part(ViewSettings)
+
+    @property
+    def transforms(self) -> TransformSettings:
+        return self._part(TransformSettings)
+
+    @property
+    def mixing(self) -> MixingSettings:
+        return self._part(MixingSettings)
+
     @property
     def selector(self) -> Dict[str, Any]:
         """The older name of ``policy_options``."""
         return self.policy_options
+
+    def validate(self) -> "AugmentConfig":
+        for part in (self.transforms, self.policy, self.view, self.mixing):
+            part.validate()
+        return self
 
 
 @dataclass
@@ -147,6 +367,26 @@ class RefinementConfig:
     # (docs/training.md, "Refinement": the strength of each kind)
     weaken_epochs: int = 0
 
+    def validate(self) -> "RefinementConfig":
+        require_choice("refinement.mode", self.mode, REFINEMENT_MODES)
+        require(not self.enabled or self.epochs >= 1, "refinement.epochs", f"must be >= 1, got {self.epochs}")
+        require(self.lr is None or self.lr > 0, "refinement.lr", f"must be > 0 or null, got {self.lr}")
+        require(self.cosine_lr > 0, "refinement.cosine_lr", f"must be > 0, got {self.cosine_lr}")
+        require_choice("refinement.schedule", self.schedule, SCHEDULES)
+        if self.enabled:
+            milestones = list(self.milestones)
+            require(all(0 < m < self.epochs for m in milestones) and milestones == sorted(milestones),
+                    "refinement.milestones",
+                    f"must be increasing refinement epochs in (0, refinement.epochs={self.epochs}), "
+                    f"got {self.milestones}")
+        require(not self.milestones or self.schedule == "multistep", "refinement.milestones",
+                f"apply to refinement.schedule: multistep, got schedule {self.schedule!r}")
+        require(0 < self.gamma <= 1, "refinement.gamma", f"must lie in (0, 1], got {self.gamma}")
+        require(self.min_lr >= 0, "refinement.min_lr", f"must be >= 0, got {self.min_lr}")
+        require(self.lr is None or self.min_lr <= self.lr, "refinement.min_lr",
+                f"must not exceed refinement.lr={self.lr}, got {self.min_lr}")
+        return self
+
 
 @dataclass
 class RunConfig:
@@ -158,8 +398,19 @@ class RunConfig:
     out: str = "runs/train"
     progress: bool = True
     num_threads: Optional[int] = None   # torch CPU threads; None leaves torch's default
-    grad_variance: bool = False         # log E||g_B - g||^2 each epoch (metrics.minibatch_gradient_variance; one extra pass)
+    # log E||g_B - g||^2 each epoch (metrics.minibatch_gradient_variance; one extra pass)
+    grad_variance: bool = False
     clean_loss: bool = False            # log train_loss_clean: un-augmented training data, eval mode, each epoch
+
+    def validate(self) -> "RunConfig":
+        require_choice("run.amp", self.amp, AMP_MODES)
+        require(self.eval_batch_size >= 1, "run.eval_batch_size", f"must be >= 1, got {self.eval_batch_size}")
+        require(self.seed >= 0, "run.seed", f"must be >= 0, got {self.seed}")
+        require(self.num_threads is None or self.num_threads >= 1, "run.num_threads",
+                f"must be >= 1 or null, got {self.num_threads}")
+        require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+                "run.device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
 
 
 @dataclass
@@ -176,144 +427,24 @@ class TrainConfig:
         return to_dict(self)
 
     def validate(self) -> "TrainConfig":
-        from augcore.data.datasets import DATASETS
-        from augcore.data.transforms import strong_parts
-        from augcore.models import model_options
-        from augcore.train.policies import POLICIES, policy_options
+        """Each section's own keys (its ``validate``), then the rules that join sections."""
+        for section in fields(self):
+            getattr(self, section.name).validate()
+        self._validate_across_sections()
+        return self
 
-        choice = require_choice
-        choice("data.name", self.data.name, sorted(DATASETS))
-        m = self.model
-        try:
-            model_options(m.name, dropout=m.dropout, stem=m.stem, prefix="model.")
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
-        for key in ("weights_skip", "weights_sha256"):
-            require(m.weights is not None or not getattr(m, key), f"model.{key}",
-                    "needs model.weights (a file to load)")
-        try:
-            strong_parts(self.augment.strong)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"augment.strong: {exc}") from None
-        a, o, s, r = self.augment, self.optim, self.schedule, self.refinement
-        choice("augment.mode", a.mode, tuple(POLICIES))
-        policy_options(a.mode, a.policy_options)  # types and ranges of augment.policy_options.*, by the policy
-        choice("augment.stats", a.stats, STATS_SOURCES)
-        choice("augment.select_from", a.select_from, SELECT_FROM)
-        choice("augment.batch_aug", a.batch_aug, BATCH_AUGS)
-        choice("augment.weighting", a.weighting, ("unit", "gamma"))
-        choice("augment.placement", a.placement, ("append", "inplace"))
-        choice("augment.train_on", a.train_on, TRAIN_ON)
-        choice("augment.candidate_choice", a.candidate_choice, ("sample", "max"))
-        require(a.candidates >= 1, "augment.candidates", f"must be >= 1, got {a.candidates}")
-        require(a.wu2020_ops >= 1, "augment.wu2020_ops", f"must be >= 1, got {a.wu2020_ops}")
-        require(a.strong != "wu2020" or a.mode != "influence" or a.policy_options.get("augmenter", "none") == "none",
+    def _validate_across_sections(self) -> None:
+        """Every rule that joins two sections, or two parts of the augment section."""
+        a, r, s = self.augment, self.refinement, self.schedule
+        learned_augmenter = a.mode == "influence" and a.policy_options.get("augmenter", "none") != "none"
+        require(a.strong != "wu2020" or not learned_augmenter,
                 "augment.strong", "wu2020 copies cannot be combined with the influence policy's learned "
                 "augmentation (augment.policy_options.augmenter)")
-        require((a.mode == "fixed") == (a.selection_file is not None), "augment.selection_file",
-                "must be set exactly when augment.mode is 'fixed' (the Selection file to train with), "
-                f"got mode {a.mode!r} and selection_file {a.selection_file!r}")
-        choice("schedule.name", s.name, SCHEDULES)
-        choice("refinement.mode", r.mode, REFINEMENT_MODES)
-        choice("run.amp", self.run.amp, AMP_MODES)
-        require(0.0 < a.fraction <= 1.0, "augment.fraction", f"must lie in (0, 1], got {a.fraction}")
-        require(a.random_subset_fraction is None or 0.0 < a.random_subset_fraction <= 1.0,
-                "augment.random_subset_fraction",
-                f"must lie in (0, 1], got {a.random_subset_fraction}")
-        require(a.reselect_every >= 1, "augment.reselect_every", f"must be >= 1, got {a.reselect_every}")
-        require(a.copies >= 1, "augment.copies", f"must be >= 1, got {a.copies}")
-        require(a.mix_alpha > 0, "augment.mix_alpha", f"must be > 0, got {a.mix_alpha}")
-        require(a.mode != "max_loss_batch" or a.train_on == "full", "augment.train_on",
-                "max_loss_batch augments inside each batch and trains on the full data; use train_on: full")
         require(a.stats == "eval" or (a.train_on == "full" and a.placement == "append" and a.batch_aug == "none"),
                 "augment.stats", "in_epoch statistics need every original, unmixed, in every epoch "
                 "(train_on: full, placement: append, batch_aug: none)")
-        require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
-        require(o.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {o.batch_size}")
-        require(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
-        require(0 <= o.momentum < 1, "optim.momentum", f"must lie in [0, 1), got {o.momentum}")
-        require(not o.nesterov or o.momentum > 0, "optim.nesterov", "needs optim.momentum > 0")
-        choice("optim.name", o.name, OPTIMIZERS)
-        require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas",
-                f"must be two numbers in [0, 1) (Adam's beta1, beta2), got {o.betas}")
-        require(o.name == "sgd" or not o.nesterov, "optim.nesterov", f"applies to sgd only, got optim.name {o.name!r}")
-        require(o.sam_rho >= 0, "optim.sam_rho", f"must be >= 0, got {o.sam_rho}")
-        require(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", f"must be > 0 or null, got {o.grad_clip}")
-        require(s.epochs >= 1, "schedule.epochs", f"must be >= 1, got {s.epochs}")
-        require(0 <= s.warmup_epochs < s.epochs, "schedule.warmup_epochs",
-                f"must lie in [0, schedule.epochs={s.epochs}), got {s.warmup_epochs}")
-        require(all(0 < m < s.epochs for m in s.milestones) and list(s.milestones) == sorted(s.milestones),
-                "schedule.milestones", f"must be increasing epochs in (0, {s.epochs}), got {s.milestones}")
-        require(not r.enabled or r.epochs >= 1, "refinement.epochs", f"must be >= 1, got {r.epochs}")
         require(not (r.enabled and r.mode == "last" and r.epochs >= s.epochs), "refinement.epochs",
                 f"'last' mode needs refinement.epochs < schedule.epochs ({r.epochs} >= {s.epochs})")
-        require(r.lr is None or r.lr > 0, "refinement.lr", f"must be > 0 or null, got {r.lr}")
-        require(s.gamma > 0, "schedule.gamma", f"must be > 0, got {s.gamma}")
-        require(s.min_lr >= 0, "schedule.min_lr", f"must be >= 0, got {s.min_lr}")
-        require(r.cosine_lr > 0, "refinement.cosine_lr", f"must be > 0, got {r.cosine_lr}")
-        self._validate_augment_settings()
-        self._validate_refinement_variants()
-        require(self.run.eval_batch_size >= 1, "run.eval_batch_size", f"must be >= 1, got {self.run.eval_batch_size}")
-        require(self.run.seed >= 0, "run.seed", f"must be >= 0, got {self.run.seed}")
-        require(self.run.num_threads is None or self.run.num_threads >= 1, "run.num_threads",
-                f"must be >= 1 or null, got {self.run.num_threads}")
-        require(self.data.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.data.num_workers}")
-        require(self.data.image_size is None or self.data.image_size >= 1, "data.image_size",
-                f"must be a positive number of pixels or null, got {self.data.image_size}")
-        require(self.data.imbalance_factor is None or 1 <= self.data.imbalance_factor < float("inf"),
-                "data.imbalance_factor", f"must be a finite number >= 1 or null, got {self.data.imbalance_factor}")
-        require(0 <= self.data.label_noise <= 1, "data.label_noise", f"must lie in [0, 1], got {self.data.label_noise}")
-        require(self.optim.batch_size >= 1, "optim.batch_size", f"must be >= 1, got {self.optim.batch_size}")
-        require(self.run.device == "auto" or self.run.device == "cpu" or self.run.device.startswith("cuda"),
-                "run.device", f"must be auto, cpu, cuda or cuda:N, got {self.run.device!r}")
-        return self
-
-
-    def _validate_augment_settings(self) -> None:
-        from augcore.data.transforms import AUTOAUGMENT_POLICIES
-
-        a = self.augment
-        require(a.batch_aug_prob is None or 0 <= a.batch_aug_prob <= 1, "augment.batch_aug_prob",
-                f"must lie in [0, 1] or be null, got {a.batch_aug_prob}")
-        require(a.batch_aug_prob is None or a.batch_aug != "none", "augment.batch_aug_prob",
-                "applies to a batch augmentation; set augment.batch_aug (mixup, cutmix, manifold_mixup)")
-        if a.manifold_mixup_layers is not None:
-            require(a.batch_aug == "manifold_mixup", "augment.manifold_mixup_layers",
-                    f"applies to augment.batch_aug: manifold_mixup, got batch_aug {a.batch_aug!r}")
-            require(len(a.manifold_mixup_layers) > 0 and min(a.manifold_mixup_layers) >= 0,
-                    "augment.manifold_mixup_layers",
-                    f"must list mixing points >= 0 (0: the input), got {a.manifold_mixup_layers}")
-        if a.autoaugment_policy is not None:
-            require_choice("augment.autoaugment_policy", a.autoaugment_policy, AUTOAUGMENT_POLICIES)
-        require(a.cutout_size is None or a.cutout_size >= 1, "augment.cutout_size",
-                f"must be >= 1 pixel or null, got {a.cutout_size}")
-        require(1 <= a.augmix_severity <= 10, "augment.augmix_severity",
-                f"must lie in [1, 10], got {a.augmix_severity}")
-        require(a.augmix_width >= 1, "augment.augmix_width", f"must be >= 1, got {a.augmix_width}")
-        require(a.augmix_depth == -1 or a.augmix_depth >= 1, "augment.augmix_depth",
-                f"must be >= 1, or -1 for a random depth in [1, 3]; got {a.augmix_depth}")
-        require(a.augmix_alpha > 0, "augment.augmix_alpha", f"must be > 0, got {a.augmix_alpha}")
-        require(a.perturb_brightness >= 0, "augment.perturb_brightness", f"must be >= 0, got {a.perturb_brightness}")
-        require(a.perturb_blur_kernel >= 1 and a.perturb_blur_kernel % 2 == 1, "augment.perturb_blur_kernel",
-                f"must be an odd number of pixels, got {a.perturb_blur_kernel}")
-        sigma = a.perturb_blur_sigma
-        require(len(sigma) == 2 and 0 < sigma[0] <= sigma[1], "augment.perturb_blur_sigma",
-                f"must be [min, max] with 0 < min <= max, got {sigma}")
-        require(a.noise_sigma >= 0, "augment.noise_sigma", f"must be >= 0, got {a.noise_sigma}")
-
-    def _validate_refinement_variants(self) -> None:
-        a, r, s = self.augment, self.refinement, self.schedule
-        require_choice("refinement.schedule", r.schedule, SCHEDULES)
-        if r.enabled:
-            require(all(0 < m < r.epochs for m in r.milestones) and list(r.milestones) == sorted(r.milestones),
-                    "refinement.milestones",
-                    f"must be increasing refinement epochs in (0, refinement.epochs={r.epochs}), got {r.milestones}")
-        require(not r.milestones or r.schedule == "multistep", "refinement.milestones",
-                f"apply to refinement.schedule: multistep, got schedule {r.schedule!r}")
-        require(0 < r.gamma <= 1, "refinement.gamma", f"must lie in (0, 1], got {r.gamma}")
-        require(r.min_lr >= 0, "refinement.min_lr", f"must be >= 0, got {r.min_lr}")
-        require(r.lr is None or r.min_lr <= r.lr, "refinement.min_lr",
-                f"must not exceed refinement.lr={r.lr}, got {r.min_lr}")
         intensive = s.epochs - (r.epochs if r.enabled and r.mode == "last" else 0)
         require(0 <= r.weaken_epochs < intensive, "refinement.weaken_epochs",
                 f"must lie in [0, {intensive}) (the epochs of strong augmentation before refinement), "

@@ -149,18 +149,17 @@ class Trainer:
         the epoch's strength: Mixup and Manifold Mixup alpha x strength, CutMix probability x strength."""
         from augcore.data.transforms import CutMix, ManifoldMixup, Mixup
 
-        a = self.config.augment
+        mixing = self.config.augment.mixing
         strength = self.plan.strength(epoch)
-        if a.batch_aug == "none" or strength == 0.0:
+        if mixing.batch_aug == "none" or strength == 0.0:
             return None
-        prob = a.batch_aug_prob if a.batch_aug_prob is not None else (0.5 if a.batch_aug == "cutmix" else 1.0)
         seed = epoch_seed(self.config.run.seed, epoch, 2)
-        if a.batch_aug == "cutmix":
-            return CutMix(a.mix_alpha, seed=seed, prob=prob * strength)
-        if a.batch_aug == "mixup":
-            return Mixup(a.mix_alpha * strength, seed=seed, prob=prob)
-        layers = a.manifold_mixup_layers
-        return ManifoldMixup(self.model, a.mix_alpha * strength, seed=seed, prob=prob,
+        if mixing.batch_aug == "cutmix":
+            return CutMix(mixing.mix_alpha, seed=seed, prob=mixing.mix_prob * strength)
+        if mixing.batch_aug == "mixup":
+            return Mixup(mixing.mix_alpha * strength, seed=seed, prob=mixing.mix_prob)
+        layers = mixing.manifold_mixup_layers
+        return ManifoldMixup(self.model, mixing.mix_alpha * strength, seed=seed, prob=mixing.mix_prob,
                              **({} if layers is None else {"layers": layers}))
 
     # -------------------------------------------------------------- what the policy holds

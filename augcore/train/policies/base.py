@@ -248,14 +248,14 @@ class SelectionPolicy:
 
     # ------------------------------------------------------------------ helpers
     def _candidate_copies(self):
-        a = self.ctx.augment
-        if a.strong != "wu2020":
+        transforms = self.ctx.augment.transforms
+        if transforms.strong != "wu2020":
             return None
         from augcore.data.wu2020 import Wu2020Augment
         from augcore.train.candidates import CandidateCopies
 
-        return CandidateCopies(Wu2020Augment(self.ctx.dataset, num_comp=a.wu2020_ops), a.candidates,
-                               a.candidate_choice)
+        return CandidateCopies(Wu2020Augment(self.ctx.dataset, num_comp=transforms.wu2020_ops),
+                               transforms.candidates, transforms.candidate_choice)
 
     def _draw_subset(self, epoch: int) -> torch.Tensor:
         from augcore.data import random_subset_indices
