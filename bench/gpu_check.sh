@@ -81,7 +81,7 @@ if kind == "sass":
         n += 1
         local = len(re.findall(r"\b(LDL|STL)\b", body))
         mufu = len(re.findall(r"MUFU\.(EX2|LG2)", body))
-        if local and ("greedy_kernel" in name or "greedy_v2_kernel" in name):
+        if local and re.search(r"greedy_(v2_)?(cluster_)?kernel", name):
             bad.append(f"{short(name)}: {local} local-memory instructions")
         if mufu and "grad_proxies_kernel" in name:
             bad.append(f"{short(name)}: {mufu} MUFU.EX2/LG2 (hardware exp/log)")

@@ -28,7 +28,10 @@ Model (per logits -> weights call, ``grad_proxies`` + ``facility_location``, sto
   candidate per warp): a throughput model per step, ``v2_step_cycles`` (rows streamed at the smallest
   of the SM's HBM share, the loads in flight over the latency and the conversion rate; a merge per
   step or lazy round; a commit with 8 loads in flight); lazy's evaluations per step are assumed
-  (``lazy_batch_counts``).
+  (``lazy_batch_counts``). On sm_90, naive and stochastic run over a thread-block cluster of C blocks
+  per group (``greedy_v2_cluster_kernel``, C from ``cluster_size``, the host plan's rule with the
+  portable limit of 8): each block streams its slice of ~n / C points, and a step adds a cluster
+  barrier and the reduction of C partial gains a candidate from distributed shared memory.
 * the floor: the same work spread over every SM with no latency exposed: the larger of HBM
   traffic, FP32 issue, and the fixed-point conversions (16 a clock per SM), summed over phases.
 
@@ -84,6 +87,10 @@ EXP_INSTRUCTIONS = 45      # __fsqrt_rn + the polynomial exp of one similarity
 HOST_SECONDS = 50e-6       # the wrapper's one device-to-host sync, ~10 launches, the sort (assumed)
 V2_SELECT_CYCLES = 600     # v2, per step or lazy round: 16 warp results to shared memory, 2 barriers, thread 0's merge
 V2_BYTES_IN_FLIGHT = 16 * 32 * 16 * 4  # v2: 16 warps x 32 lanes x 16 floats (4 float4 loads a lane)
+CLUSTER_SYNC_CYCLES = 400  # v2 cluster, per step: barrier.cluster arrive + wait across the cluster's SMs (assumed)
+LATENCY_DSMEM = 200        # v2 cluster: one ld.shared::cluster of another block's partial gain (assumed)
+PORTABLE_CLUSTER, MIN_CLUSTER_SLICE = 8, 512  # csrc/facility_location/cuda_launch_plan.h
+SHARED_BYTES_V2 = 232_448 - 2_400  # sm_90's opt-in shared memory a block minus v2's static part
 
 GREEDY_THREADS, WARPS, TASK_POINTS, CHUNK = 512, 16, 256, 1024
 
@@ -198,42 +205,69 @@ def _v2_counts(n: int, k: int, method: str, eps: float):
     return lazy_batch_counts(n, k, eps) if method == "lazy" else candidate_counts(n, k, method, eps)
 
 
+def cluster_slice(n: int, cluster: int) -> int:
+    """cuda_launch_plan.h cluster_slice: the points a cluster block owns, ceil(n / C) rounded up to 4."""
+    return (-(-n // cluster) + 3) // 4 * 4
+
+
+def cluster_size(n: int, groups: int, method: str, candidates: int, gpu: Gpu,
+                 max_cluster: int = PORTABLE_CLUSTER) -> int:
+    """plan_clusters' rule for a launch of `groups` groups of n points: naive or stochastic, the widest
+    C <= max_cluster with groups x C <= SMs and C <= n / 512 whose shared memory a block (two buffers of
+    `candidates` partial gains, the m slice, rem) fits; else 1 (one block per group)."""
+    widest = min(max_cluster, gpu.sms // groups, n // MIN_CLUSTER_SLICE)
+    if method == "lazy" or widest < 2:
+        return 1
+    fits = 16 * candidates + 4 * cluster_slice(n, widest) + 4 * n <= SHARED_BYTES_V2
+    return widest if fits else 1
+
+
 def v2_step_cycles(n: int, evaluations: int, stochastic: bool, lazy: bool, row_latency: int, gpu: Gpu,
-                   sm_bytes_per_clock: float) -> float:
+                   sm_bytes_per_clock: float, cluster: int = 1) -> float:
     """One step of greedy_v2_kernel (one block per group): a warp evaluates a whole candidate with
     V2_BYTES_IN_FLIGHT / 16 bytes of loads in flight; the SM streams rows at the smallest of
     ``sm_bytes_per_clock`` (its share of HBM, at most 64 B a clock), the bytes in flight over the row
     latency, and its conversions (16 a clock); warps idle when fewer than 16 candidates remain in a
     wave. Lazy works in rounds of up to 16 candidates, each with a scan of its share of rem (shared
-    memory) and a merge. Then the commit: ceil(n / (512 x 8)) iterations of 8 row loads in flight."""
+    memory) and a merge. Then the commit: ceil(n / (512 x 8)) iterations of 8 row loads in flight.
+    With a cluster of C > 1 blocks (its SM's part, every block alike): the terms and the commit cover the
+    block's slice (``cluster_slice``) instead of n, and the step adds a cluster barrier and
+    ceil(evaluations / 512) x C dependent distributed-shared-memory loads (the sums of the partials)."""
+    points = cluster_slice(n, cluster) if cluster > 1 else n
     cycles = 0.0
     if stochastic:
         cycles += -(-evaluations // GREEDY_THREADS) * DRAW_ROUND_CYCLES + evaluations * SWAP_CYCLES * gpu.latency_smem
     waves = -(-evaluations // WARPS)
-    terms = waves * WARPS * n
+    terms = waves * WARPS * points
     rate = min(sm_bytes_per_clock, V2_BYTES_IN_FLIGHT / row_latency)
     cycles += max(terms * 4 / rate, terms / gpu.conversions_per_clock)
     rounds = waves if lazy else 1
     scan = -(-n // GREEDY_THREADS) * 2 * gpu.latency_smem if lazy else 0
     cycles += rounds * (V2_SELECT_CYCLES + scan)
-    commit = -(-n // (GREEDY_THREADS * 8)) * (row_latency + TERM_CHAIN_CYCLES)
+    if cluster > 1:
+        cycles += CLUSTER_SYNC_CYCLES + -(-evaluations // GREEDY_THREADS) * cluster * LATENCY_DSMEM
+    commit = -(-points // (GREEDY_THREADS * 8)) * (row_latency + TERM_CHAIN_CYCLES)
     return cycles + commit
 
 
 def restructured_greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: float = 0.01,
                                 memory_limit: int = 8 << 30) -> float:
-    """greedy_v2_kernel as built (AUGCORE_CUDA_GREEDY=v2): one block per group (no clusters), groups in
-    waves of `sms`, batches of memory_limit as the current kernel; ``v2_step_cycles`` per step, with
-    the batched lazy greedy's assumed counts (``lazy_batch_counts``) for "lazy"."""
+    """greedy_v2 as built (AUGCORE_CUDA_GREEDY=v2): a cluster of ``cluster_size`` blocks per group on
+    sm_90 (naive, stochastic), else one block; groups in waves of `sms`, batches of memory_limit as the
+    current kernel; ``v2_step_cycles`` per step, with the batched lazy greedy's assumed counts
+    (``lazy_batch_counts``) for "lazy"."""
     n = sc.n // sc.classes
     k = max(1, round(budget_pct / 100 * n))
     block_bytes = n * n * 4
     per_batch = max(1, memory_limit // block_bytes)
     active = min(sc.classes, gpu.sms, per_batch)
+    counts = _v2_counts(n, k, method, eps)
+    cluster = cluster_size(n, min(sc.classes, per_batch), method, max(counts), gpu)
     latency = _row_latency(gpu, active * block_bytes)
-    sm_bytes = min(64.0, gpu.hbm_bytes_per_s / (active * gpu.clock_hz)) if latency == gpu.latency_hbm else 64.0
-    per_group = sum(v2_step_cycles(n, c, method == "stochastic", method == "lazy", latency, gpu, sm_bytes)
-                    for c in _v2_counts(n, k, method, eps))
+    sm_bytes = (min(64.0, gpu.hbm_bytes_per_s / (active * cluster * gpu.clock_hz)) if latency == gpu.latency_hbm
+                else 64.0)
+    per_group = sum(v2_step_cycles(n, c, method == "stochastic", method == "lazy", latency, gpu, sm_bytes, cluster)
+                    for c in counts)
     batches = -(-sc.classes // per_batch)
     waves = sum(-(-min(per_batch, sc.classes - b * per_batch) // gpu.sms) for b in range(batches))
     return _seconds(per_group * waves, gpu)

@@ -6,8 +6,10 @@ bounds (512 threads, 1 block per SM) give each thread up to 128 registers. The r
 own (-Xptxas -v), read by the parser gpu_check.sh uses on the GPU machine (bench/gpu_check.sh
 --report ptxas). The v2 PTX must show: no generic loads (the greedy state is reached through
 pointers the compiler knows are shared or global), no shared-memory CAS loop, no 64-bit division,
-and vector loads of the rows. No GPU needed, only nvcc; nvcc parses torch's headers and compiles
-eight kernels for ~1-3 minutes, hence long (one compilation serves every test here)."""
+and vector loads of the rows; the cluster kernels (v2 on sm_90) read the other blocks' partial gains
+through the cluster's shared window between cluster barriers. No GPU needed, only nvcc; nvcc parses
+torch's headers and compiles ten kernels for ~1-3 minutes, hence long (one compilation serves every
+test here)."""
 import os
 import re
 import shutil
@@ -20,6 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 V1 = ["0", "1", "2"]  # greedy_kernel<rows>: shared, global, on-the-fly rows
 V2 = ["0, true", "1, false", "1, true", "2, false", "2, true"]  # greedy_v2_kernel<rows, state in shared>
+CLUSTER = ["1", "2"]  # greedy_v2_cluster_kernel<rows>: global, on-the-fly rows
 
 
 def _nvcc():
@@ -57,7 +60,9 @@ def compiled(tmp_path_factory):
     (ptx_file,) = tmp.glob("*.ptx")
     bodies = {}
     for entry in re.split(r"\n(?=(?:\.(?:visible|weak) )?\.entry )", ptx_file.read_text()):
-        if m := re.search(r"\.entry (\S*greedy_(v2_)?kernelILi(\d)E(Lb(\d)E)?E\S*)\(", entry):
+        if m := re.search(r"\.entry \S*greedy_v2_cluster_kernelILi(\d)E\S*\(", entry):
+            bodies[("cluster", m.group(1))] = entry
+        elif m := re.search(r"\.entry (\S*greedy_(v2_)?kernelILi(\d)E(Lb(\d)E)?E\S*)\(", entry):
             key = ("v2" if m.group(2) else "v1", m.group(3) + ("" if m.group(5) is None else
                                                               ", " + ("true" if m.group(5) == "1" else "false")))
             bodies[key] = entry
@@ -72,12 +77,13 @@ def test_greedy_kernels_compile_for_sm90_without_spills(compiled):
     v2 = re.findall(r"Function properties for \S*greedy_v2_kernelILi(\d)ELb(\d)E", text)
     assert sorted(v1) == V1
     assert sorted(f"{r}, {'true' if s == '1' else 'false'}" for r, s in v2) == V2
+    assert sorted(re.findall(r"Function properties for \S*greedy_v2_cluster_kernelILi(\d)E", text)) == CLUSTER
     report = subprocess.run(["bash", "bench/gpu_check.sh", "--report", "ptxas", str(log)], cwd=ROOT,
                             env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stdout + report.stderr
     assert "with spills: ok" in report.stdout
     greedy = [line for line in report.stdout.splitlines() if "greedy_" in line]
-    assert len(greedy) == len(V1) + len(V2)
+    assert len(greedy) == len(V1) + len(V2) + len(CLUSTER)
     for line in greedy:
         assert int(re.search(r"(\d+) regs", line).group(1)) <= 128, line  # 65,536 registers / 512 threads
 
@@ -100,3 +106,22 @@ def test_v2_ptx_has_the_restructured_gain_loop(compiled):
             assert len(re.findall(r"ld\.shared\.v4\.f32", ptx)) >= 8, key
     # the control: v1 reaches m through a generic pointer, so the same pattern finds its loads
     assert generic_load.search(bodies[("v1", "1")])
+
+
+@pytest.mark.long
+def test_v2_cluster_ptx_reads_the_other_blocks_through_the_cluster_window(compiled):
+    """Remote partial gains are ld.shared::cluster at mapa addresses (not generic loads), between
+    barrier.cluster arrive/wait pairs; the slice's gain loop keeps the v2 structure (float4 rows and m
+    for global rows, no CAS loop, no 64-bit division: the slice is divided in 32 bits)."""
+    _, bodies = compiled
+    assert sorted(k for v, k in bodies if v == "cluster") == CLUSTER
+    generic_load = re.compile(r"\bld(?:\.v[24])?\.(?:f32|[usb]32|[usb]64)\b")
+    for rows in CLUSTER:
+        ptx = bodies[("cluster", rows)]
+        assert "mapa.shared::cluster.u32" in ptx and "ld.shared::cluster.u64" in ptx, rows
+        assert "barrier.cluster.arrive" in ptx and "barrier.cluster.wait" in ptx, rows
+        assert not generic_load.search(ptx), (rows, generic_load.search(ptx).group(0))
+        assert "atom.shared.cas" not in ptx and not re.search(r"\b(div|rem)\.[su]64\b", ptx), rows
+        if rows == "1":
+            assert len(re.findall(r"ld\.global\.nc\.v4\.f32", ptx)) >= 4, rows
+            assert len(re.findall(r"ld\.shared\.v4\.f32", ptx)) >= 4, rows

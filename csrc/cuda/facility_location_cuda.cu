@@ -593,6 +593,29 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_kernel(GreedyArgs
 // buffer again two steps later, after every block has passed the sync that follows its reads of it.
 // Naive and stochastic with global or on-the-fly rows; the host plans (plan_clusters) and launches
 // it only on sm_90, so on sm_80 its body is a trap.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// Block `rank`'s value of the shared variable at `p` (an address in this block's shared memory, the
+// same offset in every block of the cluster), read through the cluster's shared window. Volatile with
+// a memory clobber: the compiler keeps it between the cluster barriers that order it.
+__device__ __forceinline__ unsigned cluster_address(const void* p, int rank) {
+  unsigned remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;"
+               : "=r"(remote)
+               : "r"(static_cast<unsigned>(__cvta_generic_to_shared(p))), "r"(rank));
+  return remote;
+}
+__device__ __forceinline__ unsigned long long load_cluster_u64(const void* p, int rank) {
+  unsigned long long v;
+  asm volatile("ld.shared::cluster.u64 %0, [%1];" : "=l"(v) : "r"(cluster_address(p, rank)) : "memory");
+  return v;
+}
+__device__ __forceinline__ unsigned load_cluster_u32(const void* p, int rank) {
+  unsigned v;
+  asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(cluster_address(p, rank)) : "memory");
+  return v;
+}
+#endif
+
 template <int kRows>
 __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_cluster_kernel(GreedyArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -606,7 +629,8 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_cluster_kernel(Gr
   const int64_t base = a.indptr[grp], n = a.indptr[grp + 1] - base, k = a.budgets[grp], sel = a.sel_ptr[grp];
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
   const bool stochastic = a.method == kStochastic;
-  const int64_t slice = cluster_slice(n, C), lo = min(n, rank * slice), hi = min(n, lo + slice);
+  const int ni = static_cast<int>(n), slice = cluster_slice(ni, C);
+  const int64_t lo = min(ni, rank * slice), hi = min(ni, static_cast<int>(lo) + slice);
 
   // dynamic shared memory (cluster_dynamic_bytes): [partials 2 x candidate_cap | m slice | rem (n)]
   unsigned long long* partials = reinterpret_cast<unsigned long long*>(dyn);
@@ -624,7 +648,7 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_cluster_kernel(Gr
     if (tid == 0) sh.group_bound = local_max;
     cluster.sync();
     bound = 0.0f;
-    for (int b = 0; b < C; ++b) bound = fmaxf(bound, *cluster.map_shared_rank(&sh.group_bound, b));
+    for (int b = 0; b < C; ++b) bound = fmaxf(bound, __uint_as_float(load_cluster_u32(&sh.group_bound, b)));
   }
   const FixedPoint fp = fixed_point_for(n, bound);
   for (int64_t i = lo + tid; i < hi; i += kGreedyThreads) {
@@ -652,7 +676,7 @@ __global__ void __launch_bounds__(kGreedyThreads, 1) greedy_v2_cluster_kernel(Gr
     int idx = -1, q = -1;
     for (int64_t p = tid; p < count; p += kGreedyThreads) {
       unsigned long long total = 0;
-      for (int b = 0; b < C; ++b) total += cluster.map_shared_rank(partial, b)[p];
+      for (int b = 0; b < C; ++b) total += load_cluster_u64(partial + p, b);
       const int c = rem[p];
       if (q < 0 || better(static_cast<long long>(total), c, g, idx, a.ties_high)) {
         g = static_cast<long long>(total);

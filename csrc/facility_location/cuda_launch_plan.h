@@ -94,8 +94,10 @@ CudaLaunchPlan plan_cuda_launches(const int64_t* indptr, const int64_t* budgets,
 // Block `rank` of a group's cluster owns the points [rank * slice, (rank + 1) * slice) of the group
 // (clipped to n): their m, their fixed-point terms of every candidate (partial gains), their commit.
 // rem is replicated (every block runs the same Fisher-Yates and swap-remove). The slice is a multiple
-// of 4, so every slice of an n % 4 == 0 group starts 16-byte aligned (float4 loads).
-AUGCORE_HOST_DEVICE int64_t cluster_slice(int64_t n, int64_t cluster_size) {
+// of 4, so every slice of an n % 4 == 0 group starts 16-byte aligned (float4 loads). The kernel
+// divides in 32 bits (n < 2^31 on the GPU), the host in 64.
+template <typename Int>
+AUGCORE_HOST_DEVICE Int cluster_slice(Int n, Int cluster_size) {
   return ((n + cluster_size - 1) / cluster_size + 3) / 4 * 4;
 }
 
