@@ -85,6 +85,21 @@ std::tuple<at::Tensor, at::Tensor> cuda_launch_plan(const at::Tensor& indptr, co
 // The greedy variant the CUDA op would run now (AUGCORE_CUDA_GREEDY), or ValueError.
 int64_t cuda_greedy_variant() { return greedy_variant_from_env(); }
 
+// The distance tile launch for the groups of indptr, as a (6,) int64 tensor: [variant 1 v1 / 2 blocked,
+// threads a tile, pair rows a thread, pair columns a thread, static shared bytes, tiles]. variant < 0:
+// the one the CUDA ops would run now (AUGCORE_CUDA_TILES, or ValueError).
+at::Tensor cuda_tile_plan(const at::Tensor& indptr, int64_t variant) {
+  const at::Tensor ptr = checked_indptr(indptr, -1, "cuda_tile_plan");
+  const TilePlan plan = plan_tiles(variant < 0 ? tile_variant_from_env() : static_cast<int>(variant),
+                                   ptr.data_ptr<int64_t>(), ptr.numel() - 1);
+  return at::tensor(std::vector<int64_t>{plan.variant, plan.threads, plan.rows_per_thread, plan.cols_per_thread,
+                                         plan.shared_bytes, plan.tiles},
+                    at::TensorOptions().dtype(at::kLong));
+}
+
+// The most blocks a v2 cluster may have now (AUGCORE_CUDA_CLUSTER; 16 when unset), or ValueError.
+int64_t cuda_cluster_cap() { return cluster_cap_from_env(); }
+
 }  // namespace augcore
 
 TORCH_LIBRARY(augcore, m) {
@@ -94,6 +109,8 @@ TORCH_LIBRARY(augcore, m) {
         "int max_cluster_size=1, float eps=0.01) -> (Tensor, Tensor)",
         &augcore::cuda_launch_plan);
   m.def("cuda_greedy_variant() -> int", &augcore::cuda_greedy_variant);
+  m.def("cuda_tile_plan(Tensor indptr, int variant=-1) -> Tensor", &augcore::cuda_tile_plan);
+  m.def("cuda_cluster_cap() -> int", &augcore::cuda_cluster_cap);
   // (errors e (N,C) f32, loss (N,) f32, |e|^2 (N,) f32, |h|^2 (N,) f32 or empty). loss: 0 = CE, 1 = squared.
   m.def("grad_proxies(Tensor logits, Tensor labels, Tensor? embeddings, int loss) -> (Tensor, Tensor, Tensor, Tensor)");
   // Squared distances inside each CSR group (x sorted by group), blocks of n_g^2 back to back.

@@ -91,9 +91,9 @@ at::Tensor pairwise_sqdist_cuda(const at::Tensor& x, const std::optional<at::Ten
   }
   const int64_t tiles = tile_ptr.back();
   TORCH_CHECK(tiles < (int64_t{1} << 31), "pairwise_sqdist: too many tiles for one launch (", tiles, ")");
-  cuda::group_tiles_kernel<cuda::kStoreSqdist><<<static_cast<unsigned>(tiles), cuda::kTile * cuda::kTileRows, 0,
-                                                 stream>>>(geo, list, cuda::Transform{kExp, -1.0f, 0.0f},
-                                                           out.data_ptr<float>(), nullptr);
+  cuda::launch_group_tiles<cuda::kStoreSqdist>(tile_variant_from_env(), tiles, geo, list,
+                                               cuda::Transform{kExp, -1.0f, 0.0f}, out.data_ptr<float>(), nullptr,
+                                               stream);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }

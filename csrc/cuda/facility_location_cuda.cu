@@ -843,6 +843,7 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
                     "facility_location: similarity_kind 3 (craig_squared) runs on CPU tensors only");
   TORCH_CHECK_VALUE(N < INT_MAX, "facility_location: at most 2^31 - 1 points on the GPU, got ", N);
   const int variant = greedy_variant_from_env();  // AUGCORE_CUDA_GREEDY
+  const int tile_variant = tile_variant_from_env();  // AUGCORE_CUDA_TILES
   TORCH_CHECK_VALUE(tie_break == kTiesLow || method != kLazy,
                     "facility_location: method 1 (lazy) with tie_break 1 (high, submodlib's LazyGreedy) or 2 "
                     "(apricot's LazyGreedy) runs on CPU tensors only");
@@ -885,8 +886,9 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
     int sm_count = 0;
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
     const std::vector<int64_t> candidates = step_candidates(p, kb, G, method, eps);
-    plan_clusters(launch_plan, candidates.data(), method, sm_count, max_cluster_size(device, dynamic_max),
-                  dynamic_max);
+    // AUGCORE_CUDA_CLUSTER caps it (1: one block per group, to compare with clusters)
+    const int64_t widest = std::min(max_cluster_size(device, dynamic_max), cluster_cap_from_env());
+    plan_clusters(launch_plan, candidates.data(), method, sm_count, widest, dynamic_max);
   }
   const std::vector<int64_t>& list = launch_plan.groups;
   const std::vector<GreedyLaunch>& launches = launch_plan.launches;
@@ -978,24 +980,20 @@ FacilityLocationOut facility_location_cuda(const at::Tensor& x, const std::optio
     TileList tl{md + tile_at[w], md + list_at + l.first, md, md + off_at + l.first, l.count};
     int* gmax = group_max.data_ptr<int>() + l.first;
     const int64_t tiles = meta[tile_at[w] + l.count];
-    const unsigned tile_threads = kTile * kTileRows;
     stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w);
     if (l.rows == kRowsGlobal && !precomputed) {
       float* S = workspace.data_ptr<float>();
       if (craig) {
-        group_tiles_kernel<kStoreSqdistAndMax><<<static_cast<unsigned>(tiles), tile_threads, 0, stream>>>(
-            geo, tl, transform, S, gmax);
+        launch_group_tiles<kStoreSqdistAndMax>(tile_variant, tiles, geo, tl, transform, S, gmax, stream);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        craig_transform_kernel<<<static_cast<unsigned>(tiles), tile_threads, 0, stream>>>(tl, gmax, S);
+        craig_transform_kernel<<<static_cast<unsigned>(tiles), kTileThreadsV1, 0, stream>>>(tl, gmax, S);
       } else {
-        group_tiles_kernel<kStoreSimilarity><<<static_cast<unsigned>(tiles), tile_threads, 0, stream>>>(
-            geo, tl, transform, S, nullptr);
+        launch_group_tiles<kStoreSimilarity>(tile_variant, tiles, geo, tl, transform, S, nullptr, stream);
       }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     if (l.rows == kRowsOnTheFly && craig) {
-      group_tiles_kernel<kMaxOnly><<<static_cast<unsigned>(tiles), tile_threads, 0, stream>>>(geo, tl, transform,
-                                                                                           nullptr, gmax);
+      launch_group_tiles<kMaxOnly>(tile_variant, tiles, geo, tl, transform, nullptr, gmax, stream);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     stamp_kernel<<<1, 1, 0, stream>>>(stamp + 3 * w + 1);

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "../common/exp.h"
+#include "../facility_location/cuda_launch_plan.h"
 #include "../ops.h"
 #include "utils.cuh"
 
@@ -77,9 +78,10 @@ void launch_row_gradient_sqnorm(const Geometry& g, int64_t N, float* sq, cudaStr
 // What the tile kernel does with each pair's squared distance.
 enum TileOut : int { kStoreSqdist = 0, kStoreSimilarity = 1, kStoreSqdistAndMax = 2, kMaxOnly = 3 };
 
-constexpr int kTile = 32;      // pairs per tile side
-constexpr int kTileRows = 8;   // threads per tile column: each computes kTile / kTileRows pairs
-constexpr int kTileK = 32;     // features staged in shared memory per round
+constexpr int kTile = kTileSide;    // pairs per tile side
+constexpr int kTileRows = 8;        // v1: threads per tile column: each computes kTile / kTileRows pairs
+constexpr int kTileK = kTileSlice;  // features staged in shared memory per round
+static_assert(kTile * kTileRows == kTileThreadsV1, "v1's tile threads (cuda_launch_plan.h)");
 
 // Tiles of the symmetric n_g x n_g blocks of every listed group, one CUDA block per tile.
 // tile_ptr[u] (u < num_groups + 1) counts the tiles (T_g^2, T_g = ceil(n_g / kTile)) before the
@@ -189,6 +191,119 @@ __global__ void __launch_bounds__(kTile* kTileRows)
     const int64_t jj = j0 + r, ii = i0 + tx;
     if (jj < n && ii < n) out[list.out_off[u] + jj * n + ii] = res[tx][r];
   }
+}
+
+// The register-blocked tile kernel (AUGCORE_CUDA_TILES=blocked): the same tiles, outputs and
+// values as group_tiles_kernel, from 64 threads a tile. Thread t keeps the 4 x 4 pairs
+// (ty + 8p, tx + 8q), tx = t % 8, ty = t / 8, in registers; per feature it loads 4 row and 4
+// column operands from the staged k-slice (a warp's 4 distinct rows and 8 distinct columns sit
+// in distinct banks of the 33-float rows: one wavefront each) for 16 pairs, against v1's 5 loads
+// for 4. Each pair is still one accumulator summed over k in order with the same roundings
+// (mul_add_rn, __fsub_rn), so every value is v1's and the CPU's. Results go through the shared
+// res tile and are written row-contiguously, the tile and its mirror.
+template <bool kSquaredDiff>
+__device__ __forceinline__ void blocked_sweep(const float* __restrict__ a, int64_t d, int64_t base, int64_t n,
+                                              int64_t i0, int64_t j0, float (&a_tile)[kTile][kTileK + 1],
+                                              float (&b_tile)[kTile][kTileK + 1],
+                                              float (&acc)[kBlockRows][kBlockCols]) {
+  constexpr int kRowsApart = kTile / kBlockRows, kColsApart = kTile / kBlockCols;  // 8, 8
+  const int t = threadIdx.x, tx = t % kColsApart, ty = t / kColsApart;
+  const int lane_k = t % kTileK;
+  for (int64_t k0 = 0; k0 < d; k0 += kTileK) {
+    const int kw = static_cast<int>(min(int64_t{kTileK}, d - k0));
+    for (int r = t / kTileK; r < kTile; r += kTileThreadsBlocked / kTileK) {
+      const int64_t ri = i0 + r, rj = j0 + r;
+      a_tile[r][lane_k] = (ri < n && lane_k < kw) ? a[(base + ri) * d + k0 + lane_k] : 0.0f;
+      b_tile[r][lane_k] = (rj < n && lane_k < kw) ? a[(base + rj) * d + k0 + lane_k] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int k = 0; k < kw; ++k) {
+      float ai[kBlockRows], bj[kBlockCols];
+#pragma unroll
+      for (int p = 0; p < kBlockRows; ++p) ai[p] = a_tile[ty + p * kRowsApart][k];
+#pragma unroll
+      for (int q = 0; q < kBlockCols; ++q) bj[q] = b_tile[tx + q * kColsApart][k];
+#pragma unroll
+      for (int p = 0; p < kBlockRows; ++p)
+#pragma unroll
+        for (int q = 0; q < kBlockCols; ++q) {
+          if (kSquaredDiff) {
+            const float diff = __fsub_rn(ai[p], bj[q]);
+            acc[p][q] = mul_add_rn(acc[p][q], diff, diff);
+          } else {
+            acc[p][q] = mul_add_rn(acc[p][q], ai[p], bj[q]);
+          }
+        }
+    }
+    __syncthreads();
+  }
+}
+
+template <int kOut>
+__global__ void __launch_bounds__(kTileThreadsBlocked)
+    group_tiles_blocked_kernel(Geometry g, TileList list, Transform transform, float* __restrict__ out,
+                               int* __restrict__ group_max) {
+  __shared__ float a_tile[kTile][kTileK + 1];
+  __shared__ float b_tile[kTile][kTileK + 1];
+  __shared__ float res[kTile][kTile + 1];
+  int64_t u, base, n, ti, tj;
+  decode_tile(list, blockIdx.x, u, base, n, ti, tj);
+  if (ti > tj) return;
+  constexpr int kRowsApart = kTile / kBlockRows, kColsApart = kTile / kBlockCols;
+  const int t = threadIdx.x, tx = t % kColsApart, ty = t / kColsApart;
+  const int64_t i0 = ti * kTile, j0 = tj * kTile;
+  float acc[kBlockRows][kBlockCols], acc_h[kBlockRows][kBlockCols];
+#pragma unroll
+  for (int p = 0; p < kBlockRows; ++p)
+#pragma unroll
+    for (int q = 0; q < kBlockCols; ++q) acc[p][q] = acc_h[p][q] = 0.0f;
+  if (g.h == nullptr) {
+    blocked_sweep<true>(g.x, g.D, base, n, i0, j0, a_tile, b_tile, acc);
+  } else {
+    blocked_sweep<false>(g.x, g.D, base, n, i0, j0, a_tile, b_tile, acc);
+    blocked_sweep<false>(g.h, g.H, base, n, i0, j0, a_tile, b_tile, acc_h);
+  }
+  float local_max = 0.0f;
+#pragma unroll
+  for (int p = 0; p < kBlockRows; ++p)
+#pragma unroll
+    for (int q = 0; q < kBlockCols; ++q) {
+      const int r = ty + p * kRowsApart, c = tx + q * kColsApart;
+      const int64_t i = i0 + r, j = j0 + c;
+      const bool valid = i < n && j < n;
+      float d2 = acc[p][q];
+      if (g.h != nullptr && valid) d2 = exact_from_dots(g.sq[base + i], g.sq[base + j], acc[p][q], acc_h[p][q], g.bias);
+      if (valid) local_max = fmaxf(local_max, finite_sqdist(d2));  // the CPU's craig maximum
+      res[r][c] = kOut == kStoreSimilarity ? transform(d2) : d2;
+    }
+  if (kOut == kStoreSqdistAndMax || kOut == kMaxOnly) {
+    local_max = warp_max(local_max);
+    if (t % kWarp == 0) atomicMax(group_max + u, __float_as_int(local_max));
+  }
+  if (kOut == kMaxOnly) return;
+  __syncthreads();
+  float* block_out = out + list.out_off[u];
+  for (int e = t; e < kTile * kTile; e += kTileThreadsBlocked) {
+    const int r = e / kTile, c = e % kTile;
+    const int64_t i = i0 + r, j = j0 + c;
+    if (i < n && j < n) block_out[i * n + j] = res[r][c];
+    // mirrored tile: (j0 + r, i0 + c) gets the value of (i0 + c, j0 + r)
+    const int64_t jj = j0 + r, ii = i0 + c;
+    if (ti != tj && jj < n && ii < n) block_out[jj * n + ii] = res[c][r];
+  }
+}
+
+// One launch of the tile kernel of `variant` (TileVariant) over `tiles` tiles of `list`.
+template <int kOut>
+void launch_group_tiles(int variant, int64_t tiles, const Geometry& g, const TileList& list,
+                        const Transform& transform, float* out, int* group_max, cudaStream_t stream) {
+  if (variant == kTilesBlocked)
+    group_tiles_blocked_kernel<kOut><<<static_cast<unsigned>(tiles), kTileThreadsBlocked, 0, stream>>>(
+        g, list, transform, out, group_max);
+  else
+    group_tiles_kernel<kOut><<<static_cast<unsigned>(tiles), kTileThreadsV1, 0, stream>>>(g, list, transform, out,
+                                                                                          group_max);
 }
 
 }  // namespace cuda

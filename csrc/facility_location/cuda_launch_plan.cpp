@@ -23,6 +23,55 @@ int greedy_variant_from_env() {
   return parse_greedy_variant(value == nullptr ? "" : value);
 }
 
+int parse_tile_variant(const std::string& value) {
+  if (value.empty() || value == "v1") return kTilesV1;
+  TORCH_CHECK_VALUE(value == "blocked",
+                    "AUGCORE_CUDA_TILES must be 'v1' (the default tile kernel) or 'blocked' (register-blocked), got '",
+                    value, "'");
+  return kTilesBlocked;
+}
+
+int tile_variant_from_env() {
+  const char* value = std::getenv("AUGCORE_CUDA_TILES");
+  return parse_tile_variant(value == nullptr ? "" : value);
+}
+
+TilePlan plan_tiles(int variant, const int64_t* indptr, int64_t G) {
+  TORCH_CHECK_VALUE(variant == kTilesV1 || variant == kTilesBlocked, "tile variant must be 1 (v1) or 2 (blocked), got ",
+                    variant);
+  TilePlan plan;
+  plan.variant = variant;
+  if (variant == kTilesBlocked) {
+    plan.threads = kTileThreadsBlocked;
+    plan.rows_per_thread = kBlockRows;
+    plan.cols_per_thread = kBlockCols;
+  }
+  // a_tile, b_tile: kTileSide x (kTileSlice + 1); res: kTileSide x (kTileSide + 1) floats (geometry.cuh)
+  plan.shared_bytes = 4 * (2 * kTileSide * (kTileSlice + 1) + kTileSide * (kTileSide + 1));
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t T = (indptr[g + 1] - indptr[g] + kTileSide - 1) / kTileSide;
+    plan.tiles += T * T;
+  }
+  return plan;
+}
+
+int64_t parse_cluster_cap(const std::string& value) {
+  if (value.empty()) return kMaxClusterSize;
+  int64_t cap = 0;
+  bool digits = value.size() <= 2;
+  for (char c : value) digits = digits && c >= '0' && c <= '9';
+  if (digits) cap = std::stoll(value);
+  TORCH_CHECK_VALUE(digits && cap >= 1 && cap <= kMaxClusterSize,
+                    "AUGCORE_CUDA_CLUSTER must be an integer from 1 (one block per group) to ", kMaxClusterSize,
+                    " (the most blocks a cluster of v2 may have), or unset, got '", value, "'");
+  return cap;
+}
+
+int64_t cluster_cap_from_env() {
+  const char* value = std::getenv("AUGCORE_CUDA_CLUSTER");
+  return parse_cluster_cap(value == nullptr ? "" : value);
+}
+
 int64_t greedy_state_bytes_per_point(int variant, int64_t method) {
   return variant == kGreedyV2 && method == kLazy ? kLazyStateBytesPerPoint : kStateBytesPerPoint;
 }

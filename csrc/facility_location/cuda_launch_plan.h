@@ -30,6 +30,43 @@ enum GreedyVariant : int { kGreedyV1 = 1, kGreedyV2 = 2 };
 int greedy_variant_from_env();
 int parse_greedy_variant(const std::string& value);
 
+// ---- the distance tile kernels ------------------------------------------------------------------
+// Which kernel fills the 32 x 32 distance tiles (pairwise_sqdist, dense similarity blocks, craig's
+// maximum), by AUGCORE_CUDA_TILES: v1 (the default: 256 threads a tile, 4 pairs a thread, 5 shared
+// loads a feature for 4 pairs) or blocked (register-blocked: 64 threads a tile, a 4 x 4 block of pairs
+// a thread from 4 + 4 operands in registers; compiled, not yet run on a GPU: docs/gpu.md). Both sum
+// every pair over k in order with the same roundings, so their values are the CPU op's.
+enum TileVariant : int { kTilesV1 = 1, kTilesBlocked = 2 };
+
+// Unset, "" or "v1" -> v1, "blocked" -> blocked; any other value raises ValueError naming the variable.
+int tile_variant_from_env();
+int parse_tile_variant(const std::string& value);
+
+constexpr int kTileSide = 32;       // pairs a tile side (both variants: the same tile lists)
+constexpr int kTileSlice = 32;      // features staged in shared memory per round (both variants)
+constexpr int kTileThreadsV1 = 256;  // v1: 8 rows of threads, each 4 pairs of one column
+constexpr int kBlockRows = 4, kBlockCols = 4;  // blocked: the pairs a thread keeps in registers
+constexpr int kTileThreadsBlocked = kTileSide * kTileSide / (kBlockRows * kBlockCols);  // 64
+
+// One tile launch: threads a block, pairs a thread (rows x cols), static shared bytes a block
+// (the two staged k-slices and the result tile), and the tile count of the groups (T_g^2,
+// T_g = ceil(n_g / kTileSide), over non-empty groups; blocks below the diagonal return at once).
+struct TilePlan {
+  int variant = kTilesV1;
+  int threads = kTileThreadsV1;
+  int rows_per_thread = kTileSide / (kTileThreadsV1 / kTileSide), cols_per_thread = 1;
+  int64_t shared_bytes = 0;
+  int64_t tiles = 0;
+};
+TilePlan plan_tiles(int variant, const int64_t* indptr, int64_t G);
+
+// ---- the greedy --------------------------------------------------------------------------------
+// v2's cluster size at most this (AUGCORE_CUDA_CLUSTER: unset or "" -> no cap beyond the device's,
+// "1" one block per group, ..., "16"); anything else raises ValueError naming the variable. Lets
+// the GPU check compare one-block v2 with cluster v2 on the same device.
+int64_t cluster_cap_from_env();
+int64_t parse_cluster_cap(const std::string& value);
+
 // The v1 greedy kernel's static shared memory, one struct so the host knows its size.
 struct GreedyShared {
   unsigned long long gain_sum[kCandidateChunk];  // fixed-point gain of each candidate of the chunk
