@@ -1,6 +1,14 @@
-"""Fixtures shared by the training-loop tests."""
+"""Fixtures shared by the training-loop tests, the `long` marker, and Triton's interpreter on CPU-only machines."""
+import os
+
 import pytest
 import torch
+
+# Triton picks its interpreter when a function is decorated, its own library's included, and torchvision
+# imports triton: without a GPU, the interpreter is chosen here, before any test module imports either, so the
+# Triton tests run on the CPU whatever runs before them (torch alone does not import triton).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_addoption(parser):
