@@ -138,6 +138,10 @@ class Selection:
 
 @runtime_checkable
 class Selector(Protocol):
-    """Turns inference statistics into a Selection. Deterministic given ``seed``."""
+    """Turns inference statistics into a Selection. Deterministic given ``seed``.
+
+    A selector may set ``needs_model_stats = False`` when labels are enough (a random subset): the
+    training loop then runs no inference pass for it. Without the attribute, it gets the model's
+    statistics."""
 
     def select(self, stats: InferenceStats, epoch: int = 0, seed: int = 0) -> Selection: ...
