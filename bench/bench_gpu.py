@@ -15,16 +15,20 @@ they never differ), so that a difference is attributed to the stage that made it
   first_divergence            end to end (each device's own proxies): "none" or the first difference;
   gains_equal                 the end-to-end gains, bit for bit.
 
-Each scenario runs the CUDA op with each greedy variant of ``--variants`` (``AUGCORE_CUDA_GREEDY``:
-v1, the default kernels; v2, the restructured ones), one row per variant with ``variant`` set, and
+Each scenario runs the CUDA op with each kernel variant of ``--variants``, one row per variant with
+``variant`` set: ``v1`` (the default kernels) or ``v2`` (the restructured greedy, ``AUGCORE_CUDA_GREEDY``),
+optionally with ``+blocked`` (the register-blocked distance tiles, ``AUGCORE_CUDA_TILES=blocked``: compare
+the row's ``cuda_similarity_ms`` with v2's) or ``+cluster1`` (v2 on one block per group,
+``AUGCORE_CUDA_CLUSTER=1``: compare with v2's clusters); ``cluster_size`` is the largest cluster the host
+plan gives the row's launches (``cuda_launch_plan`` with this GPU's SMs and the portable limit of 8), and
 with ``--lazy-v2`` one more row of v2's exact batched lazy greedy ("lazy"; v1 evaluates lazy naively,
 seconds at these scales). Each row also carries ``predicted_ms``, the time ``bench/gpu_model.py``
 predicts for that variant on this GPU (a model, not a measurement). At ImageNet scale the CPU runs on
 the first ``--cpu-classes`` classes only. ``bench/gpu_check.sh --report bench`` reads the
 rows written with ``--json``. Needs a GPU:
 
-    python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic] [--variants v1,v2]
-                              [--lazy-v2] [--json out.json]
+    python bench/bench_gpu.py [--scenario cifar|imagenet|all] [--repeats 5] [--method stochastic]
+                              [--variants v1,v2,v2+blocked,v2+cluster1] [--lazy-v2] [--json out.json]
 """
 from __future__ import annotations
 
@@ -129,18 +133,53 @@ def describe_divergence(div) -> str:
     return "none" if div is None else "class %d step %d: cpu %s gpu %s" % div
 
 
+VARIANT_OPTIONS = {"blocked": ("AUGCORE_CUDA_TILES", "blocked"), "cluster1": ("AUGCORE_CUDA_CLUSTER", "1")}
+
+
+def variant_environment(variant):
+    """The environment the CUDA op reads at each call for a variant "v1" or "v2", optionally followed by
+    "+blocked" and/or "+cluster1" (cluster1 with v2 only); ValueError naming the variant otherwise."""
+    greedy, *options = variant.split("+")
+    if greedy not in ("v1", "v2") or any(o not in VARIANT_OPTIONS for o in options) or \
+            ("cluster1" in options and greedy != "v2"):
+        raise ValueError(f"variant must be v1 or v2, optionally +blocked, and v2 +cluster1; got {variant!r}")
+    env = {"AUGCORE_CUDA_GREEDY": greedy, "AUGCORE_CUDA_TILES": "v1", "AUGCORE_CUDA_CLUSTER": ""}
+    env.update(VARIANT_OPTIONS[o] for o in options)
+    return env
+
+
 @contextlib.contextmanager
 def greedy_variant(variant):
-    """The CUDA op's greedy kernels (AUGCORE_CUDA_GREEDY, read at each call) set to `variant` inside."""
-    before = os.environ.get("AUGCORE_CUDA_GREEDY")
-    os.environ["AUGCORE_CUDA_GREEDY"] = variant
+    """The CUDA op's kernels (AUGCORE_CUDA_GREEDY, _TILES, _CLUSTER, read at each call) set to `variant` inside."""
+    env = variant_environment(variant)
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["AUGCORE_CUDA_GREEDY"]
-        else:
-            os.environ["AUGCORE_CUDA_GREEDY"] = before
+        for k, v in before.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+
+
+def planned_cluster_size(labels, budgets, method, variant, memory_limit, device):
+    """The largest cluster size of the host plan's launches for this row (1 without clusters): v2 on a
+    device with clusters (sm_90), the portable limit of 8, capped by +cluster1."""
+    if not variant.startswith("v2") or device != "cuda" or torch.cuda.get_device_capability()[0] < 9:
+        return 1
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    optin = getattr(props, "shared_memory_per_block_optin", 232_448)
+    sizes = torch.bincount(labels.cpu(), minlength=len(budgets))
+    ptr = torch.zeros(len(sizes) + 1, dtype=torch.int64)
+    ptr[1:] = torch.cumsum(sizes, 0)
+    widest = 1 if "cluster1" in variant else 8
+    codes = {"naive": 0, "lazy": 1, "stochastic": 2}
+    _, launches = torch.ops.augcore.cuda_launch_plan(ptr, torch.as_tensor(budgets, dtype=torch.int64), False, 0,
+                                                     memory_limit, optin, -1, 2, codes[method],
+                                                     props.multi_processor_count, widest, 0.01)
+    return int(launches[:, 7].max()) if launches.numel() else 1
 
 
 def compare_devices(logits, labels, budgets, method, device, classes, cpu_cache=None):
@@ -195,6 +234,7 @@ def measure_row(name, sc, frac, logits, labels, *, method="stochastic", device="
         row["cuda_ms"] = _time(run, repeats, device)
         res, _ = run()
     row["predicted_ms"] = predicted_ms
+    row["cluster_size"] = planned_cluster_size(labels, res.budgets.tolist(), method, variant, memory_limit, device)
     row["cuda_similarity_ms"] = res.timings["similarity"] * 1e3
     row["cuda_greedy_ms"] = res.timings["greedy"] * 1e3
     if not skip_torch:
@@ -219,6 +259,14 @@ def measure_row(name, sc, frac, logits, labels, *, method="stochastic", device="
     return row
 
 
+def predicted_key(variant):
+    """gpu_model.predict's entry for a variant: v1's kernels (v1+blocked too: the model has no such
+    column), v2's greedy, or v2's with the blocked tiles."""
+    if variant.startswith("v1"):
+        return "total_ms"
+    return "restructured_blocked_ms" if "blocked" in variant.split("+") else "restructured_ms"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="all", choices=["all", *SCENARIOS])
@@ -227,12 +275,15 @@ def main():
     ap.add_argument("--memory-limit", type=int, default=8 << 30)
     ap.add_argument("--cpu-classes", type=int, default=16, help="classes the CPU solves at ImageNet scale")
     ap.add_argument("--skip-torch", action="store_true", help="skip the plain-PyTorch baseline")
-    ap.add_argument("--variants", default="v1,v2", help="greedy kernels, AUGCORE_CUDA_GREEDY values")
+    ap.add_argument("--variants", default="v1,v2", help="kernels: v1 or v2, optionally +blocked (tiles), "
+                    "v2 +cluster1 (one block per group)")
     ap.add_argument("--lazy-v2", action="store_true", help="also v2's batched lazy greedy (method lazy)")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for variant in args.variants.split(","):
+        variant_environment(variant)  # a bad variant fails before any work
     print(f"device: {torch.cuda.get_device_name()}  build: {augcore.build_info()}", flush=True)
     rows = []
     for name in (SCENARIOS if args.scenario == "all" else [args.scenario]):
@@ -243,23 +294,23 @@ def main():
         for frac in sc["fractions"]:
             caches = {}  # per method: the CPU's side, shared by the variants
             for method, variant in runs:
-                predicted = gpu_model.predict(name, int(round(frac * 100)), method, gpu, args.memory_limit)
+                predicted = gpu_model.predict(name, int(round(frac * 100)), method, gpu, args.memory_limit,
+                                              max_cluster=1 if "cluster1" in variant.split("+") else 8)
                 row = measure_row(name, sc, frac, logits, labels, method=method, device="cuda",
                                   repeats=args.repeats, memory_limit=args.memory_limit, cpu_classes=args.cpu_classes,
                                   skip_torch=args.skip_torch or method == "lazy", variant=variant,
-                                  predicted_ms=predicted["total_ms" if variant == "v1" else "restructured_ms"],
+                                  predicted_ms=predicted[predicted_key(variant)],
                                   cpu_cache=caches.setdefault(method, {}))
                 rows.append(row)
+                if args.json:  # after every row: a run cut by its cap still leaves the rows it measured
+                    Path(args.json).write_text(json.dumps(rows, indent=1))
                 times = "  ".join(f"{k}={v:.2f}" for k, v in row.items() if k.endswith("_ms"))
-                print(f"{name:9s} {row['budget_pct']:2d}% {method} {variant}  {times}  "
+                print(f"{name:9s} {row['budget_pct']:2d}% {method} {variant} (cluster {row['cluster_size']})  {times}  "
                       f"proxies_equal={row['proxies_equal']}  shared_proxies={row['shared_proxies_divergence']}  "
                       f"end_to_end={row['first_divergence']}  gains_equal={row['gains_equal']}  "
                       f"(predicted: {gpu.name} model)", flush=True)
         del logits, labels
         torch.cuda.empty_cache()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ if kind == "sass":
         n += 1
         local = len(re.findall(r"\b(LDL|STL)\b", body))
         mufu = len(re.findall(r"MUFU\.(EX2|LG2)", body))
-        if local and re.search(r"greedy_(v2_)?(cluster_)?kernel", name):
+        if local and re.search(r"greedy_(v2_)?(cluster_)?kernel|group_tiles_blocked_kernel", name):
             bad.append(f"{short(name)}: {local} local-memory instructions")
         if mufu and "grad_proxies_kernel" in name:
             bad.append(f"{short(name)}: {mufu} MUFU.EX2/LG2 (hardware exp/log)")
@@ -113,14 +113,15 @@ if kind == "sanitizer":
 
 if kind == "bench":
     rows = json.loads(text)
-    print(f"{'scenario':9s} {'budget':>6s} {'method':10s} {'kernel':6s} {'cuda ms':>9s} {'predicted':>10s} "
+    print(f"{'scenario':9s} {'budget':>6s} {'method':10s} {'kernel':12s} {'C':>2s} {'cuda ms':>9s} {'predicted':>10s} "
           f"{'sim ms':>8s} {'greedy ms':>9s} {'torch ms':>9s} {'cpu ms':>9s}  proxies equal, greedy on shared "
           "proxies, end to end")
     failed = False
     for r in rows:
         failed |= not (r["proxies_equal"] and r["shared_proxies_divergence"] == "none"
                        and r["first_divergence"] == "none" and r["gains_equal"])
-        print(f"{r['scenario']:9s} {r['budget_pct']:5d}% {r['method']:10s} {r['variant']:6s} {r['cuda_ms']:9.2f} "
+        print(f"{r['scenario']:9s} {r['budget_pct']:5d}% {r['method']:10s} {r['variant']:12s} "
+              f"{r.get('cluster_size', 1):2d} {r['cuda_ms']:9.2f} "
               f"{r.get('predicted_ms', float('nan')):10.2f} "
               f"{r['cuda_similarity_ms']:8.2f} {r['cuda_greedy_ms']:9.2f} {r.get('torch_ms', float('nan')):9.2f} "
               f"{r['cpu_ms']:9.2f}  {r['proxies_equal']}, {r['shared_proxies_divergence']}, "
@@ -202,16 +203,18 @@ build_cmd=(bash -c "
     -DCMAKE_LIBRARY_OUTPUT_DIRECTORY='$root/augcore' &&
   cmake --build '$root/build/gpu-check' --parallel \$(nproc)")
 tests_cmd=("$PYTHON" -m pytest python_tests/test_cuda_selection.py python_tests/test_cuda_greedy_v2.py
-           python_tests/test_selection_cuda.py python_tests/test_ops_launch_plan.py -q -p no:cacheprovider -x)
+           python_tests/test_cuda_tiles_blocked.py python_tests/test_selection_cuda.py
+           python_tests/test_ops_launch_plan.py -q -p no:cacheprovider -x)
 # 97: a sanitizer error; the driver itself exits 3 on a CPU/GPU mismatch
 sanitize=("$cuda_home/bin/compute-sanitizer" --error-exitcode 97 --print-limit 20)
 driver=("$PYTHON" bench/gpu_sanitize_driver.py)
 small=(--quick --sizes 40,100,300 --budget 2)  # racecheck/synccheck: shared and global rows, few steps
-# both greedy kernels (v1, the default, and v2 with its batched lazy greedy), measured beside predicted
-bench_cifar=("$PYTHON" bench/bench_gpu.py --scenario cifar --repeats 5 --variants v1,v2 --lazy-v2
+# both greedy kernels (v1, the default, and v2 with its batched lazy greedy), measured beside predicted;
+# CIFAR adds v2 on one block per group (beside v2's clusters), ImageNet v2 with the register-blocked tiles
+bench_cifar=("$PYTHON" bench/bench_gpu.py --scenario cifar --repeats 5 --variants v1,v2,v2+cluster1 --lazy-v2
              --json "$logs/bench_cifar.json")
-bench_imagenet=("$PYTHON" bench/bench_gpu.py --scenario imagenet --repeats 3 --skip-torch --variants v1,v2 --lazy-v2
-                --json "$logs/bench_imagenet.json")
+bench_imagenet=("$PYTHON" bench/bench_gpu.py --scenario imagenet --repeats 3 --skip-torch --variants v1,v2,v2+blocked
+                --lazy-v2 --json "$logs/bench_imagenet.json")
 triton_cmd=("$PYTHON" bench/bench_triton.py --json "$logs/triton.json")
 
 if [ "$dry_run" = 1 ]; then
@@ -225,7 +228,8 @@ if [ "$dry_run" = 1 ]; then
   echo "  bench_cifar ${cap[bench_cifar]} s  ${bench_cifar[*]}"
   echo "  bench_imagenet ${cap[bench_imagenet]} s  ${bench_imagenet[*]}"
   echo "  triton      ${cap[triton]} s  ${triton_cmd[*]}  (when bench/bench_triton.py exists)"
-  echo "  (the sanitizer driver and bench_gpu.py run each greedy kernel, AUGCORE_CUDA_GREEDY=v1 and v2)"
+  echo "  (the sanitizer driver and bench_gpu.py run each greedy kernel, AUGCORE_CUDA_GREEDY=v1 and v2, and"
+  echo "   both tile kernels, AUGCORE_CUDA_TILES=v1 and blocked; bench_gpu.py v2 with AUGCORE_CUDA_CLUSTER=1)"
   echo "out: $out/gpu_check_summary.txt and $out/gpu_check_logs.tar.gz"
   echo "checks without a GPU:"
   rc=0
@@ -291,7 +295,7 @@ EOF
   printf '========= COMPUTE-SANITIZER\nok grad_proxies\n' > "$canned/synccheck_cut.log"
   cat > "$canned/bench.json" <<'EOF'
 [{"scenario": "cifar", "budget_pct": 10, "method": "stochastic", "variant": "v1", "classes": 10, "cuda_ms": 40.1,
-  "predicted_ms": 38.0, "cuda_similarity_ms": 0.5, "cuda_greedy_ms": 39.0, "torch_ms": 900.0, "cpu_ms": 300.0,
+  "predicted_ms": 38.0, "cluster_size": 1, "cuda_similarity_ms": 0.5, "cuda_greedy_ms": 39.0, "torch_ms": 900.0, "cpu_ms": 300.0,
   "cpu_classes": 10, "proxies_equal": true, "shared_proxies_divergence": "none", "first_divergence": "none",
   "gains_equal": true}]
 EOF
@@ -316,8 +320,10 @@ EOF
   expect sanitizer "$canned/memcheck_errors.log" 1 "1 sanitizer errors; driver: 1 CPU/GPU mismatches: FAIL"
   expect sanitizer "$canned/racecheck_clean.log" 0 "racecheck 0 errors, 0 warnings"
   expect sanitizer "$canned/synccheck_cut.log" 1 "no sanitizer summary"
-  expect bench "$canned/bench.json" 0 "stochastic v1         40.10      38.00"
+  expect bench "$canned/bench.json" 0 "stochastic v1            1     40.10      38.00"
   expect bench "$canned/bench_v2_differs.json" 1 "lazy       v2 .*(gains equal: False)"
+  sed -e 's/"variant": "v1"/"variant": "v2+cluster1"/' "$canned/bench.json" > "$canned/bench_cluster1.json"
+  expect bench "$canned/bench_cluster1.json" 0 "stochastic v2+cluster1   1     40.10"
   "$PYTHON" - <<'EOF' || rc=1
 import torch
 import augcore  # noqa: F401

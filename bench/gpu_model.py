@@ -15,6 +15,11 @@ Model (per logits -> weights call, ``grad_proxies`` + ``facility_location``, sto
   per feature a warp issues 5 shared loads (1 for b, 4 for a) and 12 FP32 operations (no FMA: the
   exact contract), so it is bound by the shared-memory pipe (1 warp-wide load a clock per SM)
   unless the n^2 x 4 B writes take longer. The upper triangle of tiles is computed, padded to 32.
+* register-blocked tiles (``group_tiles_blocked_kernel``, ``AUGCORE_CUDA_TILES=blocked``, as built:
+  the same tiles, 64 threads of 4 x 4 pairs): per feature a warp issues 8 shared loads (4 row and 4
+  column operands, one wavefront each) and 48 FP32 operations for 16 pairs a thread; the larger of
+  the FP32 pipe, the shared pipe and the issue slots (56 instructions a warp, 4 a clock per SM) bounds
+  it, here the issue slots, at 7/6 of the FP32 pipe.
 * greedy (``greedy_kernel``, one 512-thread block per group, one block per SM): a latency model,
   step by step, because the kernel keeps one global load in flight per warp (SASS read in issue 23):
   - stochastic draws: parallel, then ``count`` dependent swaps by one thread (3 shared latencies);
@@ -141,15 +146,24 @@ def _tiles(n: int) -> int:
     return t * (t + 1) // 2
 
 
-def similarity_seconds(sc: Scenario, gpu: Gpu) -> float:
-    """group_tiles_kernel over every group (dense global rows), all SMs busy."""
+# Per tile kernel (cuda_launch_plan.h TilePlan): warps a tile, pairs a thread, warp-wide shared loads a feature.
+TILE_KERNELS = {"v1": (8, 4, 5), "blocked": (2, 16, 8)}
+ISSUE_PER_CLOCK = 4  # warp instructions an SM issues a clock (4 schedulers)
+
+
+def similarity_seconds(sc: Scenario, gpu: Gpu, tiles_kernel: str = "v1") -> float:
+    """The tile kernel (``group_tiles_kernel``, or ``group_tiles_blocked_kernel`` for "blocked") over every
+    group (dense global rows), all SMs busy: per tile the largest of FP32 issue (3 operations a pair and
+    feature, the exp a pair), shared loads and all issue slots, or the writes of S when longer."""
     n = sc.n // sc.classes
     tiles = sc.classes * _tiles(n)
     k_steps = sc.dim
-    warps_per_tile = 8
-    fp_clk = warps_per_tile * (k_steps * 12 + 4 * EXP_INSTRUCTIONS) / (gpu.fp32_lanes / 32)
-    lds_clk = warps_per_tile * k_steps * 5 / gpu.smem_loads_per_clock
-    compute = tiles * max(fp_clk, lds_clk) / gpu.sms
+    warps_per_tile, pairs_per_thread, loads_per_feature = TILE_KERNELS[tiles_kernel]
+    fp_ops = k_steps * 3 * pairs_per_thread + pairs_per_thread * EXP_INSTRUCTIONS  # a thread's, a tile
+    fp_clk = warps_per_tile * fp_ops / (gpu.fp32_lanes / 32)
+    lds_clk = warps_per_tile * k_steps * loads_per_feature / gpu.smem_loads_per_clock
+    issue_clk = warps_per_tile * (fp_ops + k_steps * loads_per_feature) / ISSUE_PER_CLOCK
+    compute = tiles * max(fp_clk, lds_clk, issue_clk) / gpu.sms
     writes = sc.classes * n * n * 4 / gpu.hbm_bytes_per_s
     return max(_seconds(compute, gpu), writes)
 
@@ -251,7 +265,7 @@ def v2_step_cycles(n: int, evaluations: int, stochastic: bool, lazy: bool, row_l
 
 
 def restructured_greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: float = 0.01,
-                                memory_limit: int = 8 << 30) -> float:
+                                memory_limit: int = 8 << 30, max_cluster: int = PORTABLE_CLUSTER) -> float:
     """greedy_v2 as built (AUGCORE_CUDA_GREEDY=v2): a cluster of ``cluster_size`` blocks per group on
     sm_90 (naive, stochastic), else one block; groups in waves of `sms`, batches of memory_limit as the
     current kernel; ``v2_step_cycles`` per step, with the batched lazy greedy's assumed counts
@@ -262,7 +276,7 @@ def restructured_greedy_seconds(sc: Scenario, budget_pct: int, method: str, gpu:
     per_batch = max(1, memory_limit // block_bytes)
     active = min(sc.classes, gpu.sms, per_batch)
     counts = _v2_counts(n, k, method, eps)
-    cluster = cluster_size(n, min(sc.classes, per_batch), method, max(counts), gpu)
+    cluster = cluster_size(n, min(sc.classes, per_batch), method, max(counts), gpu, max_cluster)
     latency = _row_latency(gpu, active * block_bytes)
     sm_bytes = (min(64.0, gpu.hbm_bytes_per_s / (active * cluster * gpu.clock_hz)) if latency == gpu.latency_hbm
                 else 64.0)
@@ -289,18 +303,24 @@ def floor_seconds(sc: Scenario, budget_pct: int, method: str, gpu: Gpu, eps: flo
 
 
 def predict(scenario: str, budget_pct: int, method: str = "stochastic", gpu: Gpu = H100,
-            memory_limit: int = 8 << 30) -> dict:
+            memory_limit: int = 8 << 30, max_cluster: int = PORTABLE_CLUSTER) -> dict:
     """Predicted milliseconds of one logits -> weights call with the current kernels, by phase, with the
-    v2 greedy's prediction (``restructured_ms``: the same proxies and similarity tiles) and the floor."""
+    v2 greedy's prediction (``restructured_ms``: the same proxies and similarity tiles), the v2 greedy with
+    the register-blocked tiles (``restructured_blocked_ms``; ``blocked_similarity_ms`` their phase) and the
+    floor. max_cluster: the widest v2 cluster (1: AUGCORE_CUDA_CLUSTER=1, one block per group)."""
     sc = SCENARIOS[scenario]
     proxies = proxies_seconds(sc, gpu)
     similarity = similarity_seconds(sc, gpu)
+    blocked_similarity = similarity_seconds(sc, gpu, "blocked")
     greedy = greedy_seconds(sc, budget_pct, method, gpu, memory_limit)
-    restructured = (proxies + similarity + restructured_greedy_seconds(sc, budget_pct, method, gpu,
-                                                                        memory_limit=memory_limit) + HOST_SECONDS)
+    v2_greedy = restructured_greedy_seconds(sc, budget_pct, method, gpu, memory_limit=memory_limit,
+                                            max_cluster=max_cluster)
+    restructured = proxies + similarity + v2_greedy + HOST_SECONDS
     return {
         "proxies_ms": 1e3 * proxies,
         "similarity_ms": 1e3 * similarity,
+        "blocked_similarity_ms": 1e3 * blocked_similarity,
+        "restructured_blocked_ms": 1e3 * (proxies + blocked_similarity + v2_greedy + HOST_SECONDS),
         "greedy_ms": 1e3 * greedy,
         "total_ms": 1e3 * (proxies + similarity + greedy + HOST_SECONDS),
         "restructured_ms": 1e3 * restructured,
@@ -316,13 +336,14 @@ def gpu_for_device_name(name: str) -> Gpu:
 
 def markdown_table(gpu: Gpu = H100) -> str:
     lines = [f"| {gpu.name}: case | method | current kernel (v1), ms (similarity / greedy) | v2, ms | "
-             "floor, ms | target, ms |",
-             "|---|---|---|---|---|---|"]
+             "v2 + blocked tiles, ms (similarity) | floor, ms | target, ms |",
+             "|---|---|---|---|---|---|---|"]
     for scenario, pct in TABLE_ROWS:
         for method in ("stochastic", "lazy"):
             p = predict(scenario, pct, method, gpu)
             lines.append(f"| {scenario} {pct}% | {method} | {_fmt(p['total_ms'])} ({_fmt(p['similarity_ms'])} / "
-                         f"{_fmt(p['greedy_ms'])}) | {_fmt(p['restructured_ms'])} | {_fmt(p['floor_ms'])} | "
+                         f"{_fmt(p['greedy_ms'])}) | {_fmt(p['restructured_ms'])} | {_fmt(p['restructured_blocked_ms'])} "
+                         f"({_fmt(p['blocked_similarity_ms'])}) | {_fmt(p['floor_ms'])} | "
                          f"{_fmt(p['target_ms'])} |")
     return "\n".join(lines)
 

@@ -60,8 +60,16 @@ def main() -> int:
 
     labels = torch.randint(0, 10, (sum(sizes),), generator=g)
     compare("grad_proxies", OPS.grad_proxies(x, labels, h, 0), OPS.grad_proxies(x.to(dev), labels.to(dev), h.to(dev), 0))
-    compare("pairwise_sqdist", (OPS.pairwise_sqdist(x, None, ptr, 1.0),),
-            (OPS.pairwise_sqdist(x.to(dev), None, ptr, 1.0),))
+    for tiles in ("v1", "blocked"):  # both tile kernels (AUGCORE_CUDA_TILES), proxies and exact gradients
+        os.environ["AUGCORE_CUDA_TILES"] = tiles
+        compare(f"pairwise_sqdist tiles={tiles}", (OPS.pairwise_sqdist(x, None, ptr, 1.0),),
+                (OPS.pairwise_sqdist(x.to(dev), None, ptr, 1.0),))
+        compare(f"pairwise_sqdist tiles={tiles} exact", (OPS.pairwise_sqdist(x, h, ptr, 1.0),),
+                (OPS.pairwise_sqdist(x.to(dev), h.to(dev), ptr, 1.0),))
+        craig = (1, 10.0, 1.0, 2, 0.2, 7, 0, 1 << 30, 0)  # craig: the tiles' sqdist + max and transform
+        compare(f"facility_location tiles={tiles} craig", OPS.facility_location(x, None, None, ptr, bud, *craig)[:5],
+                OPS.facility_location(x.to(dev), None, None, ptr, bud, *craig)[:5])
+    os.environ["AUGCORE_CUDA_TILES"] = "v1"
     methods = [1, 2] if args.quick else [0, 1, 2]  # quick: lazy (v2's batched rounds) and stochastic
     kinds = [0] if args.quick else [0, 1]
     modes = [0, 2]  # auto (shared and global rows), on-the-fly

@@ -32,7 +32,9 @@ def test_gpu_check_dry_run(tmp_path):
     # v2's lazy state (20 bytes a point) of CIFAR's 5,000-point classes still fits in shared memory
     assert "launch plan, cifar, v2 lazy: global x10 (max n 5000, 100000 B dynamic smem)" in out
     # both greedy kernels are benchmarked, and the caps fit the deadline
-    assert out.count("--variants v1,v2 --lazy-v2") == 2
+    assert "--variants v1,v2,v2+cluster1 --lazy-v2" in out  # one-block v2 beside cluster v2 (CIFAR)
+    assert "--variants v1,v2,v2+blocked --lazy-v2" in out  # the register-blocked tiles beside v1's (ImageNet)
+    assert "report bench bench_cluster1.json: bench: ok" in out
     total = int(re.search(r"caps sum to (\d+) s\)", out).group(1))
     assert total <= 345 and f"ok   step caps sum to {total} s" in out
     assert "report ptxas ptxas_clean.log: ptxas: 3 kernels, 0 with spills: ok" in out

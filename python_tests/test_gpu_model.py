@@ -57,9 +57,25 @@ def test_no_prediction_below_its_floor(gpu):
         for method in ("stochastic", "lazy"):
             p = gpu_model.predict(scenario, pct, method, gpu)
             assert p["floor_ms"] <= p["restructured_ms"] <= p["total_ms"], (scenario, pct, method, p)
+            assert p["floor_ms"] <= p["restructured_blocked_ms"] <= p["restructured_ms"], (scenario, pct, method)
+            assert p["blocked_similarity_ms"] <= p["similarity_ms"]
             assert p["total_ms"] >= p["proxies_ms"] + p["similarity_ms"] + p["greedy_ms"]
 
 
 def test_the_model_picks_the_gpu_by_name():
     assert gpu_model.gpu_for_device_name("NVIDIA H200") is gpu_model.H200
     assert gpu_model.gpu_for_device_name("NVIDIA H100 80GB HBM3") is gpu_model.H100
+
+
+def test_blocked_tiles_model_at_imagenet_d1000():
+    """The register-blocked tiles as built (64 threads of 4 x 4 pairs, 8 shared loads and 48 FP32 operations
+    a warp a feature): issue-bound at 56 / 48 of the FP32 pipe; v1's tiles shared-load-bound at 40 / 24."""
+    gpu = gpu_model.H100
+    sc = gpu_model.SCENARIOS["imagenet"]
+    n, d = sc.n // sc.classes, sc.dim
+    tiles = sc.classes * (-(-n // 32)) * (-(-n // 32) + 1) // 2
+    exp = gpu_model.EXP_INSTRUCTIONS
+    blocked_cycles = tiles * 2 * (48 * d + 16 * exp + 8 * d) / 4 / gpu.sms  # 2 warps, issue slots
+    v1_cycles = tiles * 8 * 5 * d / gpu.sms  # 8 warps, one shared load a clock
+    assert gpu_model.similarity_seconds(sc, gpu, "blocked") == pytest.approx(blocked_cycles / gpu.clock_hz)
+    assert gpu_model.similarity_seconds(sc, gpu) == pytest.approx(v1_cycles / gpu.clock_hz)

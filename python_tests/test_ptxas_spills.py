@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 V1 = ["0", "1", "2"]  # greedy_kernel<rows>: shared, global, on-the-fly rows
 V2 = ["0, true", "1, false", "1, true", "2, false", "2, true"]  # greedy_v2_kernel<rows, state in shared>
 CLUSTER = ["1", "2"]  # greedy_v2_cluster_kernel<rows>: global, on-the-fly rows
+TILES = ["1", "2", "3"]  # group_tiles(_blocked)_kernel<out> the greedy launches: similarity, sqdist + max, max only
 
 
 def _nvcc():
@@ -60,7 +61,9 @@ def compiled(tmp_path_factory):
     (ptx_file,) = tmp.glob("*.ptx")
     bodies = {}
     for entry in re.split(r"\n(?=(?:\.(?:visible|weak) )?\.entry )", ptx_file.read_text()):
-        if m := re.search(r"\.entry \S*greedy_v2_cluster_kernelILi(\d)E\S*\(", entry):
+        if m := re.search(r"\.entry \S*group_tiles_(blocked_)?kernelILi(\d)E\S*\(", entry):
+            bodies[("tiles blocked" if m.group(1) else "tiles v1", m.group(2))] = entry
+        elif m := re.search(r"\.entry \S*greedy_v2_cluster_kernelILi(\d)E\S*\(", entry):
             bodies[("cluster", m.group(1))] = entry
         elif m := re.search(r"\.entry (\S*greedy_(v2_)?kernelILi(\d)E(Lb(\d)E)?E\S*)\(", entry):
             key = ("v2" if m.group(2) else "v1", m.group(3) + ("" if m.group(5) is None else
@@ -125,3 +128,24 @@ def test_v2_cluster_ptx_reads_the_other_blocks_through_the_cluster_window(compil
         if rows == "1":
             assert len(re.findall(r"ld\.global\.nc\.v4\.f32", ptx)) >= 4, rows
             assert len(re.findall(r"ld\.shared\.v4\.f32", ptx)) >= 4, rows
+
+
+@pytest.mark.long
+def test_blocked_tile_kernels_compile_without_spills_or_fma(compiled):
+    """group_tiles_blocked_kernel (AUGCORE_CUDA_TILES=blocked): its 32 accumulators (4 x 4 pairs, twice
+    for exact gradients) and 8 operands stay in registers (no spills, no local memory), its k loop reads
+    the staged slices with shared loads, and no FMA contracts a pair's sum (the CPU's roundings)."""
+    log, bodies = compiled
+    text = log.read_text()
+    assert sorted(re.findall(r"Function properties for \S*group_tiles_blocked_kernelILi(\d)E", text)) == TILES
+    for out in TILES:
+        props = re.search(r"Function properties for \S*group_tiles_blocked_kernelILi" + out +
+                          r"E\S*\n\s*(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", text)
+        assert props and props.groups() == ("0", "0", "0"), (out, props and props.groups())
+        ptx = bodies[("tiles blocked", out)]
+        assert not re.search(r"\b(ld|st)\.local\b", ptx), out
+        assert not re.search(r"\bfma\.rn\.f32\b", ptx), out
+        assert len(re.findall(r"ld\.shared\.f32", ptx)) >= 8, out  # 4 row + 4 column operands a feature
+    # the control: the FMA pattern finds the fma of the v2 greedy's fixed-point conversion or a contraction
+    # wherever one is written; here, that the same regexes see v1's shared loads
+    assert len(re.findall(r"ld\.shared\.f32", bodies[("tiles v1", "1")])) >= 5

@@ -241,7 +241,7 @@ __device__ __forceinline__ void blocked_sweep(const float* __restrict__ a, int64
 }
 
 template <int kOut>
-__global__ void __launch_bounds__(kTileThreadsBlocked)
+__global__ void __launch_bounds__(kTileThreadsBlocked, 1)
     group_tiles_blocked_kernel(Geometry g, TileList list, Transform transform, float* __restrict__ out,
                                int* __restrict__ group_max) {
   __shared__ float a_tile[kTile][kTileK + 1];
@@ -275,7 +275,7 @@ __global__ void __launch_bounds__(kTileThreadsBlocked)
       float d2 = acc[p][q];
       if (g.h != nullptr && valid) d2 = exact_from_dots(g.sq[base + i], g.sq[base + j], acc[p][q], acc_h[p][q], g.bias);
       if (valid) local_max = fmaxf(local_max, finite_sqdist(d2));  // the CPU's craig maximum
-      res[r][c] = kOut == kStoreSimilarity ? transform(d2) : d2;
+      if (kOut != kMaxOnly) res[r][c] = kOut == kStoreSimilarity ? transform(d2) : d2;
     }
   if (kOut == kStoreSqdistAndMax || kOut == kMaxOnly) {
     local_max = warp_max(local_max);
