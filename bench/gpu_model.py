@@ -342,7 +342,8 @@ def markdown_table(gpu: Gpu = H100) -> str:
         for method in ("stochastic", "lazy"):
             p = predict(scenario, pct, method, gpu)
             lines.append(f"| {scenario} {pct}% | {method} | {_fmt(p['total_ms'])} ({_fmt(p['similarity_ms'])} / "
-                         f"{_fmt(p['greedy_ms'])}) | {_fmt(p['restructured_ms'])} | {_fmt(p['restructured_blocked_ms'])} "
+                         f"{_fmt(p['greedy_ms'])}) | {_fmt(p['restructured_ms'])} | "
+                         f"{_fmt(p['restructured_blocked_ms'])} "
                          f"({_fmt(p['blocked_similarity_ms'])}) | {_fmt(p['floor_ms'])} | "
                          f"{_fmt(p['target_ms'])} |")
     return "\n".join(lines)
