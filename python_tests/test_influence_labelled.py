@@ -128,3 +128,16 @@ def test_influence_policy_paper_augmenter_augments_every_example(tmp_path, small
     assert any(not torch.equal(v, estimator_before[k]) for k, v in augmenter.estimator.state_dict().items())
     with pytest.raises(ConfigError, match="augment.selector.generator"):
         small_train_config(augment={"mode": "influence", "selector": {"augmenter": "paper"}})
+
+
+def test_influence_policy_with_one_example_per_class_names_val_fraction(small_digits):
+    from conftest import small_train_config
+
+    from augcore.train import Trainer
+
+    train, test = small_digits
+    labels = torch.as_tensor(train.targets)
+    one_each = torch.stack([(labels == c).nonzero()[0, 0] for c in torch.unique(labels)])
+    cfg = small_train_config(augment={"mode": "influence", "fraction": 0.5, "strong": "none"})
+    with pytest.raises(ValueError, match=r"augment\.policy_options\.val_fraction: the validation split is empty"):
+        Trainer(cfg, train_set=train.subset(one_each), test_set=test)

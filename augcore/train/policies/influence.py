@@ -79,6 +79,10 @@ class InfluencePolicy(SelectionPolicy):
         labels = torch.as_tensor(ctx.dataset.targets).to(torch.int64).cpu()
         self.val_rows = stratified_indices(labels, options.val_fraction, cpu_generator(ctx.seed, 0, "influence_val"),
                                            leave_one_out=True)
+        if self.val_rows.numel() == 0:   # every class has a single example: nothing can be held out
+            raise ValueError(f"augment.policy_options.val_fraction: the validation split is empty: each of the "
+                             f"{torch.unique(labels).numel()} classes of the {labels.numel()} training examples has "
+                             "one example, and one per class stays in training; use more labelled examples")
         keep = torch.ones(labels.numel(), dtype=torch.bool)
         keep[self.val_rows] = False
         self.train_rows = keep.nonzero().flatten()
