@@ -1,8 +1,8 @@
 """facility_location(..., backend="triton") against the CPU op, bit for bit.
 
 Without a CUDA GPU the Triton kernels run in Triton's interpreter on CPU tensors
-(TRITON_INTERPRET=1, read when the kernels are decorated, so it is set before they are
-first imported); with one, the same tests run the compiled kernels on the GPU. Every
+(TRITON_INTERPRET=1, read when anything is decorated, so conftest.py sets it before any test
+module imports triton); with one, the same tests run the compiled kernels on the GPU. Every
 field of the result (picks in order, float64 gains, weights, assignment, objectives) must
 equal the CPU op's exactly, in every similarity, method, storage mode and tie rule the
 backend takes, over several groups and seeds. Groups are small: the interpreter runs
@@ -17,8 +17,6 @@ import textwrap
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
 pytest.importorskip("triton")
 
 from augcore.ops import facility_location  # noqa: E402
